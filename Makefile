@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast install summaries clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: train LeNet-5 on the bundled handwritten digits (CPU, no download).
+run: $(STAMP)
+	$(BIN)/archspec train experiments/digits_lenet.yaml
+
+summaries: $(STAMP)
+	for f in architectures/*.yaml; do $(BIN)/archspec summary $$f --depth 1 || exit 1; done
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,55 @@
+"""The containers a loaded dataset travels in."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass
+class Split:
+    """x: (N, *input_shape) float32, or int32 tokens. y: (N,) int32 class ids, or
+    (N, k) float32 regression targets."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Dataset:
+    name: str
+    task: Task
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int | None
+    class_names: list[str] | None
+    input_shape: tuple[int, ...]
+    norm_stats: dict  # from the train split only; `apply_normalization` reuses it
+
+
+@dataclass
+class Raw:
+    """What a source hands the loader before shaping, splitting and normalising.
+
+    `image` marks x as (N, H, W, C) pixels (possibly uint8, to save memory until the
+    examples are chosen), which may be resized; integer x that is not an image is tokens.
+    `test` is a pre-made test split when the source has one; `source` names the file or
+    folder that errors about the examples point at. Class ids arrive already checked
+    (see labels.py).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    task: Task
+    num_classes: int | None
+    class_names: list[str] | None
+    source: str
+    image: bool = False
+    test: tuple[np.ndarray, np.ndarray] | None = None

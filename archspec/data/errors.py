@@ -1,0 +1,28 @@
+"""The one error type the data package raises for problems a user can fix."""
+from __future__ import annotations
+
+
+class DataError(Exception):
+    """A data problem found before training starts.
+
+    `file` names the file or folder at fault and `record` the place inside it: an
+    ``index N`` (0-based) for array files, ``line N, column 'c'`` for CSV, or an image
+    path. `option` names the offending key of `data.options` when one is to blame, so a
+    caller can point at the YAML line.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, record: str | None = None,
+                 hint: str | None = None, option: str | None = None):
+        self.message, self.hint, self.option = message, hint, option
+        self.file = str(file) if file is not None else None
+        self.record = record
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = ": ".join(p for p in (self.file, self.record) if p)
+        text = f"{where}: error: {self.message}" if where else f"error: {self.message}"
+        return text + (f"\n    hint: {self.hint}" if self.hint else "")
+
+    def to_dict(self) -> dict:
+        return {"message": self.message, "file": self.file, "record": self.record,
+                "hint": self.hint, "option": self.option}

@@ -1,0 +1,50 @@
+"""load_dataset: source -> split -> fit to the input shape -> normalisation.
+
+Sources check their own labels, since only they know which file each label came from."""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import DataConfig
+from .dataset import Dataset, Raw, Split
+from .normalize import apply_normalization, compute_stats, is_tokens
+from .registry import SOURCES
+from .shaping import fit_to_shape
+from .splits import split_indices
+
+
+def load_dataset(cfg: DataConfig, input_shape: tuple[int, ...] | None = None,
+                 seed: int = 0) -> Dataset:
+    """Load, check, split and normalise the data `cfg` names.
+
+    `input_shape` is the architecture's input shape without the batch axis; examples
+    are reshaped or (images, with `cfg.resize`) resized to it. None keeps the data's own
+    shape. The same (cfg, input_shape, seed) always gives the same splits.
+    """
+    source = SOURCES[cfg.name]
+    raw = source.load(cfg, cfg.source_options(), input_shape, seed)
+    train, val, test = _split(raw, cfg, seed)
+    train, val, test = (_fit(s, raw, cfg, input_shape) for s in (train, val, test))
+    stats = compute_stats(train.x, cfg.normalize)
+    train, val, test = (Split(apply_normalization(s.x, stats), s.y) for s in (train, val, test))
+    return Dataset(name=cfg.name, task=raw.task, train=train, val=val, test=test,
+                   num_classes=raw.num_classes, class_names=raw.class_names,
+                   input_shape=tuple(train.x.shape[1:]), norm_stats=stats)
+
+
+def _split(raw: Raw, cfg: DataConfig, seed: int) -> tuple[Split, Split, Split]:
+    train, val, test = split_indices(raw, cfg.val_fraction, cfg.test_fraction, cfg.limit,
+                                     seed)
+    test_x, test_y = raw.test if raw.test is not None else (raw.x, raw.y)
+    return (Split(raw.x[train], raw.y[train]), Split(raw.x[val], raw.y[val]),
+            Split(test_x[test], test_y[test]))
+
+
+def _fit(split: Split, raw: Raw, cfg: DataConfig, input_shape) -> Split:
+    x = split.x
+    if not is_tokens(x) or raw.image:
+        x = x.astype(np.float32, copy=False)  # pixels stay uint8 only until chosen
+    else:
+        x = x.astype(np.int32, copy=False)
+    x = fit_to_shape(x, input_shape, image=raw.image, resize=cfg.resize, source=raw.source)
+    return Split(x, split.y)

@@ -1,0 +1,70 @@
+"""Normalisation statistics (from the train split only) and their application.
+
+Statistics are per channel: per entry of the last axis, i.e. per colour channel for
+(H, W, C) images and per feature for tabular rows. They are stored as plain lists so
+they can be saved with a checkpoint and applied again at prediction time.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_CHUNK = 1 << 16  # rows per pass, so float64 sums never copy a whole image set
+
+
+def is_tokens(x: np.ndarray) -> bool:
+    return np.issubdtype(x.dtype, np.integer) or x.dtype == bool
+
+
+def compute_stats(x: np.ndarray, kind: str) -> dict:
+    """Statistics of `kind` ("standard", "minmax", "none") over all axes but the last."""
+    if kind == "none" or is_tokens(x):
+        return {"kind": "none"}  # token ids are indices: scaling them would break lookups
+    rows = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(-1, 1)
+    if kind == "minmax":
+        return {"kind": "minmax", "min": rows.min(0).astype(float).tolist(),
+                "max": rows.max(0).astype(float).tolist()}
+    mean, std = _mean_std(rows)
+    return {"kind": "standard", "mean": mean.tolist(), "std": std.tolist()}
+
+
+def _mean_std(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Two passes in float64: the one-pass E[x^2] - E[x]^2 loses precision on pixels.
+    total = sum(c.sum(0, dtype=np.float64) for c in _chunks(rows))
+    mean = total / max(len(rows), 1)
+    sq = sum(((c - mean) ** 2).sum(0) for c in _chunks(rows))
+    return mean, np.sqrt(sq / max(len(rows), 1))
+
+
+def _chunks(rows: np.ndarray):
+    for start in range(0, len(rows), _CHUNK):
+        yield rows[start:start + _CHUNK]
+
+
+def apply_normalization(x: np.ndarray, norm_stats: dict) -> np.ndarray:
+    """Apply stats from `compute_stats` to x (any leading axes, channels last).
+
+    A constant channel has (near) zero spread; its scale is taken as 1, as scikit-learn's
+    scalers do, so it is only shifted: a pixel that is always 0 in train but not in test
+    must not be divided by a tiny number.
+    """
+    x = np.asarray(x)
+    if is_tokens(x):
+        return x
+    x = x.astype(np.float32, copy=False)
+    kind = norm_stats.get("kind", "none")
+    if kind == "none":
+        return x
+    if kind == "standard":
+        shift, scale = norm_stats["mean"], norm_stats["std"]
+    elif kind == "minmax":
+        lo, hi = np.asarray(norm_stats["min"]), np.asarray(norm_stats["max"])
+        shift, scale = lo, hi - lo
+    else:
+        raise ValueError(f"unknown normalisation kind {kind!r}")
+    shift = np.asarray(shift, dtype=np.float32)
+    scale = _safe_scale(np.asarray(scale, dtype=np.float32))
+    return (x - shift) / scale
+
+
+def _safe_scale(scale: np.ndarray) -> np.ndarray:
+    return np.where(scale > 1e-6, scale, np.float32(1.0)).astype(np.float32)

@@ -1,0 +1,30 @@
+"""Which function loads each dataset name, and which options it takes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .options import SourceOptions
+from .sources import builtin, cifar, csv_table, function, idx, image_folder, npz, shapes
+
+
+@dataclass(frozen=True)
+class Source:
+    options: type[SourceOptions]
+    load: Callable  # (cfg, options, input_shape, seed) -> Raw
+    takes_path: bool
+
+
+SOURCES: dict[str, Source] = {
+    "digits": Source(SourceOptions, builtin.load_digits, False),
+    "wine": Source(SourceOptions, builtin.load_wine, False),
+    "breast_cancer": Source(SourceOptions, builtin.load_breast_cancer, False),
+    "iris": Source(SourceOptions, builtin.load_iris, False),
+    "shapes": Source(shapes.Options, shapes.load, False),
+    "function": Source(function.Options, function.load, False),
+    "idx": Source(idx.Options, idx.load, True),
+    "cifar": Source(cifar.Options, cifar.load, True),
+    "image_folder": Source(image_folder.Options, image_folder.load, True),
+    "npz": Source(npz.Options, npz.load, True),
+    "csv": Source(csv_table.Options, csv_table.load, True),
+}

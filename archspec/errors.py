@@ -1,0 +1,86 @@
+"""Located errors: every problem a user can cause names file:line:col, the layer path,
+what was expected, what was found, and a hint."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Pos:
+    """A 1-based line and column in a source file."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class SpecError:
+    message: str
+    pos: Pos | None = None
+    path: str = ""
+    expected: str | None = None
+    found: str | None = None
+    hint: str | None = None
+
+    def render_plain(self) -> str:
+        where = f"{self.pos}: " if self.pos else ""
+        at = f"{self.path}: " if self.path else ""
+        lines = [f"{where}error: {at}{self.message}"]
+        if self.expected is not None:
+            lines.append(f"    expected: {self.expected}")
+        if self.found is not None:
+            lines.append(f"    found:    {self.found}")
+        if self.hint:
+            lines.append(f"    hint:     {self.hint}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        d = {"message": self.message, "path": self.path, "expected": self.expected,
+             "found": self.found, "hint": self.hint}
+        if self.pos:
+            d.update(file=self.pos.file, line=self.pos.line, col=self.pos.col)
+        return d
+
+
+class SpecErrors(Exception):
+    """All the errors found in one file, raised together."""
+
+    def __init__(self, errors: list[SpecError]):
+        super().__init__("\n".join(e.render_plain() for e in errors))
+        self.errors = errors
+
+
+class ErrorCollector:
+    """Collects errors so one pass reports every problem at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[SpecError] = []
+
+    def add(self, message: str, pos: Pos | None = None, path: str = "", *, expected=None,
+            found=None, hint=None) -> None:
+        self.errors.append(SpecError(message, pos, path, expected, found, hint))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise SpecErrors(sorted(self.errors, key=_order))
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+
+def _order(e: SpecError):
+    return (e.pos.line, e.pos.col) if e.pos else (10**9, 0)
+
+
+def did_you_mean(word: str, choices) -> str | None:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def fmt_shape(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")" if shape is not None else "?"

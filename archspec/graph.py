@@ -1,0 +1,49 @@
+"""The resolved graph: every block, repeat and sugar expanded into a flat DAG of nodes
+whose shapes, parameter counts, MACs and receptive fields are known before any compilation."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archspec.errors import Pos
+
+
+@dataclass
+class Node:
+    id: str                      # unique dotted path: "stage2.bottleneck1.conv3"
+    kind: str                    # registry key, or "input"
+    opts: object                 # the kind's validated Options (None for inputs)
+    inputs: list[str]
+    pos: Pos | None
+    shape: tuple | None = None   # without batch
+    dtype: str = "float32"
+    params: int = 0              # trainable, from the resolver (Flax variables are the truth)
+    state: int = 0
+    macs: int = 0
+    rf: tuple | None = None      # receptive field per spatial axis, in input pixels
+    jump: tuple | None = None    # effective stride per spatial axis
+
+
+@dataclass
+class Head:
+    name: str
+    node: str
+    output: str
+    loss_weight: float
+    shape: tuple | None = None
+
+
+@dataclass(eq=False)  # hashable by identity: the Flax module holds it as a field
+class Graph:
+    name: str
+    nodes: dict[str, Node] = field(default_factory=dict)
+    inputs: dict[str, Node] = field(default_factory=dict)
+    heads: dict[str, Head] = field(default_factory=dict)
+    defaults: object = None
+    source: str = ""
+
+    @property
+    def layers(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.kind != "input"]
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(n, attr) for n in self.nodes.values())

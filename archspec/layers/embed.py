@@ -1,0 +1,63 @@
+"""Token inputs: a trained embedding, or a fixed one-hot code."""
+from __future__ import annotations
+
+from archspec.layers.base import InitSpec, Layer, Options, ShapeError
+
+
+def _need_tokens(dtypes, kind):
+    if not dtypes[0].startswith("int"):
+        raise ShapeError(f"{kind} reads integer token ids", expected="an int32 input",
+                         found=f"a {dtypes[0]} input", hint="set `dtype: int32` on the input")
+
+
+class Embedding(Layer):
+    kind = "embedding"
+    doc = "A trained vector of `dimension` numbers per token of a `vocabulary`."
+
+    class Options(Options):
+        vocabulary: int
+        dimension: int
+        init: InitSpec | None = None
+
+    def out_shape(self, o, shapes, dtypes):
+        _need_tokens(dtypes, self.kind)
+        if o.vocabulary < 1 or o.dimension < 1:
+            raise ShapeError("vocabulary and dimension must be positive",
+                             found=f"{o.vocabulary}, {o.dimension}", field="vocabulary")
+        return (*shapes[0], o.dimension)
+
+    def out_dtype(self, o, dtypes):
+        return "float32"
+
+    def params(self, o, shapes, out, defaults):
+        return o.vocabulary * o.dimension, 0
+
+    def build(self, o, xs, *, train, name, defaults):
+        import flax.linen as nn
+        from archspec.layers.init import initializer
+
+        kw = {"embedding_init": initializer(o.init)} if o.init else {}
+        return nn.Embed(o.vocabulary, o.dimension, name=name, **kw)(xs[0])
+
+
+class OneHot(Layer):
+    kind = "one_hot"
+    doc = "Replaces each token id by a vector with a 1 at that id (no parameters)."
+    shorthand = "classes"
+
+    class Options(Options):
+        classes: int
+
+    def out_shape(self, o, shapes, dtypes):
+        _need_tokens(dtypes, self.kind)
+        if o.classes < 1:
+            raise ShapeError("classes must be positive", found=str(o.classes), field="classes")
+        return (*shapes[0], o.classes)
+
+    def out_dtype(self, o, dtypes):
+        return "float32"
+
+    def build(self, o, xs, *, train, name, defaults):
+        import jax
+
+        return jax.nn.one_hot(xs[0], o.classes)

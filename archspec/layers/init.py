@@ -1,0 +1,43 @@
+"""Initialisers by name: he / glorot / lecun (normal, uniform), zeros, ones, constant, normal."""
+from __future__ import annotations
+
+from archspec.layers.base import ShapeError
+
+_SCALED = {"he": ("fan_in", 2.0), "glorot": ("fan_avg", 1.0), "lecun": ("fan_in", 1.0)}
+PARAMETERISED = {"constant": "value", "normal": "stddev", "uniform": "scale",
+                 "truncated_normal": "stddev"}
+
+
+def check(spec) -> None:
+    if isinstance(spec, str):
+        family, _, dist = spec.partition("_")
+        if spec in ("zeros", "ones") or (family in _SCALED and dist in ("normal", "uniform")):
+            return
+    elif isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in PARAMETERISED:
+        return
+    raise ShapeError("unknown initialiser", found=repr(spec),
+                     expected="he_normal, he_uniform, glorot_normal, glorot_uniform, lecun_normal,"
+                              " lecun_uniform, zeros, ones, {constant: v}, {normal: stddev},"
+                              " {uniform: scale}, {truncated_normal: stddev}")
+
+
+def initializer(spec):
+    import jax.nn.initializers as init
+
+    check(spec)
+    if isinstance(spec, dict):
+        (name, value), = spec.items()
+        if name == "constant":
+            return init.constant(value)
+        if name == "uniform":
+            return init.uniform(value)
+        if name == "truncated_normal":
+            return init.truncated_normal(value)
+        return init.normal(value)
+    if spec == "zeros":
+        return init.zeros
+    if spec == "ones":
+        return init.ones
+    family, _, dist = spec.partition("_")
+    mode, scale = _SCALED[family]
+    return init.variance_scaling(scale, mode, "truncated_normal" if dist == "normal" else dist)

@@ -1,0 +1,76 @@
+"""Normalisation: batch norm, layer norm, and local response normalisation (AlexNet, ZF Net)."""
+from __future__ import annotations
+
+from archspec.layers.base import Layer, Options, ShapeError, fmt
+
+
+class BatchNorm(Layer):
+    kind = "batchnorm"
+    doc = ("Normalises each channel with batch statistics while training and running "
+           "averages at evaluation; `momentum` 0.9 equals PyTorch's 0.1.")
+
+    class Options(Options):
+        momentum: float = 0.9
+        epsilon: float = 1e-5
+        scale: bool = True
+        center: bool = True
+
+    def params(self, o, shapes, out, defaults):
+        c = shapes[0][-1]
+        return c * (int(o.scale) + int(o.center)), 2 * c
+
+    def build(self, o, xs, *, train, name, defaults):
+        import flax.linen as nn
+
+        return nn.BatchNorm(use_running_average=not train, momentum=o.momentum,
+                            epsilon=o.epsilon, use_scale=o.scale, use_bias=o.center,
+                            dtype=defaults.compute_dtype, name=name)(xs[0])
+
+
+class LayerNorm(Layer):
+    kind = "layernorm"
+    doc = "Normalises each example over its last axis."
+
+    class Options(Options):
+        epsilon: float = 1e-5
+
+    def params(self, o, shapes, out, defaults):
+        return 2 * shapes[0][-1], 0
+
+    def build(self, o, xs, *, train, name, defaults):
+        import flax.linen as nn
+
+        return nn.LayerNorm(epsilon=o.epsilon, dtype=defaults.compute_dtype, name=name)(xs[0])
+
+
+class LRN(Layer):
+    kind = "lrn"
+    doc = ("Local response normalisation across channels: "
+           "b = a / (k + alpha/size * sum of a² over `size` neighbouring maps)^beta "
+           "(PyTorch's convention; AlexNet: size 5, alpha 1e-4, beta 0.75, k 2).")
+
+    class Options(Options):
+        size: int = 5
+        alpha: float = 1e-4
+        beta: float = 0.75
+        k: float = 2.0
+
+    def out_shape(self, o, shapes, dtypes):
+        if o.size < 1:
+            raise ShapeError("size must be positive", found=str(o.size), field="size")
+        if len(shapes[0]) < 2:
+            raise ShapeError("lrn normalises across the maps of a feature map",
+                             expected="(..., channels) with spatial axes", found=fmt(shapes[0]))
+        return shapes[0]
+
+    def build(self, o, xs, *, train, name, defaults):
+        import jax.numpy as jnp
+        from jax import lax
+
+        x = xs[0]
+        sq = jnp.square(x)
+        lo, hi = o.size // 2, (o.size - 1) // 2
+        window = (1,) * (x.ndim - 1) + (o.size,)
+        pads = [(0, 0)] * (x.ndim - 1) + [(lo, hi)]
+        total = lax.reduce_window(sq, 0.0, lax.add, window, (1,) * x.ndim, pads)
+        return x / jnp.power(o.k + (o.alpha / o.size) * total, o.beta)

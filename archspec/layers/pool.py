@@ -1,0 +1,96 @@
+"""Pooling: max, min or average; windowed, global, or adaptive (fixed output size)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from archspec.layers.base import (IntOrList, Layer, Options, Padding, ShapeError, as_tuple, fmt,
+                                  pad_pairs, window_out)
+
+
+class Pool(Layer):
+    kind = "pool"
+    spatial = True
+    doc = ("Keeps one value per window: the max (strongest signal), min or average. "
+           "`global: true` pools each map to one value; `adaptive: [7, 7]` pools to a fixed size.")
+
+    class Options(Options):
+        op: Literal["max", "min", "avg"] = "max"
+        size: IntOrList | None = None
+        stride: IntOrList | None = None
+        padding: Padding = "valid"
+        ceil_mode: bool = False
+        global_: bool = Field(False, alias="global")
+        adaptive: IntOrList | None = None
+        keepdims: bool = False
+
+    def mode(self, o):
+        chosen = [m for m, on in (("size", o.size is not None), ("global", o.global_),
+                                  ("adaptive", o.adaptive is not None)) if on]
+        if len(chosen) != 1:
+            raise ShapeError("pool needs exactly one of size, global or adaptive",
+                             expected="size: K, global: true, or adaptive: N",
+                             found=", ".join(chosen) or "none of them", field="size")
+        return chosen[0]
+
+    def geometry(self, o, shape):
+        n = len(shape) - 1
+        if n < 1:
+            raise ShapeError("pool needs a spatial input", expected="rank 2 to 4 (channels last)",
+                             found=fmt(shape), hint="pooling works on feature maps, not vectors")
+        k = as_tuple(o.size, n, "size")
+        s = as_tuple(o.stride if o.stride is not None else o.size, n, "stride")
+        if min(k) < 1 or min(s) < 1:
+            raise ShapeError("size and stride must be positive", found=f"{k}, {s}", field="size")
+        pads = pad_pairs(o.padding, k, s, (1,) * n, shape[:-1])
+        return k, s, pads
+
+    def out_shape(self, o, shapes, dtypes):
+        (shape,) = shapes
+        mode = self.mode(o)
+        n = len(shape) - 1
+        if n < 1:
+            raise ShapeError("pool needs a spatial input", expected="rank 2 to 4 (channels last)",
+                             found=fmt(shape), hint="pooling works on feature maps, not vectors")
+        if mode == "global":
+            return (*(1,) * n, shape[-1]) if o.keepdims else (shape[-1],)
+        if mode == "adaptive":
+            out = as_tuple(o.adaptive, n, "adaptive")
+            if min(out) < 1:
+                raise ShapeError("adaptive output size must be positive", found=str(out),
+                                 field="adaptive")
+            return (*out, shape[-1])
+        k, s, pads = self.geometry(o, shape)
+        out = []
+        for size, kk, ss, (lo, hi) in zip(shape[:-1], k, s, pads):
+            if kk > size + lo + hi:
+                raise ShapeError(f"pool window {kk} is larger than the padded input "
+                                 f"{size + lo + hi}", expected=f"size <= {size + lo + hi}",
+                                 found=f"size {kk}", field="size",
+                                 hint="the feature map is already this small; remove this pool "
+                                      "or use a smaller window")
+            if max(lo, hi) > kk // 2 and o.padding not in ("same", "valid"):
+                raise ShapeError("padding should be at most half the window",
+                                 expected=f"<= {kk // 2}", found=str(o.padding), field="padding")
+            out.append(window_out(size, kk, ss, 1, lo, hi, o.ceil_mode))
+        return (*out, shape[-1])
+
+    def window(self, o, shapes):
+        if self.mode(o) != "size":
+            return None  # global/adaptive: receptive field becomes the whole input
+        k, s, _ = self.geometry(o, shapes[0])
+        return list(zip(k, s))
+
+    def build(self, o, xs, *, train, name, defaults):
+        from archspec.layers import pooling_ops as ops
+
+        x = xs[0]
+        mode = self.mode(o)
+        if mode == "global":
+            return ops.global_pool(x, o.op, o.keepdims)
+        if mode == "adaptive":
+            return ops.adaptive_pool(x, o.op, as_tuple(o.adaptive, x.ndim - 2, "adaptive"))
+        k, s, pads = self.geometry(o, x.shape[1:])
+        out = self.out_shape(o, [x.shape[1:]], None)
+        return ops.window_pool(x, o.op, k, s, pads, out[:-1])

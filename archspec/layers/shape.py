@@ -1,0 +1,64 @@
+"""Layers that only move numbers around: flatten, reshape, dropout."""
+from __future__ import annotations
+
+from archspec.layers.base import Layer, Options, ShapeError, fmt, prod
+
+
+class Flatten(Layer):
+    kind = "flatten"
+    doc = "Turns a feature map into one vector (before the dense head)."
+
+    def out_shape(self, o, shapes, dtypes):
+        return (prod(shapes[0]),)
+
+    def build(self, o, xs, *, train, name, defaults):
+        x = xs[0]
+        return x.reshape(x.shape[0], -1)
+
+
+class Reshape(Layer):
+    kind = "reshape"
+    doc = "Gives the tensor a new shape (without batch); one axis may be -1."
+    shorthand = "shape"
+
+    class Options(Options):
+        shape: list[int]
+
+    def out_shape(self, o, shapes, dtypes):
+        total, target = prod(shapes[0]), list(o.shape)
+        if target.count(-1) > 1 or any(t == 0 or t < -1 for t in target):
+            raise ShapeError("shape may contain one -1 and otherwise positive sizes",
+                             found=str(target), field="shape")
+        known = prod(t for t in target if t != -1)
+        if -1 in target:
+            if total % known:
+                raise ShapeError("cannot infer the -1 axis", expected=f"a divisor of {total}",
+                                 found=str(target), field="shape")
+            target[target.index(-1)] = total // known
+        if prod(target) != total:
+            raise ShapeError("reshape must keep the number of elements",
+                             expected=f"{total} elements ({fmt(shapes[0])})",
+                             found=f"{prod(target)} elements ({fmt(target)})", field="shape")
+        return tuple(target)
+
+    def build(self, o, xs, *, train, name, defaults):
+        return xs[0].reshape(xs[0].shape[0], *o.shape)
+
+
+class Dropout(Layer):
+    kind = "dropout"
+    doc = "Zeroes a fraction `rate` of activations while training; identity at evaluation."
+    shorthand = "rate"
+
+    class Options(Options):
+        rate: float
+
+    def out_shape(self, o, shapes, dtypes):
+        if not 0.0 <= o.rate < 1.0:
+            raise ShapeError("rate must be in [0, 1)", found=str(o.rate), field="rate")
+        return shapes[0]
+
+    def build(self, o, xs, *, train, name, defaults):
+        import flax.linen as nn
+
+        return nn.Dropout(o.rate, deterministic=not train, name=name)(xs[0])

@@ -1,0 +1,85 @@
+"""Everything a person reads in the terminal: rich tables and located errors."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from archspec.errors import SpecError
+
+err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False)
+
+
+def print_errors(errors: list[SpecError], file_label: str | None = None) -> None:
+    for e in errors:
+        head = Text()
+        if e.pos:
+            head.append(f"{e.pos}: ", style="bold")
+        head.append("error: ", style="bold red")
+        if e.path:
+            head.append(f"{e.path}: ", style="cyan")
+        head.append(e.message)
+        err_console.print(head)
+        for label, value, style in (("expected", e.expected, "green"), ("found", e.found, "red"),
+                                    ("hint", e.hint, "yellow")):
+            if value is not None:
+                err_console.print(Text(f"    {label + ':':<10}", style="dim") + Text(str(value), style=style))
+    n = len(errors)
+    err_console.print(Text(f"{n} error{'s' if n != 1 else ''}" +
+                           (f" in {file_label}" if file_label else ""), style="bold red"))
+
+
+def human(n: float, unit: str = "") -> str:
+    for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {suffix}{unit}"
+    return f"{n:g} {unit}".strip()
+
+
+def human_bytes(n: int) -> str:
+    for suffix, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {suffix}"
+    return f"{n} B"
+
+
+def _shape(s) -> str:
+    return "×".join(str(x) for x in s) if s else "-"
+
+
+def _axes(v) -> str:
+    if not v:
+        return ""
+    return str(v[0]) if len(set(v)) == 1 else "×".join(map(str, v))
+
+
+def summary_table(s) -> Table:
+    t = Table(title=f"{s.name}" + (f"  ({s.source})" if s.source else ""), title_justify="left",
+              show_lines=False, header_style="bold")
+    for col, just in (("layer", "left"), ("kind", "left"), ("output shape", "right"),
+                      ("params", "right"), ("MACs", "right"), ("RF", "right"), ("jump", "right")):
+        t.add_column(col, justify=just, no_wrap=True)
+    for r in s.rows:
+        name = "  " * r.depth + r.name.split(".")[-1] if r.kind != "block" else r.name
+        kind = f"block ({r.children})" if r.kind == "block" else r.kind
+        t.add_row(name, kind, _shape(r.shape), f"{r.params + r.state:,}" if r.params + r.state else "",
+                  human(r.macs) if r.macs else "", _axes(r.rf), _axes(r.jump))
+    return t
+
+
+def summary_totals(s) -> Table:
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_row("trainable parameters", f"{s.trainable:,}")
+    t.add_row("non-trainable state", f"{s.state:,}" + ("  (batch statistics)" if s.state else ""))
+    t.add_row("parameter memory", human_bytes(s.param_bytes) + "  (float32)")
+    t.add_row("activation memory", human_bytes(s.activation_bytes) + " per example (forward, float32)")
+    t.add_row("MACs", f"{s.macs:,}  ({human(s.macs)} multiply-accumulates per example)")
+    for name, inp in s.inputs.items():
+        t.add_row(f"input {name}", f"{_shape(inp['shape'])}  {inp['dtype']}")
+    for name, h in s.heads.items():
+        w = f", loss weight {h['loss_weight']:g}" if h["loss_weight"] != 1.0 else ""
+        t.add_row(f"head {name}", f"{_shape(h['shape'])}  {h['output']}{w}")
+    return t
