@@ -105,6 +105,115 @@ def schema(
         print(text)
 
 
+def _user_errors(fn):
+    """Data, run-folder and checkpoint problems: a message, a hint, no traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from archspec.data import DataError
+        from archspec.render import print_problem
+        from archspec.train.checkpoint import CheckpointError
+        from archspec.train.loop import TrainError
+        from archspec.train.runs import RunError
+
+        try:
+            return fn(*args, **kwargs)
+        except DataError as exc:
+            print_problem("data error", exc.message, getattr(exc, "hint", None),
+                          where=":".join(str(x) for x in (exc.file, exc.record) if x))
+            raise typer.Exit(2)
+        except TrainError as exc:
+            print_problem("error", str(exc), exc.hint)
+            raise typer.Exit(2)
+        except (RunError, CheckpointError) as exc:
+            print_problem("error", str(exc), exc.hint)
+            raise typer.Exit(1)
+
+    return wrapper
+
+
+@app.command()
+@_fail_on_spec_errors
+@_user_errors
+def train(
+    file: Optional[Path] = typer.Argument(None, help="experiment YAML, or an architecture YAML"),
+    data: Optional[str] = typer.Option(None, help="data set for a bare architecture (digits, shapes, ...)"),
+    epochs: Optional[int] = typer.Option(None, help="number of epochs"),
+    steps: Optional[int] = typer.Option(None, help="stop after this many steps"),
+    batch_size: Optional[int] = typer.Option(None, help="examples per step"),
+    set_: List[str] = typer.Option([], "--set", help="override a config key: --set optimizer.lr=3e-4"),
+    resume: Optional[Path] = typer.Option(None, help="continue the run in this folder"),
+    smoke: bool = typer.Option(False, help="a few steps on a little data: checks a config runs"),
+    output: Optional[str] = typer.Option(None, help="folder for runs (default: runs)"),
+):
+    """Train an experiment (or an architecture on a built-in data set)."""
+    from archspec.render import console
+    from archspec.train import config as C
+    from archspec.train.loop import fit, prepare
+    from archspec.train.report import print_result
+
+    if resume is not None:
+        from archspec.train.evaluate import load_run
+
+        exp, graph, arch_text = load_run(resume)
+        setup = prepare(exp, graph, arch_text, exp.model_dump(mode="json"))
+        console.print(f"resuming [bold]{resume}[/bold]")
+        result = fit(setup, run_dir=Path(resume), resume=True, console=console)
+        print_result(console, result, setup)
+        return
+    if file is None:
+        raise typer.BadParameter("give an experiment file, or --resume RUN_DIR", param_hint="FILE")
+    overrides = list(set_)
+    for key, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size),
+                       ("output", output)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if smoke:
+        overrides += ["data.limit=300"]
+    if C.is_architecture_file(file):
+        exp, root = C.experiment_for_architecture(str(file), data, overrides)
+        exp_path = None
+    else:
+        if data is not None:
+            overrides.append(f"data.name={data}")
+        exp, root = C.load_experiment(file, overrides)
+        exp_path = str(file)
+    graph, arch_text = C.architecture_graph(exp, exp_path, root)
+    setup = prepare(exp, graph, arch_text, exp.model_dump(mode="json"), smoke=smoke)
+    console.print(f"[bold]{exp.name}[/bold]: {graph.name}, {graph.total('params'):,} parameters, "
+                  f"{setup.dataset.name} ({len(setup.dataset.train.x)} train / "
+                  f"{len(setup.dataset.val.x)} val / {len(setup.dataset.test.x)} test), "
+                  f"{setup.total_steps} steps on {setup.mesh.devices.size} device(s)")
+    result = fit(setup, console=console)
+    print_result(console, result, setup)
+
+
+@app.command("eval")
+@_fail_on_spec_errors
+@_user_errors
+def eval_(
+    run_dir: Path = typer.Argument(..., help="a run folder: runs/<experiment>/<timestamp>"),
+    split: str = typer.Option("test", help="train, val or test"),
+    checkpoint: str = typer.Option("best", help="best or latest"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+):
+    """Measure a trained run: loss, accuracy, per-class precision/recall, confusion matrix."""
+    from archspec.render import console, eval_tables
+    from archspec.train.evaluate import run_eval
+
+    if split not in ("train", "val", "test"):
+        raise typer.BadParameter("expected train, val or test", param_hint="--split")
+    if checkpoint not in ("best", "latest"):
+        raise typer.BadParameter("expected best or latest", param_hint="--checkpoint")
+    out = run_eval(run_dir, split, checkpoint)
+    if as_json:
+        print(json.dumps(out, indent=2))
+        return
+    for t in eval_tables(out):
+        console.print(t)
+
+
 def main():
     app()
 

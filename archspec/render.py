@@ -83,3 +83,46 @@ def summary_totals(s) -> Table:
         w = f", loss weight {h['loss_weight']:g}" if h["loss_weight"] != 1.0 else ""
         t.add_row(f"head {name}", f"{_shape(h['shape'])}  {h['output']}{w}")
     return t
+
+
+def print_problem(label: str, message: str, hint: str | None = None, where: str = "") -> None:
+    head = Text()
+    if where:
+        head.append(f"{where}: ", style="bold")
+    head.append(f"{label}: ", style="bold red")
+    head.append(message)
+    err_console.print(head)
+    if hint:
+        err_console.print(Text("    hint:     ", style="dim") + Text(hint, style="yellow"))
+
+
+def eval_tables(out: dict) -> list:
+    m, rep = out["metrics"], out["report"]
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("split", f"{out['split']} ({int(m['examples'])} examples), checkpoint "
+                          f"{out['checkpoint']} at step {out['step']}")
+    head.add_row("loss", f"{m['loss']:.4f}")
+    tables = [head]
+    if "confusion" in rep:
+        head.add_row("accuracy", f"{100 * rep['accuracy']:.2f}%")
+        names = out.get("class_names") or [str(i) for i in range(len(rep["precision"]))]
+        per = Table(title="per class", title_justify="left", header_style="bold")
+        for c in ("class", "precision", "recall", "support"):
+            per.add_column(c, justify="right")
+        for i, name in enumerate(names[:len(rep["precision"])]):
+            per.add_row(str(name), f"{rep['precision'][i]:.3f}", f"{rep['recall'][i]:.3f}",
+                        str(rep["support"][i]))
+        cm = Table(title="confusion matrix (rows: true, columns: predicted)",
+                   title_justify="left", header_style="bold")
+        cm.add_column("")
+        for name in names[:len(rep["confusion"])]:
+            cm.add_column(str(name), justify="right")
+        for name, row in zip(names, rep["confusion"]):
+            cm.add_row(str(name), *[str(v) if v else "·" for v in row])
+        tables += [per, cm]
+    else:
+        head.add_row("MSE", f"{rep['mse']:.6g}")
+        head.add_row("MAE", f"{rep['mae']:.6g}")
+    return tables

@@ -6,9 +6,11 @@ import numpy as np
 from .errors import DataError
 
 
-def check_class_ids(y: np.ndarray, num_classes: int | None, file: str) -> tuple[np.ndarray, int]:
+def check_class_ids(y: np.ndarray, num_classes: int | None, file: str,
+                    key: str | None = None) -> tuple[np.ndarray, int]:
     """Return y as int32 ids and the class count; negative or out-of-range ids are errors
-    because they would silently index the wrong logit (or crash inside the loss)."""
+    because they would silently index the wrong logit (or crash inside the loss).
+    `key` names the array in a file holding several (records read "y[3]")."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -16,28 +18,32 @@ def check_class_ids(y: np.ndarray, num_classes: int | None, file: str) -> tuple[
         raise DataError(f"class labels must be one per example, found shape {y.shape}",
                         file=file, hint="use one integer class id per example")
     if not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
-        y = _integral(y, file)
+        y = _integral(y, file, key)
     y = y.astype(np.int64)
     if len(y) and y.min() < 0:
         i = int(np.argmax(y < 0))
-        raise DataError(f"label {y[i]} is negative", file=file, record=f"index {i}",
+        raise DataError(f"label {y[i]} is negative", file=file, record=_record(key, i),
                         hint="class ids run from 0 to num_classes - 1")
     n = num_classes if num_classes is not None else (int(y.max()) + 1 if len(y) else 0)
     if len(y) and y.max() >= n:
         i = int(np.argmax(y >= n))
         raise DataError(f"label {y[i]} is out of range for {n} classes", file=file,
-                        record=f"index {i}", hint="class ids run from 0 to num_classes - 1")
+                        record=_record(key, i), hint="class ids run from 0 to num_classes - 1")
     return y.astype(np.int32), n
 
 
-def _integral(y: np.ndarray, file: str) -> np.ndarray:
+def _record(key: str | None, i: int) -> str:
+    return f"{key}[{i}]" if key else f"index {i}"
+
+
+def _integral(y: np.ndarray, file: str, key: str | None) -> np.ndarray:
     if not np.issubdtype(y.dtype, np.floating):
         raise DataError(f"class labels must be integers, found dtype {y.dtype}", file=file)
     bad = ~np.isfinite(y) | (y != np.round(y))
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(f"class label {y[i]} is not a whole number", file=file,
-                        record=f"index {i}", hint="set option `task: regression` for "
+                        record=_record(key, i), hint="set option `task: regression` for "
                         "real-valued targets")
     return y
 

@@ -5,13 +5,14 @@ import numpy as np
 
 from .dataset import Raw
 from .errors import DataError
+from .seeding import rng_for
 
 
 def split_indices(raw: Raw, val_fraction: float, test_fraction: float, limit: int | None,
                   seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Index arrays (train, val, test). With a pre-made test split the test indices
     point into raw.test; otherwise all three point into raw.x."""
-    rng = np.random.default_rng(seed)
+    rng = rng_for(seed, "split")
     order = rng.permutation(len(raw.y))
     if raw.test is None:
         if limit is not None:

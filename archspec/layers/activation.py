@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import create_model
+from pydantic import create_model, model_validator
 
 from archspec.layers.base import ActivationSpec, Layer, Options, ShapeError
 
@@ -85,6 +85,18 @@ class Activation(Layer):
 
     class Options(Options):
         function: ActivationSpec
+
+        @model_validator(mode="before")
+        @classmethod
+        def _inline_function(cls, data):
+            """`- activation: {elu: {beta: 2}}` means `function: {elu: {beta: 2}}`."""
+            if isinstance(data, dict) and "function" not in data:
+                named = [k for k in data if k in PARAMS]
+                if len(named) == 1:
+                    fn = named[0]
+                    data = {k: v for k, v in data.items() if k != fn} | {
+                        "function": {fn: data[fn]}}
+            return data
 
     def out_shape(self, o, shapes, dtypes):
         parse(o.function)

@@ -15,6 +15,7 @@ from pydantic import Field
 from ..dataset import Raw
 from ..errors import DataError
 from ..options import SourceOptions
+from ..seeding import rng_for
 
 TARGETS = {
     "sin": np.sin,
@@ -40,7 +41,7 @@ def load(cfg, options: Options, input_shape, seed) -> Raw:
         raise DataError(f"function inputs need low < high, got low={options.low} "
                         f"high={options.high}", option="high")
     n = min(options.n, cfg.limit or options.n)
-    rng = np.random.default_rng(seed)
+    rng = rng_for(seed, "function")
     x = rng.uniform(options.low, options.high, size=(n, features))
     y = TARGETS[options.target](x.sum(axis=1, keepdims=True))
     y = y + options.noise * rng.standard_normal(y.shape)

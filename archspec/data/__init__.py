@@ -1,0 +1,15 @@
+"""Datasets for archspec: built-in sets, user files, splits, normalisation, batching.
+
+Pure NumPy (plus scikit-learn and PIL for some sources); JAX is never imported here.
+The trainer passes device placement in through `prefetch(put=...)`.
+"""
+from .batching import batches, steps_per_epoch
+from .config import DataConfig
+from .dataset import Dataset, Split
+from .errors import DataError
+from .loader import load_dataset
+from .normalize import apply_normalization
+from .prefetch import prefetch
+
+__all__ = ["DataConfig", "DataError", "Dataset", "Split", "apply_normalization", "batches",
+           "load_dataset", "prefetch", "steps_per_epoch"]

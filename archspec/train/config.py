@@ -1,0 +1,204 @@
+"""Experiment configs: what to train, on what data, how. Loaded with the same located
+errors as architectures; `--set key.path=value` overrides are validated like the file."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from archspec.data import DataConfig
+from archspec.errors import ErrorCollector, Pos, SpecErrors, did_you_mean
+from archspec.spec.locate import validate
+from archspec.spec.yaml_loader import YList, YMap, load_yaml_file
+
+LOSSES = ("categorical_crossentropy", "binary_crossentropy", "mse")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LossSpec(Strict):
+    kind: Literal["categorical_crossentropy", "binary_crossentropy", "mse"]
+    weight: float | None = Field(None, description="default: the head's loss_weight")
+
+
+class Schedule(Strict):
+    name: Literal["constant", "step", "cosine", "linear"] = "constant"
+    warmup_steps: int = Field(0, description="linear warm-up from 0 before the schedule")
+    boundaries: list[int] = Field(default_factory=list, description="step: drop points (steps)")
+    factor: float = Field(0.1, description="step: multiply the rate by this at each boundary")
+    final_lr: float = Field(0.0, description="cosine/linear: the rate at the last step")
+
+
+class Optimizer(Strict):
+    name: Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    clip_norm: float | None = Field(None, description="clip gradients to this global norm")
+    schedule: Schedule = Field(default_factory=Schedule)
+
+
+class Checkpoint(Strict):
+    every_steps: int | None = Field(None, description="also save mid-epoch every N steps")
+    keep: int = 2
+
+
+class Experiment(Strict):
+    name: str
+    description: str | None = None
+    architecture: str | dict[str, Any] = Field(
+        description="path (relative to this file) or an inline architecture")
+    data: DataConfig
+    loss: dict[str, Literal["categorical_crossentropy", "binary_crossentropy", "mse"] | LossSpec] = Field(
+        default_factory=dict, description="per head; default from the head's output function")
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    epochs: int = 10
+    steps: int | None = Field(None, description="stop after this many steps (overrides epochs)")
+    batch_size: int = 64
+    eval_batch_size: int | None = None
+    seed: int = 0
+    precision: Literal["float32", "bf16"] = "float32"
+    eval_splits: list[Literal["val", "test"]] = Field(default_factory=lambda: ["val", "test"])
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    output: str = "runs"
+
+
+def parse_override(text: str, index: int):
+    """`optimizer.lr=3e-4` -> (["optimizer", "lr"], 0.0003). Values are YAML scalars."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise SpecErrors([_override_error(text, index, "an override is key.path=value",
+                                          "e.g. --set optimizer.lr=3e-4")])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _looks_numeric(value):
+        value = float(value)   # YAML 1.1 reads "3e-4" as a string; a number was meant
+    return key.strip().split("."), value
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _override_error(text, index, message, hint=None, expected=None, found=None):
+    from archspec.errors import SpecError
+    return SpecError(message, Pos(f"--set #{index + 1}", 1, 1), text, expected, found, hint)
+
+
+def apply_overrides(root: YMap, overrides: list[str]) -> None:
+    """Write each override into the loaded tree, keeping a position that names the flag."""
+    for index, text in enumerate(overrides):
+        keys, value = parse_override(text, index)
+        pos = Pos(f"--set {text}", 1, 1)
+        node = root
+        for depth, key in enumerate(keys):
+            last = depth == len(keys) - 1
+            if last:
+                node[key] = value
+                node.key_pos[key] = node.val_pos[key] = pos
+            else:
+                child = node.get(key)
+                if not isinstance(child, YMap):
+                    child = YMap(child if isinstance(child, dict) else {})
+                    child.pos, child.key_pos, child.val_pos = pos, {}, {}
+                    node[key] = child
+                    node.key_pos[key] = node.val_pos[key] = pos
+                node = child
+
+
+def _fix_floats(node):
+    """YAML 1.1 reads `1e-3` (no dot) as a string; accept it as the number it is."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if isinstance(v, str) and _looks_numeric(v) and "e" in v.lower():
+                node[k] = float(v)
+            else:
+                _fix_floats(v)
+    elif isinstance(node, list):
+        for v in node:
+            _fix_floats(v)
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> tuple[Experiment, YMap]:
+    root = load_yaml_file(path)
+    errors = ErrorCollector()
+    if not isinstance(root, YMap):
+        errors.add("an experiment file is a YAML mapping", Pos(str(path), 1, 1),
+                   expected="keys name, architecture, data, ...", found=type(root).__name__)
+        errors.raise_if_any()
+    apply_overrides(root, overrides or [])
+    _fix_floats(root)
+    exp = validate(Experiment, root, root, errors, "", root.pos, "the experiment")
+    errors.raise_if_any()
+    return exp, root
+
+
+def experiment_for_architecture(arch_path: str, data: str | None, overrides: list[str]):
+    """`archspec train net.yaml --data shapes`: an experiment with sensible defaults."""
+    root = YMap({"name": Path(arch_path).stem, "architecture": str(Path(arch_path).resolve()),
+                 "data": YMap({"name": data or "shapes"})})
+    pos = Pos(str(arch_path), 1, 1)
+    root.pos, root.key_pos, root.val_pos = pos, {k: pos for k in root}, {k: pos for k in root}
+    root["data"].pos, root["data"].key_pos, root["data"].val_pos = pos, {"name": pos}, {"name": pos}
+    apply_overrides(root, overrides)
+    _fix_floats(root)
+    errors = ErrorCollector()
+    exp = validate(Experiment, root, root, errors, "", pos, "the experiment")
+    errors.raise_if_any()
+    return exp, root
+
+
+def is_architecture_file(path) -> bool:
+    root = load_yaml_file(path)
+    return isinstance(root, dict) and "layers" in root and "architecture" not in root
+
+
+def architecture_graph(exp: Experiment, exp_path: str | None, root: YMap, input_shape=None):
+    """Resolve the experiment's architecture (a path relative to the experiment, or inline)."""
+    from archspec.spec.resolve import load_architecture, resolve
+
+    if isinstance(exp.architecture, str):
+        base = Path(exp_path).parent if exp_path else Path(".")
+        path = Path(exp.architecture)
+        path = path if path.is_absolute() else base / path
+        if not path.exists():
+            raise SpecErrors([_missing(root, path)])
+        return load_architecture(path, input_shape=input_shape), path.read_text()
+    text = yaml.safe_dump(_plain(exp.architecture), sort_keys=False)
+    return resolve(root["architecture"], filename=str(exp_path), input_shape=input_shape), text
+
+
+def _missing(root, path):
+    from archspec.errors import SpecError
+    return SpecError("architecture file not found", root.val_pos.get("architecture"),
+                     "architecture", expected="a path relative to the experiment file",
+                     found=str(path), hint="paths are relative to the experiment's folder")
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
+    return x
+
+
+def resolved_config(exp: Experiment) -> dict:
+    return exp.model_dump(mode="json")
+
+
+def suggest_key(keys: list[str]) -> str | None:
+    return did_you_mean(keys[-1], Experiment.model_fields)
+
+
+_ = (YList, Any)

@@ -1,0 +1,96 @@
+"""`archspec eval RUN_DIR`: rebuild a run from its folder alone and measure it on a split."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from archspec.train.runs import RunError
+
+
+def load_run(run_dir: Path):
+    """(Experiment, Graph, arch_text) from a run folder: config.yaml + architecture.yaml."""
+    from archspec.errors import SpecErrors
+    from archspec.spec.resolve import load_architecture
+    from archspec.train.config import Experiment
+
+    run_dir = Path(run_dir)
+    cfg_path, arch_path = run_dir / "config.yaml", run_dir / "architecture.yaml"
+    if not cfg_path.exists() or not arch_path.exists():
+        raise RunError(f"{run_dir} is not a run folder (no config.yaml / architecture.yaml)",
+                       "pass a folder like runs/<experiment>/<timestamp>")
+    try:
+        exp = Experiment.model_validate(yaml.safe_load(cfg_path.read_text()))
+    except Exception as exc:  # noqa: BLE001
+        raise RunError(f"{cfg_path} is not a valid experiment: {str(exc).splitlines()[0]}") from None
+    try:
+        graph = load_architecture(arch_path)
+    except SpecErrors:
+        raise
+    return exp, graph, arch_path.read_text()
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> dict:
+    cm = np.zeros((k, k), np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    tp = np.diag(cm).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(cm.sum(0) > 0, tp / cm.sum(0), 0.0)
+        recall = np.where(cm.sum(1) > 0, tp / cm.sum(1), 0.0)
+    return {"confusion": cm.tolist(), "precision": precision.tolist(),
+            "recall": recall.tolist(), "support": cm.sum(1).tolist(),
+            "accuracy": float(tp.sum() / max(cm.sum(), 1))}
+
+
+def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    err = y_pred.reshape(len(y_pred), -1) - y_true.reshape(len(y_true), -1)
+    return {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err)))}
+
+
+def run_eval(run_dir: Path, split: str = "test", which: str = "best"):
+    from archspec.train import checkpoint as ckpt
+    from archspec.train.loop import evaluate, prepare
+    from archspec.train.step import init_state
+
+    exp, graph, arch_text = load_run(run_dir)
+    setup = prepare(exp, graph, arch_text, {})
+    import jax.numpy as jnp
+    example = jnp.zeros((1, *setup.dataset.train.x.shape[1:]), setup.dataset.train.x.dtype)
+    state = init_state(setup.model, graph, setup.tx, exp.seed, example)
+    if which == "best" and not (Path(run_dir) / "checkpoints" / "best").exists():
+        which = "latest"
+    state, _ = ckpt.restore(run_dir, state, which)
+    data = getattr(setup.dataset, split)
+    metrics, outputs = evaluate(setup, state, data)
+    head = setup.heads[0]
+    logits = outputs[head.head]
+    if head.kind == "categorical_crossentropy":
+        k = max(int(logits.shape[-1]), int(data.y.max()) + 1)
+        report = classification_report(data.y.astype(int), logits.argmax(-1), k)
+        if setup.dataset.num_classes:
+            report = _trim(report, setup.dataset.num_classes)
+    elif head.kind == "binary_crossentropy":
+        pred = (logits.reshape(len(logits), -1)[:, 0] > 0).astype(int)
+        report = classification_report(data.y.reshape(len(data.y), -1)[:, 0].astype(int), pred, 2)
+    else:
+        from archspec.train.losses import _output
+        import jax
+        report = regression_report(data.y, np.asarray(_output(head.output, jax.numpy.asarray(logits))))
+    return {"split": split, "checkpoint": which, "metrics": metrics, "report": report,
+            "head": head.head, "kind": head.kind,
+            "class_names": setup.dataset.class_names, "step": int(state.step)}
+
+
+def _trim(report: dict, k: int) -> dict:
+    """Heads wider than the class count (1000-way nets on small sets): show the real classes."""
+    cm = np.asarray(report["confusion"])
+    if cm.shape[0] <= k or cm[k:].sum() or cm[:, k:].sum():
+        return report
+    return classification_report(*_pairs(cm[:k, :k]), k)
+
+
+def _pairs(cm):
+    t, p = np.nonzero(cm)
+    counts = cm[t, p]
+    return np.repeat(t, counts), np.repeat(p, counts)

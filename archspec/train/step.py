@@ -1,0 +1,114 @@
+"""One jitted training step and one evaluation step, over a mesh of every device.
+
+The batch is sharded along the mesh's `data` axis and the state is replicated, so the
+same code runs on one CPU, eight GPUs or many hosts: XLA inserts the gradient all-reduce.
+A last partial batch is padded to the full size with weight-0 examples, so shapes never
+change (no recompilation) and every example counts exactly once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from archspec.train import losses
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array
+
+
+@dataclass
+class HeadLoss:
+    head: str
+    kind: str
+    output: str
+    weight: float
+
+
+def make_mesh() -> Mesh:
+    return Mesh(np.array(jax.devices()), ("data",))
+
+
+def shardings(mesh: Mesh):
+    return NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+
+
+def init_state(model, graph, tx, seed: int, example) -> TrainState:
+    key = jax.random.key(seed)
+    pkey, dkey, rkey = jax.random.split(key, 3)
+    variables = model.init({"params": pkey, "dropout": dkey}, example, train=False)
+    params = variables["params"]
+    return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
+                      tx.init(params), jax.random.key_data(rkey))
+
+
+def _forward_loss(model, heads: list[HeadLoss], params, batch_stats, x, y, w, rng, train):
+    variables = {"params": params, "batch_stats": batch_stats}
+    mutable = ["batch_stats"] if train and batch_stats else False
+    out = model.apply(variables, x, train=train, rngs={"dropout": rng}, mutable=mutable)
+    outputs, updates = out if mutable else (out, {})
+    wsum = jnp.maximum(w.sum(), 1.0)
+    total, metrics = 0.0, {}
+    for h in heads:
+        per = losses.per_example(h.kind, h.output, outputs[h.head], y)
+        loss = (per * w).sum() / wsum
+        total = total + h.weight * loss
+        metrics[f"loss/{h.head}"] = loss
+        hit = losses.correct(h.kind, outputs[h.head].astype(jnp.float32), y)
+        if hit is not None:
+            metrics[f"accuracy/{h.head}"] = (hit * w).sum() / wsum
+    metrics["loss"] = total
+    return total, (metrics, updates.get("batch_stats", batch_stats), outputs)
+
+
+def make_train_step(model, heads, tx, mesh):
+    data, repl = shardings(mesh)
+
+    def step(state: TrainState, x, y, w):
+        rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+        grad_fn = jax.value_and_grad(_forward_loss, argnums=2, has_aux=True)
+        (_, (metrics, stats, _)), grads = grad_fn(model, heads, state.params, state.batch_stats,
+                                                  x, y, w, rng, True)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        new = state.replace(step=state.step + 1, params=params, batch_stats=stats,
+                            opt_state=opt_state)
+        return new, metrics
+
+    return jax.jit(step, in_shardings=(repl, data, data, data), out_shardings=(repl, repl),
+                   donate_argnums=(0,))
+
+
+def make_eval_step(model, heads, mesh):
+    data, repl = shardings(mesh)
+
+    def step(state: TrainState, x, y, w):
+        _, (metrics, _, outputs) = _forward_loss(model, heads, state.params, state.batch_stats,
+                                                 x, y, w, jax.random.key(0), False)
+        return metrics, outputs
+
+    return jax.jit(step, in_shardings=(repl, data, data, data), out_shardings=(repl, data))
+
+
+def pad_batch(x, y, size: int):
+    """Pad a partial batch to `size` by repeating its first examples with weight 0."""
+    n = len(x)
+    w = np.ones(size, np.float32)
+    if n == size:
+        return x, y, w
+    idx = np.arange(size) % n
+    w[n:] = 0.0
+    return x[idx], y[idx], w
