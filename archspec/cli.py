@@ -31,7 +31,8 @@ def _fail_on_spec_errors(fn):
 
 
 @app.command()
-def validate(files: List[Path] = typer.Argument(..., help="architecture YAML files")):
+def validate(files: List[Path] = typer.Argument(..., help="architecture YAML files", exists=True,
+                                                dir_okay=False, readable=True)):
     """Check architecture files: every error at once, each with file:line:col."""
     from archspec.errors import SpecErrors
     from archspec.render import console, print_errors
@@ -54,19 +55,22 @@ def validate(files: List[Path] = typer.Argument(..., help="architecture YAML fil
 @app.command()
 @_fail_on_spec_errors
 def summary(
-    spec: Path = typer.Argument(..., help="architecture YAML file"),
+    spec: Path = typer.Argument(..., help="architecture YAML file", exists=True, dir_okay=False,
+                                readable=True),
     depth: Optional[int] = typer.Option(None, help="fold rows nested deeper than this (0: top level)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     input_shape: Optional[str] = typer.Option(None, help="override the input shape, e.g. 32,32,3"),
 ):
     """Shapes, parameters, MACs and receptive field of every layer, from the built Flax model."""
-    from archspec.render import console, summary_table, summary_totals
-    from archspec.spec.resolve import load_architecture
-    from archspec.summary import summarize
-
     if depth is not None and depth < 0:
         raise typer.BadParameter("depth must be >= 0", param_hint="--depth")
-    graph = load_architecture(spec, input_shape=_parse_shape(input_shape))
+    shape = _parse_shape(input_shape)
+    from archspec.render import console, summary_table, summary_totals
+    from archspec.spec.resolve import load_architecture
+
+    graph = load_architecture(spec, input_shape=shape)
+    from archspec.summary import summarize  # JAX: only once the spec is known to be good
+
     s = summarize(graph, depth)
     if as_json:
         print(json.dumps(s.to_dict(), indent=2))
@@ -78,11 +82,9 @@ def summary(
 def _parse_shape(text: Optional[str]):
     if text is None:
         return None
-    try:
-        shape = tuple(int(x) for x in text.replace("x", ",").replace("×", ",").split(",") if x.strip())
-    except ValueError:
-        shape = ()
-    if not shape or min(shape) < 1:
+    parts = text.replace("×", ",").replace("x", ",").split(",")
+    shape = tuple(int(p) for p in parts if p.strip().isdigit())
+    if not shape or len(shape) != len(parts) or min(shape) < 1:
         raise typer.BadParameter(f"expected positive integers like 224,224,3, got {text!r}",
                                  param_hint="--input-shape")
     return shape

@@ -67,7 +67,7 @@ class ErrorCollector:
 
     def raise_if_any(self) -> None:
         if self.errors:
-            raise SpecErrors(sorted(self.errors, key=_order))
+            raise SpecErrors(sorted(merge_instances(self.errors), key=_order))
 
     def __bool__(self) -> bool:
         return bool(self.errors)
@@ -75,6 +75,56 @@ class ErrorCollector:
 
 def _order(e: SpecError):
     return (e.pos.line, e.pos.col) if e.pos else (10**9, 0)
+
+
+def merge_instances(errors: list[SpecError]) -> list[SpecError]:
+    """One error per mistake: a block used several times reports a mistake in its definition
+    once, naming the first instance and how many others share it."""
+    groups: dict[tuple, list[SpecError]] = {}
+    for e in errors:
+        key = (e.pos, e.message, e.expected, e.found, e.hint)
+        groups.setdefault(key, []).append(e)
+    out = []
+    for same in groups.values():
+        first = same[0]
+        paths = list(dict.fromkeys(e.path for e in same if e.path))
+        if len(paths) == 2:
+            first.path = f"{paths[0]} (also {paths[1]})"
+        elif len(paths) > 2:
+            first.path = f"{paths[0]} (and {len(paths) - 1} more instances)"
+        out.append(first)
+    return out
+
+
+def describe(value) -> str:
+    """A value as a person reads it in an error: its text and, where it matters, its type."""
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value!r} (a fraction)" if value != int(value) else f"{value!r} (a float)"
+    if isinstance(value, str):
+        return f"the string {_clip(repr(value))}"
+    if isinstance(value, (list, tuple)):
+        return f"a list {_clip(repr(list(value)))}"
+    if isinstance(value, dict):
+        return f"a mapping {_clip(repr(dict(value)))}"
+    return _clip(repr(value))
+
+
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def fmt_bytes(n: float) -> str:
+    for suffix, scale in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20),
+                          ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {suffix}"
+    return f"{int(n)} B"
 
 
 def did_you_mean(word: str, choices) -> str | None:

@@ -7,7 +7,7 @@ from rich.text import Text
 
 from archspec.errors import SpecError
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 console = Console(highlight=False)
 
 

@@ -26,7 +26,7 @@ class DataConfig(BaseModel):
     limit: int | None = Field(None, ge=1, description="use at most this many examples")
 
     @model_validator(mode="after")
-    def _check(self) -> "DataConfig":
+    def _check(self) -> DataConfig:
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must be below 1 to leave "
                              "examples for training")

@@ -38,8 +38,9 @@ class Dataset:
 class Raw:
     """What a source hands the loader before shaping, splitting and normalising.
 
-    `image` marks x as (N, H, W, C) pixels (possibly uint8, to save memory until the
-    examples are chosen), which may be resized; integer x that is not an image is tokens.
+    `image` marks x as (N, H, W, C) pixels, which may be resized; `tokens` marks x as
+    integer ids, kept as int32 and never normalised. Other x may arrive in any numeric
+    dtype (uint8 saves memory until the examples are chosen) and becomes float32.
     `test` is a pre-made test split when the source has one; `source` names the file or
     folder that errors about the examples point at. Class ids arrive already checked
     (see labels.py).
@@ -52,4 +53,5 @@ class Raw:
     class_names: list[str] | None
     source: str
     image: bool = False
+    tokens: bool = False
     test: tuple[np.ndarray, np.ndarray] | None = None

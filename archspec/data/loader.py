@@ -7,7 +7,7 @@ import numpy as np
 
 from .config import DataConfig
 from .dataset import Dataset, Raw, Split
-from .normalize import apply_normalization, compute_stats, is_tokens
+from .normalize import apply_normalization, compute_stats
 from .registry import SOURCES
 from .shaping import fit_to_shape
 from .splits import split_indices
@@ -41,10 +41,6 @@ def _split(raw: Raw, cfg: DataConfig, seed: int) -> tuple[Split, Split, Split]:
 
 
 def _fit(split: Split, raw: Raw, cfg: DataConfig, input_shape) -> Split:
-    x = split.x
-    if not is_tokens(x) or raw.image:
-        x = x.astype(np.float32, copy=False)  # pixels stay uint8 only until chosen
-    else:
-        x = x.astype(np.int32, copy=False)
+    x = split.x.astype(np.int32 if raw.tokens else np.float32, copy=False)
     x = fit_to_shape(x, input_shape, image=raw.image, resize=cfg.resize, source=raw.source)
     return Split(x, split.y)

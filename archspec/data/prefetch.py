@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
 
-T = TypeVar("T")
 _POLL_S = 0.05  # how often a blocked producer checks whether the consumer left
 
 

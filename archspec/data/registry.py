@@ -1,8 +1,8 @@
 """Which function loads each dataset name, and which options it takes."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .options import SourceOptions
 from .sources import builtin, cifar, csv_table, function, idx, image_folder, npz, shapes

@@ -23,8 +23,10 @@ def fit_to_shape(x: np.ndarray, target: tuple[int, ...] | None, *, image: bool,
         return x.reshape(len(x), *target)
     if image and len(have) == 3 and len(target) in (2, 3):
         return _fit_image(x, target, resize, source)
-    raise _mismatch(have, target, source, hint=None if image else
-                    "change the architecture's input shape to the data's shape")
+    raise _mismatch(have, target, source, hint=(
+        f"make the architecture's input shape {fmt_shape(have)}"
+        + (" (or one holding the same values, e.g. flat)" if len(have) > 1 else "")
+        + (", or an image shape (H, W, C) to resize to" if image else "")))
 
 
 def _same_layout(have: tuple, target: tuple) -> bool:
@@ -44,12 +46,16 @@ def _strip_ones(shape: tuple) -> tuple:
 def _fit_image(x: np.ndarray, target: tuple, resize: bool, source: str) -> np.ndarray:
     h, w, c = target if len(target) == 3 else (*target, 1)
     _, xh, xw, xc = x.shape
+    if len(target) == 3 and target[0] in (1, 3, 4) and target[2] > 4:
+        raise _mismatch(x.shape[1:], target, source, hint=(
+            f"images are channels last (H, W, C): did you mean ({target[1]}, {target[2]}, "
+            f"{target[0]})?"))
     if not resize:
         raise _mismatch(x.shape[1:], target, source, hint=RESIZE_HINT)
     if xc != c and not (xc == 1 and c == 3):
         raise _mismatch(x.shape[1:], target, source, hint=(
-            f"only grey (1 channel) images are turned into colour (3); these have {xc} "
-            "channels: convert the images, or change the architecture's input channels"))
+            f"only grey images (1 channel) are turned into colour (3); these have {xc}: "
+            "convert the images, or change the architecture's input channels"))
     if (xh, xw) != (h, w):
         x = resize_images(x, h, w)
     if xc != c:

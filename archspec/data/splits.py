@@ -9,7 +9,7 @@ from .seeding import rng_for
 
 
 def split_indices(raw: Raw, val_fraction: float, test_fraction: float, limit: int | None,
-                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index arrays (train, val, test). With a pre-made test split the test indices
     point into raw.test; otherwise all three point into raw.x."""
     rng = rng_for(seed, "split")

@@ -114,7 +114,8 @@ def pad_pairs(padding, kernel: tuple, stride: tuple, dilation: tuple, spatial: t
         return [(p, p) for p in as_tuple(list(padding), n, "padding")]
     if len(padding) != n or any(len(p) != 2 for p in padding):
         raise ShapeError("padding pairs do not match the input", expected=f"{n} [low, high] pairs",
-                         found=str(padding), field="padding")
+                         found=str(padding), field="padding",
+                         hint=f"one [low, high] pair per spatial axis: the input has {n}")
     return [tuple(p) for p in padding]
 
 

@@ -30,7 +30,8 @@ class Conv(Layer):
         if n < 1 or n > 3:
             raise ShapeError("conv needs a (length, channels), (height, width, channels) or "
                              "(time, height, width, channels) input", expected="rank 2 to 4",
-                             found=fmt(shape), hint="reshape the input or use dense")
+                             found=fmt(shape), hint="place conv before `flatten`, or `reshape` "
+                                                    "the vector into a feature map")
         k, s, d = (as_tuple(getattr(o, f), n, f) for f in ("kernel", "stride", "dilation"))
         for f, v in (("kernel", k), ("stride", s), ("dilation", d)):
             if min(v) < 1:

@@ -23,7 +23,7 @@ class Add(Layer):
                             + f" and {max(s[-1], first[-1])} maps"
                             + " (residual: {shortcut: projection})")
                 raise ShapeError(f"{self.kind} needs inputs of one shape",
-                                 expected=fmt(first), found=fmt(s), hint=hint)
+                                 expected=fmt(first), found=fmt(s), hint=hint, field="inputs")
         return first
 
     def build(self, o, xs, *, train, name, defaults):
@@ -62,9 +62,10 @@ class Concat(Layer):
         for s in shapes[1:]:
             if len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, first)) if i != ax):
                 raise ShapeError("concat needs inputs that agree on every axis but the "
-                                 "concatenated one", expected=fmt(first[:ax]) + " spatial size",
-                                 found=fmt(s),
-                                 hint="give every branch the same stride and 'same' padding")
+                                 "concatenated one",
+                                 expected=fmt((*first[:ax], "*", *first[ax + 1:])), found=fmt(s),
+                                 hint="give every branch the same stride and 'same' padding",
+                                 field="inputs")
         return (*first[:ax], sum(s[ax] for s in shapes), *first[ax + 1:])
 
     def build(self, o, xs, *, train, name, defaults):

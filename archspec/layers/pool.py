@@ -31,7 +31,8 @@ class Pool(Layer):
         if len(chosen) != 1:
             raise ShapeError("pool needs exactly one of size, global or adaptive",
                              expected="size: K, global: true, or adaptive: N",
-                             found=", ".join(chosen) or "none of them", field="size")
+                             found=", ".join(chosen) or "none of them", field="size",
+                             hint="a pool is windowed (size), global or adaptive: keep one")
         return chosen[0]
 
     def geometry(self, o, shape):

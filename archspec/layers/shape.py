@@ -1,6 +1,8 @@
 """Layers that only move numbers around: flatten, reshape, dropout."""
 from __future__ import annotations
 
+from pydantic import Field
+
 from archspec.layers.base import Layer, Options, ShapeError, fmt, prod
 
 
@@ -37,8 +39,9 @@ class Reshape(Layer):
             target[target.index(-1)] = total // known
         if prod(target) != total:
             raise ShapeError("reshape must keep the number of elements",
-                             expected=f"{total} elements ({fmt(shapes[0])})",
-                             found=f"{prod(target)} elements ({fmt(target)})", field="shape")
+                             expected=f"{total} elements, as in the input {fmt(shapes[0])}",
+                             found=f"{fmt(target)}: {prod(target)} elements", field="shape",
+                             hint="write -1 for one axis to have its size inferred")
         return tuple(target)
 
     def build(self, o, xs, *, train, name, defaults):
@@ -51,7 +54,7 @@ class Dropout(Layer):
     shorthand = "rate"
 
     class Options(Options):
-        rate: float
+        rate: float = Field(ge=0.0, lt=1.0, description="fraction of activations zeroed")
 
     def out_shape(self, o, shapes, dtypes):
         if not 0.0 <= o.rate < 1.0:

@@ -2,11 +2,12 @@
 into a `Graph`, inferring every shape and collecting every error with its position."""
 from __future__ import annotations
 
-from archspec.errors import ErrorCollector, Pos, SpecErrors, did_you_mean, fmt_shape
+from archspec.errors import (ErrorCollector, Pos, SpecErrors, describe, did_you_mean, fmt_bytes,
+                             fmt_shape)
 from archspec.graph import Graph, Head, Node
 from archspec.layers.base import REGISTRY, ShapeError, kinds
 from archspec.spec import expr
-from archspec.spec.locate import position, validate
+from archspec.spec.locate import position, validate, validate_lenient
 from archspec.spec.schema import Architecture
 from archspec.spec.yaml_loader import YList, YMap, load_yaml_file, load_yaml_text
 
@@ -42,7 +43,8 @@ class Scope:
 
     def auto_name(self, kind: str) -> str:
         self.counters[kind] = self.counters.get(kind, 0) + 1
-        return f"{kind}{self.counters[kind]}"
+        sep = "_" if kind[-1:].isdigit() else ""  # relu6_1, not relu61
+        return f"{kind}{sep}{self.counters[kind]}"
 
 
 class Resolver:
@@ -101,7 +103,9 @@ class Resolver:
                                                      and s > 0 for s in shape)) or not shape:
                 self.errors.add("input shape must be positive integers (without the batch axis)",
                                 position(self.root, loc + ("shape",), self.root.pos), name,
-                                expected="e.g. [224, 224, 3] or [64]", found=repr(shape))
+                                expected="e.g. [224, 224, 3] or [64]", found=repr(shape),
+                                hint="every axis needs at least one element; leave out the "
+                                     "batch axis")
                 shape = None
             pos = position(self.root, loc, self.root.pos)
             node = Node(name, "input", spec, [], pos, tuple(shape) if shape else None, spec.dtype)
@@ -141,7 +145,7 @@ class Resolver:
     def _item(self, item, pos, scope, prev, env, path, depth):
         key, value, vpos = self._split(item, pos, path)
         if key is None:
-            return prev
+            return self._unknown(path, pos)
         blocks = self.arch.blocks
         if key not in REGISTRY and key not in blocks and key not in SUGAR:
             self.errors.add(f"unknown layer kind '{key}'", pos, path,
@@ -149,10 +153,10 @@ class Resolver:
                             + ", ".join(sorted(list(REGISTRY) + list(blocks) + list(SUGAR))),
                             found=repr(key),
                             hint=did_you_mean(key, list(REGISTRY) + list(blocks) + list(SUGAR)))
-            return prev
+            return self._unknown(path, pos)
         value = self._options_map(key, value, vpos, path)
         if value is None:
-            return prev
+            return self._unknown(path, pos)
         count = self._repeat(value, vpos, env, path)
         for i in range(count):
             env_i = {**env, "i": i}
@@ -169,13 +173,20 @@ class Resolver:
                 raise SpecErrors(self.errors.errors)
         return prev
 
+    def _unknown(self, path, pos):
+        """Stands in for a layer that could not be read, so that the layers after it are not
+        checked against a shape it would not have had."""
+        node_id = f"<{path}>"
+        self.graph.nodes[node_id] = Node(node_id, "unknown", None, [], pos)
+        return node_id
+
     def _options_map(self, key, value, vpos, path):
         if value is None:
             return YMap()
         if isinstance(value, YMap):
             return value
         kind = REGISTRY.get(key)
-        if kind is not None and kind.shorthand and not isinstance(value, list):
+        if kind is not None and kind.shorthand:
             m = YMap({kind.shorthand: value})
             m.pos, m.key_pos, m.val_pos = vpos, {kind.shorthand: vpos}, {kind.shorthand: vpos}
             return m
@@ -194,8 +205,12 @@ class Resolver:
             return 1
         n = self._subst(value["repeat"], env, value, ("repeat",), path)
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raw = value["repeat"]
             self.errors.add("repeat must be a non-negative integer", value.val_pos["repeat"], path,
-                            expected="an integer >= 0", found=repr(n))
+                            expected="an integer >= 0",
+                            found=describe(n) + (f" (from {raw})" if raw != n else ""),
+                            hint="repeat: 0 leaves the layer out"
+                            if isinstance(n, int) and not isinstance(n, bool) else None)
             return 0
         if n > MAX_REPEAT:
             self.errors.add(f"repeat {n:,} is too deep", value.val_pos["repeat"], path,
@@ -210,7 +225,7 @@ class Resolver:
         kind = REGISTRY[key]
         data = {k: self._subst(v, env, value, (k,), path) for k, v in value.items() if k != "repeat"}
         if any(v is _BAD for v in data.values()):
-            return prev
+            return self._unknown(path, vpos)
         name = self._name(scope, data.get("name"), key, i, count, value, vpos, path)
         node_id = scope.prefix + name
         opts = validate(kind.Options, data, value, self.errors, node_id, vpos, f"'{key}'")
@@ -231,8 +246,11 @@ class Resolver:
         if count > 1 and "$" not in str(value.get("name")):
             given = f"{given}_{i + 1}"
         if given in scope.names:
-            self.errors.add(f"name '{given}' is used twice in the same block",
-                            value.val_pos.get("name", vpos), path, found=repr(given),
+            first = self.graph.nodes.get(scope.names[given])
+            line = f" (first on line {first.pos.line})" if first and first.pos else ""
+            self.errors.add(f"name '{given}' is used twice in the same block{line}",
+                            value.val_pos.get("name", vpos), path,
+                            expected="a name not used before in this block", found=repr(given),
                             hint="names must be unique within a block; use ${i} in repeated names")
             return scope.auto_name(key)
         return given
@@ -250,17 +268,22 @@ class Resolver:
                                 hint="name the layers to merge with `name:` and list them here")
                 return None
             if prev is None:
+                if not self.graph.inputs:
+                    return None  # "the architecture has no input" says it once
                 self.errors.add("this layer has no input", vpos, node_id,
                                 expected="`inputs:` naming one of the inputs",
                                 found="several inputs and no `inputs:`"
-                                if len(self.graph.inputs) > 1 else "nothing before it")
+                                if len(self.graph.inputs) > 1 else "nothing before it",
+                                hint="add `inputs:` with one of: " + ", ".join(self.graph.inputs))
                 return None
             return [prev]
         names = [given] if isinstance(given, str) else list(given)
         pos = value.val_pos.get("inputs", vpos) if isinstance(value, YMap) else vpos
         if n_in is None and len(names) < 2:
             self.errors.add(f"'{kind.kind}' needs at least two inputs", pos, node_id,
-                            expected="inputs: [a, b]", found=repr(names))
+                            expected="inputs: [a, b]", found=repr(names),
+                            hint="a merge combines two or more layers: give each a `name:` "
+                                 "and list them all here")
             return None
         if n_in == 1 and len(names) != 1:
             self.errors.add(f"'{kind.kind}' takes one input", pos, node_id,
@@ -302,18 +325,25 @@ class Resolver:
             self.errors.add(f"blocks nest deeper than {MAX_DEPTH} (does '{key}' use itself?)",
                             vpos, path, hint="a block must not call itself")
             return prev
+        calls = getattr(self, "_calls", [])
+        if key in calls:
+            loop = " -> ".join(calls[calls.index(key):] + [key])
+            self.errors.add(f"block '{key}' uses itself ({loop})", vpos, path,
+                            expected="a block built from layers and other blocks",
+                            found=repr(key), hint="blocks cannot recurse; use `repeat:` for depth")
+            return self._unknown(path, vpos)
         block = self.arch.blocks[key]
         bnode = self.root["blocks"][key]
         args = {k: self._subst(v, env, value, (k,), path)
                 for k, v in value.items() if k not in COMMON}
+        name = self._name(scope, self._subst(value.get("name"), env, value, ("name",), path)
+                          if "name" in value else None, key, i, count, value, vpos, path)
         for arg in args:
             if arg not in block.params:
                 self.errors.add(f"block '{key}' has no parameter '{arg}'",
-                                value.key_pos[arg], path,
+                                value.key_pos[arg], scope.prefix + name,
                                 expected=", ".join(block.params) or "no parameters",
                                 found=repr(arg), hint=did_you_mean(arg, block.params))
-        name = self._name(scope, self._subst(value.get("name"), env, value, ("name",), path)
-                          if "name" in value else None, key, i, count, value, vpos, path)
         inner = Scope(scope.prefix + name + ".", scope)
         benv = {**self.env}
         pnode = bnode.get("params") or YMap()
@@ -323,7 +353,12 @@ class Resolver:
         if start is None:
             return prev
         inner.names["_in"] = start[0]
-        last = self._sequence(bnode["layers"], inner, start[0], benv, f"blocks.{key}", depth + 1)
+        self._calls = calls + [key]
+        try:
+            last = self._sequence(bnode["layers"], inner, start[0], benv, f"blocks.{key}",
+                                  depth + 1)
+        finally:
+            self._calls = calls
         scope.names[name] = last
         return last
 
@@ -331,7 +366,8 @@ class Resolver:
         allowed = ("body", "shortcut", "projection", "activation") + COMMON
         if not self._keys(value, allowed, "residual", path):
             return prev
-        name = self._name(scope, value.get("name"), "residual", i, count, value, vpos, path)
+        name = self._name(scope, self._subst(value.get("name"), env, value, ("name",), path),
+                          "residual", i, count, value, vpos, path)
         inner = Scope(scope.prefix + name + ".", scope)
         start = self._refs(value.get("inputs"), scope, prev, value, vpos, inner.prefix[:-1], None)
         if start is None or "body" not in value:
@@ -341,7 +377,8 @@ class Resolver:
             return prev
         body = self._sequence(value["body"], inner, start[0], env, f"{path}.body", depth + 1)
         short = self._shortcut(value, inner, start[0], body, env, path, depth)
-        out = self._synth(inner, "add", {"inputs": [short, body]}, value.pos, "add")
+        out = self._synth(inner, "add", {"inputs": [short, body]},
+                          value.val_pos.get("shortcut", value.pos), "add")
         act = self._subst(value.get("activation"), env, value, ("activation",), path)
         if act is not None:
             out = self._synth(inner, "activation", {"function": act},
@@ -388,7 +425,8 @@ class Resolver:
     def _branches(self, value, vpos, scope, prev, env, path, depth, i, count):
         if not self._keys(value, ("paths", "merge") + COMMON, "branches", path):
             return prev
-        name = self._name(scope, value.get("name"), "branches", i, count, value, vpos, path)
+        name = self._name(scope, self._subst(value.get("name"), env, value, ("name",), path),
+                          "branches", i, count, value, vpos, path)
         inner = Scope(scope.prefix + name + ".", scope)
         start = self._refs(value.get("inputs"), scope, prev, value, vpos, inner.prefix[:-1], None)
         paths = value.get("paths")
@@ -404,8 +442,11 @@ class Resolver:
                                        f"{path}.paths[{k}]", depth + 1))
         merge = value.get("merge", "concat")
         if merge not in ("concat", "add", "multiply"):
-            self.errors.add("bad merge", value.val_pos.get("merge"), path,
-                            expected="concat, add or multiply", found=repr(merge))
+            self.errors.add(f"unknown merge '{merge}'", value.val_pos.get("merge"),
+                            inner.prefix[:-1],
+                            expected="concat, add or multiply", found=repr(merge),
+                            hint=did_you_mean(merge, ("concat", "add", "multiply"))
+                            or "add sums the paths, multiply gates, concat stacks channels")
             return prev
         out = self._synth(inner, merge, {"inputs": outs}, value.pos, merge)
         scope.names[name] = out
@@ -494,7 +535,9 @@ class Resolver:
                                      f"'{ref}' or read another node")
             elif ref == node_id.rsplit(".", 1)[-1]:
                 self.errors.add(f"layer '{ref}' reads itself (a cycle)", pos, node_id,
-                                expected="an earlier layer", found=repr(ref))
+                                expected="an earlier layer", found=repr(ref),
+                                hint="the graph must be acyclic; to apply a layer several "
+                                     "times use `repeat:`")
             else:
                 self.errors.add(f"unknown node '{ref}' in inputs", pos, node_id,
                                 expected="a named earlier layer or input", found=repr(ref),
@@ -506,7 +549,7 @@ class Resolver:
         if total > MAX_PARAMS:
             biggest = max(self.graph.layers, key=lambda n: n.params)
             self.errors.add(f"the model has {total:,} parameters "
-                            f"(~{total * 4 / 2**30:,.1f} GiB in float32); refusing to build it",
+                            f"(~{fmt_bytes(total * 4)} in float32); refusing to build it",
                             biggest.pos, biggest.id,
                             expected=f"at most {MAX_PARAMS:,} parameters",
                             found=f"{biggest.params:,} in this layer alone",
@@ -518,7 +561,9 @@ class Resolver:
             try:
                 return expr.evaluate(value, env)
             except expr.ExprError as exc:
+                names = ", ".join(sorted(k for k in env if isinstance(k, str))) or "none"
                 self.errors.add(str(exc), position(node, loc, getattr(node, "pos", None)), path,
+                                expected=f"arithmetic on numbers and variables ({names})",
                                 found=repr(value), hint=exc.hint)
                 return _BAD
         if isinstance(value, dict):
@@ -563,9 +608,14 @@ def resolve(root, errors: ErrorCollector | None = None, filename: str = "",
     if not isinstance(root, YMap):
         errors.add("an architecture file is a YAML mapping", getattr(root, "pos", None)
                    or Pos(filename, 1, 1), "", expected="keys name, input, layers, ...",
-                   found=type(root).__name__ if root is not None else "an empty file")
+                   found=("a list" if isinstance(root, list) else describe(root))
+                   if root is not None else "an empty file",
+                   hint="put the layers under `layers:` next to `name:` and `input:`"
+                   if isinstance(root, list) else None)
         errors.raise_if_any()
-    arch = validate(Architecture, root, root, errors, "", root.pos, "the architecture")
+    arch, root = validate_lenient(Architecture, root, errors, "", "the architecture",
+                                  optional=("description", "defaults", "heads"),
+                                  per_entry=("heads",), placeholders={"name": "?"})
     if arch is None:
         errors.raise_if_any()
     graph = Resolver(arch, root, errors, input_shape).run()

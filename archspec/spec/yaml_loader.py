@@ -38,7 +38,7 @@ def _count(loader):
     loader.archspec_nodes += 1
     if loader.archspec_nodes > MAX_NODES:
         raise yaml.constructor.ConstructorError(
-            None, None, f"document expands to more than {MAX_NODES} nodes (alias bomb?)", None)
+            None, None, f"the document has more than {MAX_NODES:,} nodes; refusing to load it", None)
 
 
 def _construct_map(loader, node):
@@ -52,8 +52,10 @@ def _construct_map(loader, node):
             raise yaml.constructor.ConstructorError(
                 None, None, "mapping keys must be plain scalars", knode.start_mark)
         if key in m:
+            first = m.key_pos[key]
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", knode.start_mark)
+                "first defined", yaml.Mark("", 0, first.line - 1, first.col - 1, None, None),
+                f"duplicate key '{key}'", knode.start_mark)
         m[key] = loader.construct_object(vnode, deep=True)
         m.key_pos[key], m.val_pos[key] = _pos(loader, knode), _pos(loader, vnode)
     return m
@@ -80,7 +82,7 @@ class _BoundedComposer(_Loader):
             if self.archspec_aliases > MAX_ALIASES:
                 event = self.peek_event()
                 raise yaml.composer.ComposerError(
-                    None, None, f"more than {MAX_ALIASES} aliases; refusing to expand",
+                    None, None, f"more than {MAX_ALIASES} aliases; refusing to load the file",
                     event.start_mark)
         return super().compose_node(parent, index)
 
@@ -89,30 +91,140 @@ def load_yaml_text(text: str, filename: str = "<string>"):
     loader = _BoundedComposer(text)
     loader.archspec_file, loader.archspec_nodes, loader.archspec_aliases = filename, 0, 0
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, filename, loader.archspec_aliases)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        pos = Pos(filename, mark.line + 1, mark.column + 1) if mark else Pos(filename, 1, 1)
-        problem = exc.problem or "invalid YAML"
-        hint = None
-        if "could not determine a constructor" in problem:
-            problem = "YAML tags are not allowed: " + problem.split("tag '")[-1].rstrip("'")
-            hint = "archspec loads YAML safely; remove the '!' tag"
-        elif "tab" in problem:
-            hint = "indent with spaces, not tabs"
-        raise SpecErrors([SpecError(f"YAML syntax error: {problem}", pos,
-                                    expected="valid YAML", found=_snippet(text, pos),
-                                    hint=hint)]) from None
+        raise SpecErrors([_yaml_error(exc, text, filename)]) from None
     except yaml.YAMLError as exc:
         raise SpecErrors([SpecError(f"YAML error: {exc}", Pos(filename, 1, 1))]) from None
+    except RecursionError:
+        raise SpecErrors([SpecError("the document nests too deeply", Pos(filename, 1, 1),
+                                    hint="a network spec needs only a few levels of nesting")]
+                         ) from None
     finally:
         loader.dispose()
+
+
+def _check_expansion(root, filename: str, aliases: int) -> None:
+    """Refuse a document whose aliases would expand it beyond MAX_NODES nodes, before anything
+    is constructed. Sizes are counted once per distinct node, so this takes linear time."""
+    sizes: dict[int, int] = {}
+
+    def children(node):
+        if isinstance(node, yaml.SequenceNode):
+            return node.value
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        return []
+
+    def size(node) -> int:
+        if id(node) not in sizes:
+            sizes[id(node)] = 1
+            sizes[id(node)] = min(1 + sum(size(c) for c in children(node)), 10 * MAX_NODES)
+        return sizes[id(node)]
+
+    if size(root) <= MAX_NODES:
+        return
+    node = root
+    while True:  # the innermost value that is already too big: where the aliases multiply
+        big = [c for c in children(node) if size(c) > MAX_NODES]
+        if not big:
+            break
+        node = big[0]
+    n = size(node)
+    raise SpecErrors([SpecError(
+        "aliases expand this value to " + (f"{n:,}" if n < 10 * MAX_NODES else
+                                             f"more than {10 * MAX_NODES:,}")
+        + " nodes; refusing to load it (a 'billion laughs' alias bomb?)",
+        _pos_of(node, filename), expected=f"at most {MAX_NODES:,} nodes after expanding aliases",
+        found=f"{aliases} aliases in the file, nested inside each other",
+        hint="write the repeated part once in a block and use `repeat:`")])
+
+
+def _pos_of(node, filename: str) -> Pos:
+    return Pos(filename, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+_CLOSER = {"{": "}", "[": "]"}
+
+
+def _yaml_error(exc, text: str, filename: str) -> SpecError:
+    """Translate PyYAML's messages into what went wrong and how to fix it."""
+    mark = exc.problem_mark or exc.context_mark
+    pos = Pos(filename, mark.line + 1, mark.column + 1) if mark else Pos(filename, 1, 1)
+    problem = (exc.problem or "invalid YAML").strip()
+    context = (exc.context or "").strip()
+    cmark = exc.context_mark
+    at = f"line {cmark.line + 1}, column {cmark.column + 1}" if cmark else ""
+    found, hint, message = _snippet(text, pos), None, None
+    if "could not determine a constructor" in problem:
+        tag = problem.split("tag '")[-1].rstrip("'").replace("tag:yaml.org,2002:", "!!")
+        return SpecError(f"YAML tag '{tag}' is not allowed", pos, expected="plain YAML values",
+                         found=found, hint="archspec loads YAML safely and never builds objects "
+                                           "from tags; remove the tag")
+    if "aliases" in problem or "alias bomb" in problem:
+        return SpecError(f"{problem} (a 'billion laughs' alias bomb?)"
+                         if "alias bomb" not in problem else problem, pos,
+                         expected=f"at most {MAX_ALIASES} aliases", found=found,
+                         hint="write the repeated part once in a block and use `repeat:`")
+    if problem.startswith("duplicate key"):
+        return SpecError(problem, pos, expected="each key once per mapping", found=found,
+                         hint=(f"the first one is on {at}; " if at else "")
+                         + "remove or rename one of them")
+    if "'\\t'" in problem:
+        message, hint = "a tab character in the indentation", "indent with spaces, not tabs"
+    elif "mapping values are not allowed" in problem:
+        message = "unexpected ':' (a key where none can start)"
+        hint = ("this line is indented deeper than the lines above it, or a value that "
+                "contains ': ' needs quotes")
+    elif "expected <block end>" in problem or "expected <block " in problem:
+        message = "this line is not indented like the lines around it"
+        above = _line_above(text, pos.line)
+        hint = ((f"it starts in column {pos.col}, line {above[0]} above it in column "
+                 f"{above[1]}; " if above else "")
+                + "entries of one mapping or list must start in the same column")
+    elif context.startswith("while parsing a flow"):
+        opener = "[" if "sequence" in context else "{"
+        got = problem.split("but got ")[-1].strip("'")
+        got = "the end of the file" if got == "<stream end>" else f"'{got}'"
+        message = f"expected ',' or '{_CLOSER[opener]}' but found {got}"
+        hint = f"the '{opener}' opened on {at} is not closed, or a ',' is missing"
+    elif "quoted scalar" in context:
+        pos = Pos(filename, cmark.line + 1, cmark.column + 1)
+        found = _snippet(text, pos)
+        message, hint = "a quoted string is never closed", "end the string with the same quote"
+    elif "undefined alias" in problem:
+        message = problem.replace("found undefined alias", "unknown alias")
+        hint = "define the anchor (&name) before the alias (*name) that uses it"
+    elif "cannot start any token" in problem:
+        char = problem.split("'")[1] if "'" in problem else "?"
+        message = f"'{char}' cannot start a value"
+        hint = "put the value in quotes"
+    else:
+        message = problem.replace("<block end>", "the end of the block").replace(
+            "<stream end>", "the end of the file")
+    return SpecError(f"YAML syntax error: {message}", pos, expected="valid YAML", found=found,
+                     hint=hint)
+
+
+def _line_above(text: str, line: int):
+    """(line, column) where the nearest non-blank, non-comment line above `line` starts."""
+    lines = text.splitlines()
+    for n in range(min(line - 1, len(lines)), 0, -1):
+        stripped = lines[n - 1].lstrip(" ")
+        if stripped and not stripped.startswith("#"):
+            return n, len(lines[n - 1]) - len(stripped) + 1
+    return None
 
 
 def _snippet(text: str, pos: Pos) -> str:
     lines = text.splitlines()
     if 0 < pos.line <= len(lines):
-        return repr(lines[pos.line - 1].strip())
+        text = repr(lines[pos.line - 1].strip().replace("\t", "    "))
+        return text if len(text) <= 80 else text[:76] + "...'"
     return "end of file"
 
 

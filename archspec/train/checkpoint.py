@@ -36,7 +36,7 @@ class Checkpoints:
 
         mngr = getattr(self, which)
         step = int(jax.device_get(state.step))
-        payload = {"state": state, "position": {k: np.int64(v) for k, v in position.items()}}
+        payload = {"state": state, "position": {k: np.asarray(v, np.int32) for k, v in position.items()}}
         mngr.save(step, args=ocp.args.StandardSave(payload), force=True)
         mngr.wait_until_finished()
 
@@ -57,7 +57,7 @@ def restore(run_dir: Path, template_state, which: str = "latest"):
                                   "the run stopped before its first checkpoint; start it again")
         abstract = {"state": jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct,
                                                     template_state),
-                    "position": {"epoch": np.int64(0), "batch": np.int64(0)}}
+                    "position": {"epoch": np.zeros((), np.int32), "batch": np.zeros((), np.int32)}}
         try:
             payload = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
         except (ValueError, KeyError, TypeError) as exc:

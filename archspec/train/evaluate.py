@@ -48,19 +48,28 @@ def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     return {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err)))}
 
 
-def run_eval(run_dir: Path, split: str = "test", which: str = "best"):
+def load_state(run_dir: Path, which: str = "best"):
+    """(setup, state) of a trained run, rebuilt from its folder alone."""
+    import jax.numpy as jnp
+
     from archspec.train import checkpoint as ckpt
-    from archspec.train.loop import evaluate, prepare
+    from archspec.train.loop import prepare
     from archspec.train.step import init_state
 
     exp, graph, arch_text = load_run(run_dir)
     setup = prepare(exp, graph, arch_text, {})
-    import jax.numpy as jnp
     example = jnp.zeros((1, *setup.dataset.train.x.shape[1:]), setup.dataset.train.x.dtype)
     state = init_state(setup.model, graph, setup.tx, exp.seed, example)
     if which == "best" and not (Path(run_dir) / "checkpoints" / "best").exists():
         which = "latest"
     state, _ = ckpt.restore(run_dir, state, which)
+    return setup, state, which
+
+
+def run_eval(run_dir: Path, split: str = "test", which: str = "best"):
+    from archspec.train.loop import evaluate
+
+    setup, state, which = load_state(run_dir, which)
     data = getattr(setup.dataset, split)
     metrics, outputs = evaluate(setup, state, data)
     head = setup.heads[0]

@@ -28,7 +28,8 @@ TARGETS = {
 
 
 class Options(SourceOptions):
-    target: Literal["sin", "cos", "sinc", "square", "abs", "gaussian"] = "sin"
+    target: Literal["sin", "cos", "sinc", "square", "abs", "gaussian"] = Field(
+        "sin", description="f in y = f(x_1 + ... + x_d)")
     n: int = Field(2000, ge=1, description="number of examples")
     low: float = Field(-math.pi, description="inputs are drawn uniformly from [low, high)")
     high: float = math.pi

@@ -44,7 +44,7 @@ def load(cfg, options: Options, input_shape, seed) -> Raw:
     y = splits["train"][1]
     task = options.task or ("regression" if np.issubdtype(y.dtype, np.floating)
                             else "classification")
-    xs = {k: _shape_x(v[0], tokens) for k, v in splits.items()}
+    xs = {k: _inputs(v[0], tokens, path) for k, v in splits.items()}
     keys = {"train": y_key, "test": "y_test"}
     if task == "regression":
         ys = {k: _targets(v[1], keys[k], path) for k, v in splits.items()}
@@ -53,8 +53,9 @@ def load(cfg, options: Options, input_shape, seed) -> Raw:
         ys, n, names = _classes({k: v[1] for k, v in splits.items()}, keys,
                                 options.num_classes, path)
     test = (xs["test"], ys["test"]) if "test" in splits else None
-    image = task == "classification" and xs["train"].ndim == 4 and not tokens
-    return Raw(xs["train"], ys["train"], task, n, names, str(path), image=image, test=test)
+    image = xs["train"].ndim == 4 and not tokens
+    return Raw(xs["train"], ys["train"], task, n, names, str(path), image=image,
+               tokens=tokens, test=test)
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -111,11 +112,18 @@ def _looks_like_tokens(x: np.ndarray) -> bool:
     return np.issubdtype(x.dtype, np.integer) and x.dtype != np.uint8
 
 
-def _shape_x(x: np.ndarray, tokens: bool) -> np.ndarray:
+def _inputs(x: np.ndarray, tokens: bool, path: Path) -> np.ndarray:
+    """Token ids as int32; other x keeps its dtype (the loader makes it float32 once
+    the examples to keep are chosen)."""
     if x.ndim == 1:
-        return x[:, None]  # one feature per example
-    if x.ndim == 3 and not tokens:
-        return x[..., None]  # grey images get their channel axis
+        x = x[:, None]  # one feature per example
+    elif x.ndim == 3 and not tokens:
+        x = x[..., None]  # grey images get their channel axis
+    if tokens:
+        if not (np.issubdtype(x.dtype, np.integer) or np.array_equal(x, np.round(x))):
+            raise DataError("`tokens: true` needs whole-number x", file=str(path),
+                            option="tokens")
+        return x.astype(np.int32)
     return x
 
 
@@ -132,8 +140,8 @@ def _classes(ys: dict, keys: dict, num_classes: int | None, path: Path):
     if ys["train"].dtype.kind in "US":  # string labels: ids in sorted order
         both = np.concatenate(list(ys.values()))
         ids, names = encode_strings([_text(v) for v in both.tolist()])
-        cut = len(ys["train"])
-        return {"train": ids[:cut], "test": ids[cut:]}, len(names), names
+        parts = np.split(ids, np.cumsum([len(y) for y in ys.values()])[:-1])
+        return dict(zip(ys, parts)), len(names), names
     out, n = {}, 0
     for k, y in ys.items():
         out[k], n_k = check_class_ids(y, num_classes, str(path), key=keys[k])

@@ -57,6 +57,7 @@ SHAPES = {"circle": _circle, "square": _square, "triangle": _triangle, "cross": 
 DEFAULT_SHAPE = (32, 32, 3)
 NOISE = 0.05
 NOISE_PLANES = 16
+MIN_SIDE = 6  # smaller, and the shapes cannot be told apart
 
 
 class Options(SourceOptions):
@@ -88,17 +89,23 @@ def image_shape(input_shape) -> tuple[int, int, int]:
     if input_shape is None:
         return DEFAULT_SHAPE
     shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 3:
-        return shape
-    if len(shape) == 2:
-        return (*shape, 1)
-    if len(shape) == 1:
-        for c in (1, 3):  # a flat input: a square grey or colour image, flattened later
-            side = int(round((shape[0] / c) ** 0.5))
-            if side * side * c == shape[0]:
-                return (side, side, c)
-    raise DataError(f"cannot draw shape images for input shape {shape}",
-                    hint="use (H, W, C), (H, W), or a flat size H*W or H*W*3")
+    drawn = {3: shape, 2: (*shape[:2], 1)}.get(len(shape)) or _square_for(shape)
+    if drawn is None or min(drawn[:2]) < MIN_SIDE:
+        raise DataError(f"cannot draw shape images for input shape {shape}", hint=(
+            f"use (H, W, C) channels last, or (H, W), with H and W at least {MIN_SIDE}; "
+            "or a flat size H*W or H*W*3"))
+    return drawn
+
+
+def _square_for(shape: tuple) -> tuple[int, int, int] | None:
+    # A flat input: a square grey or colour image, flattened after drawing.
+    if len(shape) != 1:
+        return None
+    for c in (1, 3):
+        side = int(round((shape[0] / c) ** 0.5))
+        if side * side * c == shape[0]:
+            return (side, side, c)
+    return None
 
 
 def generate(n: int, classes: int, shape: tuple[int, int, int], seed: int):
