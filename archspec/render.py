@@ -8,7 +8,7 @@ from rich.text import Text
 from archspec.errors import SpecError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def print_errors(errors: list[SpecError], file_label: str | None = None) -> None:

@@ -599,7 +599,9 @@ def test_batchnorm_train_and_eval(shape, momentum):
     run_mean, run_var = np.zeros(shape[-1]), np.ones(shape[-1])
     for x in (x1, x2):
         xd = x.astype(np.float64)
-        mean, var = xd.mean(axis=axes), xd.var(axis=axes)  # batch statistics (biased variance)
+        # Batch statistics with the biased variance; the running variance averages that same
+        # biased value (Flax and Keras; PyTorch would average the unbiased n/(n-1) estimate).
+        mean, var = xd.mean(axis=axes), xd.var(axis=axes)
         outs, stats = net.train(x)
         close(outs["bn"], normalise(xd, mean, var), atol=1e-4)
         run_mean = momentum * run_mean + (1 - momentum) * mean

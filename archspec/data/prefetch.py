@@ -41,6 +41,9 @@ def prefetch(iterator, size: int = 2, put: Callable | None = None) -> Iterator:
             yield item
     finally:
         stop.set()  # a producer blocked on a full queue sees this within _POLL_S
+        # Wait for it: a thread left inside a device copy at interpreter exit aborts
+        # the process.
+        thread.join(timeout=10 * _POLL_S + 5)
 
 
 def _produce(iterator, put, items: queue.Queue, stop: threading.Event) -> None:

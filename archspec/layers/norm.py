@@ -7,7 +7,8 @@ from archspec.layers.base import Layer, Options, ShapeError, fmt
 class BatchNorm(Layer):
     kind = "batchnorm"
     doc = ("Normalises each channel with batch statistics while training and running "
-           "averages at evaluation; `momentum` 0.9 equals PyTorch's 0.1.")
+           "averages at evaluation. `momentum` 0.9 equals PyTorch's momentum 0.1; the running "
+           "variance averages the biased batch variance (the Flax and Keras convention).")
 
     class Options(Options):
         momentum: float = 0.9

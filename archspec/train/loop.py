@@ -200,6 +200,7 @@ def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console
                         store.save("latest", state, {"epoch": epoch, "batch": b + 1})
                     if flag.stop or step >= setup.total_steps:
                         break
+                it.close()
                 train = {k: float(v) / max(n_seen, 1) for k, v in jax.device_get(sums).items()}
                 finished_epoch = b + 1 >= setup.steps_per_epoch
                 pos = {"epoch": epoch + 1, "batch": 0} if finished_epoch else {"epoch": epoch, "batch": b + 1}

@@ -1,0 +1,16 @@
+"""Shared test helpers: run the CLI as a user would."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCHSPEC = [sys.executable, "-m", "archspec.cli"]
+
+
+def run_cli(*args, env=None, timeout=300, cwd=None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
+    return subprocess.run([*ARCHSPEC, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=cwd or ROOT)

@@ -1,0 +1,174 @@
+"""Training as a user runs it: the CLI in a subprocess, run folders, resume after SIGKILL,
+a 4-device mesh, and the losses against NumPy."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import ARCHSPEC, ROOT, run_cli
+
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
+
+
+def _run_dir(out: Path) -> Path:
+    (run,) = [p for p in out.glob("*/*") if p.is_dir()]
+    return run
+
+
+def _metrics(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _final_params(run: Path):
+    import jax
+
+    from archspec.train.evaluate import load_state
+
+    _, state, _ = load_state(run, "latest")
+    return jax.device_get(state.params), int(state.step)
+
+
+@pytest.mark.parametrize("exp", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_experiment_runs_in_smoke_mode(exp, tmp_path):
+    r = run_cli("train", exp, "--smoke", "--output", tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    run = _run_dir(tmp_path)
+    for name in ("config.yaml", "architecture.yaml", "env.json", "metrics.jsonl"):
+        assert (run / name).exists(), name
+    assert list((run / "checkpoints" / "latest").iterdir())
+    assert list((run / "events").iterdir())
+    env = json.loads((run / "env.json").read_text())
+    assert env["seed"] == 0 and env["devices"]
+    summary = _metrics(run)[-1]
+    assert summary["split"] == "summary" and summary["status"] == "finished"
+
+
+def test_eval_reports_confusion_matrix(tmp_path):
+    r = run_cli("train", ROOT / "experiments/digits_logistic.yaml", "--epochs", "2",
+                "--output", tmp_path)
+    assert r.returncode == 0, r.stderr
+    run = _run_dir(tmp_path)
+    r = run_cli("eval", run, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    cm = np.array(out["report"]["confusion"])
+    assert cm.shape == (10, 10) and cm.sum() == out["metrics"]["examples"] == 359
+    assert out["report"]["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    # precision/recall by hand from the matrix
+    assert out["report"]["recall"][3] == pytest.approx(cm[3, 3] / cm[3].sum())
+    assert out["report"]["precision"][3] == pytest.approx(cm[3, 3] / cm[:, 3].sum())
+    r = run_cli("eval", run)
+    assert "confusion matrix" in r.stdout and "precision" in r.stdout
+
+
+def test_resume_after_sigkill_is_exact(tmp_path):
+    args = ["train", ROOT / "experiments/digits_lenet.yaml", "--epochs", "8",
+            "--set", "checkpoint.every_steps=7", "--set", "eval_splits=[val]"]
+    full = run_cli(*args, "--output", tmp_path / "full")
+    assert full.returncode == 0, full.stderr
+    killed_out = tmp_path / "killed"
+    proc = subprocess.Popen([*ARCHSPEC, *map(str, args), "--output", str(killed_out)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        steps = [int(p.name) for p in killed_out.glob("*/*/checkpoints/latest/*")
+                 if p.name.isdigit()]
+        if steps and max(steps) >= 14:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run = _run_dir(killed_out)
+    assert not any(m.get("split") == "summary" for m in _metrics(run)), "run finished before the kill"
+    r = run_cli("train", "--resume", run)
+    assert r.returncode == 0, r.stderr
+    a, step_a = _final_params(_run_dir(tmp_path / "full"))
+    b, step_b = _final_params(run)
+    assert step_a == step_b
+    import jax
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    epochs = [m["epoch"] for m in _metrics(run) if m["split"] == "train"]
+    assert epochs == sorted(set(epochs)) == list(range(1, 9))
+
+
+def test_four_devices_match_one_device(tmp_path):
+    args = ["train", ROOT / "experiments/digits_mlp.yaml", "--epochs", "3", "--set",
+            "eval_splits=[val]"]
+    one = run_cli(*args, "--output", tmp_path / "one")
+    four = run_cli(*args, "--output", tmp_path / "four",
+                   env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    assert one.returncode == 0 and four.returncode == 0, one.stderr + four.stderr
+    assert "on 4 device(s)" in four.stdout and "on 1 device(s)" in one.stdout
+    la = [m["loss"] for m in _metrics(_run_dir(tmp_path / "one")) if m["split"] in ("train", "val")]
+    lb = [m["loss"] for m in _metrics(_run_dir(tmp_path / "four")) if m["split"] in ("train", "val")]
+    np.testing.assert_allclose(la, lb, rtol=2e-4)
+
+
+def test_batch_not_dividing_devices_is_a_clear_error(tmp_path):
+    r = run_cli("train", ROOT / "experiments/digits_mlp.yaml", "--batch-size", "30",
+                "--output", tmp_path, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    assert r.returncode == 2
+    assert "batch size 30 does not divide across 4 devices" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_override_typo_says_did_you_mean(tmp_path):
+    r = run_cli("train", ROOT / "experiments/digits_mlp.yaml", "--set", "optimizer.lrr=0.1",
+                "--output", tmp_path)
+    assert r.returncode == 2
+    assert "unknown option 'lrr'" in r.stderr and "did you mean 'lr'" in r.stderr
+    assert "--set optimizer.lrr=0.1" in r.stderr
+    r = run_cli("train", ROOT / "experiments/digits_mlp.yaml", "--set", "optimizer.lr=fast",
+                "--output", tmp_path)
+    assert r.returncode == 2 and "optimizer.lr" in r.stderr
+
+
+def test_bare_architecture_trains_on_builtin_data(tmp_path):
+    r = run_cli("train", ROOT / "architectures/logistic_regression.yaml", "--data", "digits",
+                "--steps", "5", "--set", "optimizer.lr=1e-2", "--output", tmp_path)
+    assert r.returncode == 0, r.stderr
+    cfg = (_run_dir(tmp_path) / "config.yaml").read_text()
+    assert "lr: 0.01" in cfg and "steps: 5" in cfg
+
+
+# --- losses against NumPy -------------------------------------------------------------
+
+def test_losses_match_numpy_formulas():
+    import jax.numpy as jnp
+
+    from archspec.train.losses import per_example
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 4)).astype(np.float32)
+    labels = np.array([0, 3, 1, 2, 3])
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    want = -np.log(p[np.arange(5), labels])
+    got = per_example("categorical_crossentropy", "softmax", jnp.asarray(logits), jnp.asarray(labels))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+    z = rng.normal(size=(5, 1)).astype(np.float32) * 30  # large logits: the stable form matters
+    y = np.array([1, 0, 1, 0, 1], np.float32)
+    s = 1 / (1 + np.exp(-z[:, 0].astype(np.float64)))
+    want = -(y * np.log(np.clip(s, 1e-300, None)) + (1 - y) * np.log(np.clip(1 - s, 1e-300, None)))
+    got = per_example("binary_crossentropy", "sigmoid", jnp.asarray(z), jnp.asarray(y))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+    pred = rng.normal(size=(5, 1)).astype(np.float32)
+    t = rng.normal(size=(5, 1)).astype(np.float32)
+    np.testing.assert_allclose(per_example("mse", "linear", jnp.asarray(pred), jnp.asarray(t)),
+                               ((pred - t) ** 2)[:, 0], rtol=1e-6)
+    soft = np.log1p(np.exp(pred))
+    np.testing.assert_allclose(per_example("mse", "softplus", jnp.asarray(pred), jnp.asarray(t)),
+                               ((soft - t) ** 2)[:, 0], rtol=1e-5)
