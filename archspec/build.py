@@ -14,6 +14,33 @@ from archspec.layers import REGISTRY, activation
 
 
 OUT = "out:"  # sown node outputs are named apart from the submodule of the same node
+DEAD = "dead:"
+RELU_ZEROING = ("relu", "relu6")  # activations whose units can die (output exactly 0)
+
+
+def dead_fraction(y):
+    """Fraction of units (channels) that are zero for every example and position."""
+    alive = jnp.any(y > 0, axis=tuple(range(y.ndim - 1)))
+    return 1.0 - alive.astype(jnp.float32).mean()
+
+
+def relu_nodes(graph: Graph) -> frozenset:
+    """Nodes whose output passes through a ReLU-family activation that can die."""
+    from archspec.layers.activation import parse
+
+    out = set()
+    default = graph.defaults.activation
+    for node in graph.layers:
+        act = None
+        if node.kind in RELU_ZEROING:
+            act = node.kind
+        elif node.kind == "activation":
+            act = node.opts.function
+        elif node.kind in ("dense", "conv"):
+            act = node.opts.activation if node.opts.activation is not None else default
+        if act is not None and parse(act)[0] in RELU_ZEROING:
+            out.add(node.id)
+    return frozenset(out)
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,7 @@ class SpecModel(nn.Module):
             (name,) = g.inputs
             inputs = {name: inputs}
         values = {}
+        watch = relu_nodes(g) if self.is_mutable_collection("health") else frozenset()
         for node in g.nodes.values():
             if node.kind == "input":
                 x = inputs[node.id]
@@ -57,6 +85,8 @@ class SpecModel(nn.Module):
             y = REGISTRY[node.kind].build(node.opts, xs, train=train, name=node.id,
                                           defaults=defaults)
             self.sow("intermediates", OUT + node.id, y)  # no-op unless asked for (summary, maps)
+            if node.id in watch:
+                self.sow("health", DEAD + node.id, dead_fraction(y))
             values[node.id] = y
         return {name: values[h.node] for name, h in g.heads.items()}
 

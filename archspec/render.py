@@ -125,4 +125,13 @@ def eval_tables(out: dict) -> list:
     else:
         head.add_row("MSE", f"{rep['mse']:.6g}")
         head.add_row("MAE", f"{rep['mae']:.6g}")
+    dead = out.get("dead_units") or {}
+    if dead:
+        t = Table(title="dead ReLU units (zero for every example of the split)",
+                  title_justify="left", header_style="bold")
+        t.add_column("layer")
+        t.add_column("dead", justify="right")
+        for layer, frac in dead.items():
+            t.add_row(layer, f"{100 * frac:.1f}%")
+        tables.append(t)
     return tables

@@ -156,8 +156,7 @@ def _report(model, loc, group, data, node, errors, path, fallback, what):
             names = [n for n in names if n not in common] + common + ["repeat"]
         name = loc[-1]
         top = not path and len(loc) == 1
-        noun = "key" if not path else "option"
-        message = (f"unknown top-level key '{name}'" if top else f"unknown {noun} '{name}'"
+        message = (f"unknown top-level key '{name}'" if top else f"unknown option '{name}'"
                    + (f" for {what}" if what and path else ""))
         errors.add(message, position(node, loc, fallback, at_key=True), where,
                    expected="one of: " + ", ".join(names), found=repr(name),

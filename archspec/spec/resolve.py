@@ -96,8 +96,10 @@ class Resolver:
             ymap = ynode if name == "input" else ynode
             shape = self._subst(list(spec.shape), self.env, ymap, loc[-1:] + ("shape",), name)
             if self.input_shape is not None:
-                if len(specs) > 1:
-                    self.errors.add("an input shape override needs a single input", None, name)
+                if len(specs) > 1 and name == next(iter(specs)):
+                    self.errors.add("an input shape override needs a single input",
+                                    self.root.key_pos.get("inputs", self.root.pos), "inputs",
+                                    expected="one input", found=", ".join(specs))
                 shape = list(self.input_shape)
             if not (isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool)
                                                      and s > 0 for s in shape)) or not shape:

@@ -42,6 +42,15 @@ class Optimizer(Strict):
     schedule: Schedule = Field(default_factory=Schedule)
 
 
+class Health(Strict):
+    dead_warn: float = Field(0.9, description="warn when this fraction of a layer's ReLU units is dead")
+    collapse_steps: int = Field(20, description="declare collapse after this many steps in a row "
+                                                "with a fully dead layer or constant outputs")
+    max_nonfinite: int = Field(5, description="declare divergence after this many non-finite steps in a row")
+    restarts: int = Field(0, description="re-initialise with a new seed after collapse/divergence, up to N times")
+    restart_lr_factor: float = Field(1.0, description="multiply the learning rate by this at each restart")
+
+
 class Checkpoint(Strict):
     every_steps: int | None = Field(None, description="also save mid-epoch every N steps")
     keep: int = 2
@@ -64,6 +73,7 @@ class Experiment(Strict):
     precision: Literal["float32", "bf16"] = "float32"
     eval_splits: list[Literal["val", "test"]] = Field(default_factory=lambda: ["val", "test"])
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    health: Health = Field(default_factory=Health)
     output: str = "runs"
 
 

@@ -87,7 +87,7 @@ def run_eval(run_dir: Path, split: str = "test", which: str = "best"):
         import jax
         report = regression_report(data.y, np.asarray(_output(head.output, jax.numpy.asarray(logits))))
     return {"split": split, "checkpoint": which, "metrics": metrics, "report": report,
-            "head": head.head, "kind": head.kind,
+            "head": head.head, "kind": head.kind, "dead_units": dead_units(setup, state, data),
             "class_names": setup.dataset.class_names, "step": int(state.step)}
 
 
@@ -103,3 +103,35 @@ def _pairs(cm):
     t, p = np.nonzero(cm)
     counts = cm[t, p]
     return np.repeat(t, counts), np.repeat(p, counts)
+
+
+def dead_units(setup, state, split, batch_size: int = 256) -> dict:
+    """Per ReLU layer: the fraction of units (channels) that are zero for every example of
+    the split — units that no input can revive by itself."""
+    import jax
+    import jax.numpy as jnp
+
+    from archspec.build import OUT, relu_nodes
+
+    watch = relu_nodes(setup.graph)
+    if not watch:
+        return {}
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+
+    @jax.jit
+    def alive(x):
+        _, inter = setup.model.apply(variables, x, train=False, mutable=["intermediates"])
+        out = {}
+        for k, v in inter["intermediates"].items():
+            node = k.removeprefix(OUT)
+            if node in watch:
+                y = v[0]
+                out[node] = jnp.any(y > 0, axis=tuple(range(y.ndim - 1)))
+        return out
+
+    seen = {}
+    for start in range(0, len(split.x), batch_size):
+        for k, v in jax.device_get(alive(jnp.asarray(split.x[start:start + batch_size]))).items():
+            seen[k] = v | seen[k] if k in seen else v
+    order = [n.id for n in setup.graph.layers if n.id in seen]
+    return {k: float(1.0 - seen[k].mean()) for k in order}

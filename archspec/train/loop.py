@@ -14,6 +14,7 @@ import numpy as np
 
 from archspec.data import batches, load_dataset, prefetch, steps_per_epoch
 from archspec.train import checkpoint as ckpt
+from archspec.train.health import AttemptFailed, Monitor
 from archspec.train.losses import DEFAULT_FOR_OUTPUT
 from archspec.train.optim import make_optimizer
 from archspec.train.runs import MetricsLog, RunError, new_run_dir, write_setup
@@ -52,6 +53,7 @@ class Result:
     seconds: float = 0.0
     examples_per_s: float = 0.0
     stopped: bool = False
+    outcome: str = "finished"
 
 
 def head_losses(exp, graph, dataset) -> list[HeadLoss]:
@@ -151,27 +153,73 @@ def evaluate(setup: Setup, state, split, eval_step=None, batch_size=None):
 
 def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console=None,
         progress: bool = True) -> Result:
-    from archspec.train.report import EpochPrinter
-
+    """Train, restarting with a new seed after a collapse or divergence while restarts are
+    left (health.restarts). Every attempt's record stays in the run folder."""
     exp = setup.exp
     if run_dir is None:
         run_dir = new_run_dir(exp.output, exp.name)
         write_setup(run_dir, setup.config, setup.arch_text, exp.seed)
-    data_sh, _ = shardings(setup.mesh)
+    attempts = _read_attempts(run_dir)
+    attempt = len(attempts)
+    while True:
+        seed = exp.seed + 1000 * attempt
+        if attempt:
+            factor = exp.health.restart_lr_factor ** attempt
+            setup.tx, setup.lr_fn = make_optimizer(
+                exp.optimizer.model_copy(update={"lr": exp.optimizer.lr * factor}),
+                setup.total_steps)
+        try:
+            result = _attempt(setup, run_dir, seed, attempt, resume, console, progress)
+        except AttemptFailed as failed:
+            record = {"attempt": attempt, "seed": seed, "outcome": failed.outcome,
+                      "step": failed.step, "detail": failed.detail}
+            attempts.append(record)
+            _write_attempts(run_dir, attempts)
+            _archive_checkpoints(run_dir, attempt)
+            (console or _console()).print(
+                f"[bold red]{failed.outcome}[/bold red] at step {failed.step}: {failed.detail}\n"
+                f"    hint: {failed.hint}")
+            if attempt >= exp.health.restarts:
+                result = Result(run_dir, None, stopped=True, outcome=failed.outcome)
+                MetricsLog(run_dir, tensorboard=False).log(
+                    {"step": failed.step, "split": "summary", "attempt": attempt,
+                     "status": failed.outcome})
+                return result
+            attempt += 1
+            resume = False
+            (console or _console()).print(
+                f"restarting (attempt {attempt + 1} of {exp.health.restarts + 1}) with seed "
+                f"{exp.seed + 1000 * attempt}")
+            continue
+        attempts.append({"attempt": attempt, "seed": seed,
+                         "outcome": "stopped" if result.stopped else "finished",
+                         "step": int(jax.device_get(result.state.step))})
+        _write_attempts(run_dir, attempts)
+        return result
+
+
+def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool, console,
+             progress: bool) -> Result:
+    from archspec.train.report import EpochPrinter
+
+    exp = setup.exp
+    data_sh, repl = shardings(setup.mesh)
     example = jnp.zeros((1, *setup.dataset.train.x.shape[1:]), setup.dataset.train.x.dtype)
-    state = init_state(setup.model, setup.graph, setup.tx, exp.seed, example)
+    state = init_state(setup.model, setup.graph, setup.tx, seed, example)
     start_epoch, start_batch = 0, 0
     log = MetricsLog(run_dir)
-    best = _read_best(run_dir)
+    best = _read_best(run_dir) if resume else None
     if resume:
         state, pos = ckpt.restore(run_dir, state)
         start_epoch, start_batch = pos["epoch"], pos["batch"]
         log.truncate_after(int(state.step))
-    state = jax.device_put(state, shardings(setup.mesh)[1])
+    state = jax.device_put(state, repl)
     store = ckpt.Checkpoints(run_dir, exp.checkpoint.keep)
     train_step = make_train_step(setup.model, setup.heads, setup.tx, setup.mesh)
     eval_step = make_eval_step(setup.model, setup.heads, setup.mesh)
     printer = EpochPrinter(console, setup, progress)
+    monitor = Monitor(exp.health, [n.id for n in setup.graph.layers if n.params],
+                      lambda msg: printer.warn(msg))
     result = Result(run_dir, state)
     step = int(state.step)
     t_start, trained = time.perf_counter(), 0
@@ -187,26 +235,37 @@ def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console
                              epoch=epoch)
                 it = prefetch(_padded(it, exp.batch_size, skip), 2,
                               put=lambda b: (jax.device_put(b[:3], data_sh), b[3]))
+                pending = None
                 for b, ((x, y, w), real) in enumerate(it, start=skip):
-                    state, metrics = train_step(state, x, y, w)
+                    state, metrics, health = train_step(state, x, y, w)
                     step += 1
                     trained += real
                     n_seen += real
+                    if pending:  # check the previous step while this one runs
+                        monitor.observe(*pending)
+                    pending = (step, health)
                     for k, v in metrics.items():
                         sums[k] = sums.get(k, 0.0) + v * real
                     printer.step(step, epoch, metrics, n_seen / (time.perf_counter() - t0))
                     every = exp.checkpoint.every_steps
                     if every and step % every == 0 and b + 1 < setup.steps_per_epoch:
+                        monitor.observe(*jax.device_get(pending))
+                        pending = None
                         store.save("latest", state, {"epoch": epoch, "batch": b + 1})
                     if flag.stop or step >= setup.total_steps:
                         break
                 it.close()
+                if pending:
+                    monitor.observe(*jax.device_get(pending))
                 train = {k: float(v) / max(n_seen, 1) for k, v in jax.device_get(sums).items()}
                 finished_epoch = b + 1 >= setup.steps_per_epoch
-                pos = {"epoch": epoch + 1, "batch": 0} if finished_epoch else {"epoch": epoch, "batch": b + 1}
-                rec = {"step": step, "epoch": epoch + 1, "split": "train",
-                       "lr": float(setup.lr_fn(step - 1)), "seconds": time.perf_counter() - t0,
-                       "examples_per_s": n_seen / (time.perf_counter() - t0), **_clean(train)}
+                pos = ({"epoch": epoch + 1, "batch": 0} if finished_epoch
+                       else {"epoch": epoch, "batch": b + 1})
+                seconds = time.perf_counter() - t0
+                rec = {"step": step, "epoch": epoch + 1, "split": "train", "attempt": attempt,
+                       "lr": float(setup.lr_fn(step - 1)), "seconds": seconds,
+                       "examples_per_s": n_seen / seconds, **_clean(train),
+                       **monitor.epoch_summary()}
                 log.log(rec)
                 row = {"train": rec}
                 if "val" in exp.eval_splits and len(setup.dataset.val.x):
@@ -228,17 +287,48 @@ def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console
         result.stopped = True
     finally:
         store.close()
+        log.close()
+    log = MetricsLog(run_dir, tensorboard=False)
     result.seconds = time.perf_counter() - t_start
     result.examples_per_s = trained / max(result.seconds, 1e-9)
     result.state = state
     if not result.stopped and "test" in exp.eval_splits and len(setup.dataset.test.x):
         result.test, _ = evaluate(setup, state, setup.dataset.test, eval_step)
         log.log({"step": step, "split": "test", **_clean(result.test)})
-    log.log({"step": step, "split": "summary", "seconds": result.seconds,
-             "examples_per_s": result.examples_per_s,
-             "status": "stopped" if result.stopped else "finished"})
-    log.close()
+    result.outcome = "stopped" if result.stopped else "finished"
+    log.log({"step": step, "split": "summary", "attempt": attempt, "seconds": result.seconds,
+             "examples_per_s": result.examples_per_s, "status": result.outcome})
     return result
+
+
+def _console():
+    from rich.console import Console
+    return Console()
+
+
+def _read_attempts(run_dir: Path) -> list:
+    p = run_dir / "attempts.json"
+    if not p.exists():
+        return []
+    return [a for a in json.loads(p.read_text()) if a["outcome"] in ("collapsed", "diverged")]
+
+
+def _write_attempts(run_dir: Path, attempts: list) -> None:
+    tmp = run_dir / "attempts.json.tmp"
+    tmp.write_text(json.dumps(attempts, indent=2))
+    tmp.replace(run_dir / "attempts.json")
+
+
+def _archive_checkpoints(run_dir: Path, attempt: int) -> None:
+    """A failed attempt's checkpoints move aside so the next attempt starts clean."""
+    src = run_dir / "checkpoints"
+    if src.exists():
+        dst = run_dir / "attempts" / f"attempt{attempt + 1}"
+        dst.mkdir(parents=True, exist_ok=True)
+        src.rename(dst / "checkpoints")
+    for name in ("best.json",):
+        if (run_dir / name).exists():
+            (run_dir / name).unlink()
 
 
 def _padded(it, size, skip):

@@ -55,6 +55,9 @@ class EpochPrinter:
         self.progress.update(self.task, completed=step, description=f"epoch {epoch + 1}",
                              loss=f"{loss:.4f}", speed=f"{speed:,.0f}")
 
+    def warn(self, message: str) -> None:
+        self.progress.console.print(f"[yellow]warning:[/yellow] {message}")
+
     def epoch(self, epoch, epochs, row):
         self.rows.append((epoch, row))
         tr, val = row["train"], row.get("val")
@@ -62,21 +65,36 @@ class EpochPrinter:
                 f" acc {_pct(_main_acc(tr))}")
         if val:
             text += f"  │ val loss {val['loss']:.4f} acc {_pct(_main_acc(val))}"
-        text += f"  │ {tr['examples_per_s']:,.0f} ex/s  {tr['seconds']:.1f} s"
+        text += f"  │ {tr['examples_per_s']:,.0f} ex/s"
+        dead = tr.get("dead_units") or {}
+        if dead:
+            layer = max(dead, key=dead.get)
+            if dead[layer] > 0:
+                text += f"  │ dead {100 * dead[layer]:.0f}% ({layer})"
         self.progress.console.print(text)
 
     def final_table(self):
         if not self.rows:
             return
         t = Table(title="epochs", title_justify="left", header_style="bold")
-        for c in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "ex/s", "time"):
-            t.add_column(c, justify="right")
+        for c in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "ex/s",
+                  "grad norm", "dead units"):
+            t.add_column(c, justify="right", no_wrap=True)
         for epoch, row in self.rows:
             tr, val = row["train"], row.get("val") or {}
             t.add_row(str(epoch), f"{tr['loss']:.4f}", _pct(_main_acc(tr)),
                       f"{val['loss']:.4f}" if val else "-", _pct(_main_acc(val)) if val else "-",
-                      f"{tr['lr']:.2e}", f"{tr['examples_per_s']:,.0f}", f"{tr['seconds']:.1f} s")
+                      f"{tr['lr']:.2e}", f"{tr['examples_per_s']:,.0f}",
+                      f"{tr.get('grad_norm', float('nan')):.3g}", _worst_dead(tr))
         self.console.print(t)
+
+
+def _worst_dead(tr) -> str:
+    dead = tr.get("dead_units") or {}
+    if not dead:
+        return "-"
+    layer = max(dead, key=dead.get)
+    return f"{100 * dead[layer]:.0f}% {layer.split('.')[-1]}"
 
 
 def print_result(console: Console, result, setup):
@@ -84,9 +102,12 @@ def print_result(console: Console, result, setup):
     t.add_column(style="bold")
     t.add_column()
     t.add_row("run", str(result.run_dir))
-    t.add_row("status", "stopped (resume with: archspec train --resume "
-              f"{result.run_dir})" if result.stopped else "finished")
-    t.add_row("time", f"{result.seconds:.1f} s  ({result.examples_per_s:,.0f} examples/s)")
+    status = {"stopped": f"stopped (resume with: archspec train --resume {result.run_dir})",
+              "collapsed": "collapsed (no restarts left)",
+              "diverged": "diverged (no restarts left)"}.get(result.outcome, result.outcome)
+    t.add_row("status", status)
+    if result.state is not None:
+        t.add_row("time", f"{result.seconds:.1f} s  ({result.examples_per_s:,.0f} examples/s)")
     if result.test:
         acc = _main_acc(result.test)
         t.add_row("test", f"loss {result.test['loss']:.4f}" +

@@ -56,7 +56,7 @@ def init_state(model, graph, tx, seed: int, example) -> TrainState:
 
 def _forward_loss(model, heads: list[HeadLoss], params, batch_stats, x, y, w, rng, train):
     variables = {"params": params, "batch_stats": batch_stats}
-    mutable = ["batch_stats"] if train and batch_stats else False
+    mutable = (["batch_stats"] if batch_stats else []) + ["health"] if train else False
     out = model.apply(variables, x, train=train, rngs={"dropout": rng}, mutable=mutable)
     outputs, updates = out if mutable else (out, {})
     wsum = jnp.maximum(w.sum(), 1.0)
@@ -70,7 +70,16 @@ def _forward_loss(model, heads: list[HeadLoss], params, batch_stats, x, y, w, rn
         if hit is not None:
             metrics[f"accuracy/{h.head}"] = (hit * w).sum() / wsum
     metrics["loss"] = total
-    return total, (metrics, updates.get("batch_stats", batch_stats), outputs)
+    health = {k: v[0] for k, v in updates.get("health", {}).items()}
+    main = outputs[heads[0].head].astype(jnp.float32)
+    # Spread of the main output across real examples: ~0 means constant predictions.
+    mean = (main * _bcast(w, main)).sum(0) / wsum
+    health["output_spread"] = jnp.sqrt((jnp.square(main - mean) * _bcast(w, main)).sum(0) / wsum).mean()
+    return total, (metrics, updates.get("batch_stats", batch_stats), outputs, health)
+
+
+def _bcast(w, x):
+    return w.reshape((-1,) + (1,) * (x.ndim - 1))
 
 
 def make_train_step(model, heads, tx, mesh):
@@ -79,25 +88,31 @@ def make_train_step(model, heads, tx, mesh):
     def step(state: TrainState, x, y, w):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         grad_fn = jax.value_and_grad(_forward_loss, argnums=2, has_aux=True)
-        (_, (metrics, stats, _)), grads = grad_fn(model, heads, state.params, state.batch_stats,
-                                                  x, y, w, rng, True)
+        (_, (metrics, stats, _, health)), grads = grad_fn(model, heads, state.params,
+                                                          state.batch_stats, x, y, w, rng, True)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.global_norm(grads)
-        new = state.replace(step=state.step + 1, params=params, batch_stats=stats,
-                            opt_state=opt_state)
-        return new, metrics
+        for layer, g in grads.items():  # per-layer norms; non-finite ones locate a divergence
+            health["grad:" + layer] = optax.global_norm(g)
+        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+        health["finite"] = finite
+        new = state.replace(params=params, batch_stats=stats, opt_state=opt_state)
+        # A non-finite step is not applied: the parameters stay as they were.
+        new = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, state)
+        return new.replace(step=state.step + 1), metrics, health
 
-    return jax.jit(step, in_shardings=(repl, data, data, data), out_shardings=(repl, repl),
-                   donate_argnums=(0,))
+    return jax.jit(step, in_shardings=(repl, data, data, data),
+                   out_shardings=(repl, repl, repl), donate_argnums=(0,))
 
 
 def make_eval_step(model, heads, mesh):
     data, repl = shardings(mesh)
 
     def step(state: TrainState, x, y, w):
-        _, (metrics, _, outputs) = _forward_loss(model, heads, state.params, state.batch_stats,
-                                                 x, y, w, jax.random.key(0), False)
+        _, (metrics, _, outputs, _) = _forward_loss(model, heads, state.params,
+                                                    state.batch_stats, x, y, w,
+                                                    jax.random.key(0), False)
         return metrics, outputs
 
     return jax.jit(step, in_shardings=(repl, data, data, data), out_shardings=(repl, data))
