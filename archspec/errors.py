@@ -105,7 +105,7 @@ def describe(value) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return f"{value!r} (a fraction)" if value != int(value) else f"{value!r} (a float)"
+        return f"{value!r} (a float)" if value.is_integer() else f"{value!r} (a fraction)"
     if isinstance(value, str):
         return f"the string {_clip(repr(value))}"
     if isinstance(value, (list, tuple)):
@@ -119,7 +119,14 @@ def _clip(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[:n - 3] + "..."
 
 
+def fmt_count(n: int) -> str:
+    """A count a person can read, however absurd: 1,234,567 or 7.69e+62."""
+    return f"{n:,}" if n < 10**15 else f"{n:.2e}"
+
+
 def fmt_bytes(n: float) -> str:
+    if n >= 2**70:
+        return f"{n:.2e} bytes"
     for suffix, scale in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20),
                           ("KiB", 2**10)):
         if n >= scale:

@@ -32,6 +32,7 @@ class Dataset:
     class_names: list[str] | None
     input_shape: tuple[int, ...]
     norm_stats: dict  # from the train split only; `apply_normalization` reuses it
+    vocabulary: list[str] | None = None  # token sets: the word of each id
 
 
 @dataclass
@@ -55,3 +56,4 @@ class Raw:
     image: bool = False
     tokens: bool = False
     test: tuple[np.ndarray, np.ndarray] | None = None
+    vocabulary: list[str] | None = None  # token sets: the word of each id (its length: the size)

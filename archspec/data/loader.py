@@ -29,7 +29,8 @@ def load_dataset(cfg: DataConfig, input_shape: tuple[int, ...] | None = None,
     train, val, test = (Split(apply_normalization(s.x, stats), s.y) for s in (train, val, test))
     return Dataset(name=cfg.name, task=raw.task, train=train, val=val, test=test,
                    num_classes=raw.num_classes, class_names=raw.class_names,
-                   input_shape=tuple(train.x.shape[1:]), norm_stats=stats)
+                   input_shape=tuple(train.x.shape[1:]), norm_stats=stats,
+                   vocabulary=raw.vocabulary)
 
 
 def _split(raw: Raw, cfg: DataConfig, seed: int) -> tuple[Split, Split, Split]:

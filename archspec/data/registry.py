@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .options import SourceOptions
 from .sources import builtin, cifar, csv_table, function, idx, image_folder, npz, shapes
+from .sources import text, timeseries, video
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ SOURCES: dict[str, Source] = {
     "iris": Source(SourceOptions, builtin.load_iris, False),
     "shapes": Source(shapes.Options, shapes.load, False),
     "function": Source(function.Options, function.load, False),
+    "timeseries": Source(timeseries.Options, timeseries.load, False),
+    "text": Source(text.Options, text.load, False),
+    "video": Source(video.Options, video.load, False),
     "idx": Source(idx.Options, idx.load, True),
     "cifar": Source(cifar.Options, cifar.load, True),
     "image_folder": Source(image_folder.Options, image_folder.load, True),

@@ -7,6 +7,7 @@ found, and suggests a fix where one is likely.
 """
 from __future__ import annotations
 
+import math
 import re
 import types
 import typing
@@ -84,6 +85,8 @@ def validate_lenient(model: type[BaseModel], data: YMap, errors: ErrorCollector,
     for key, value in placeholders.items():
         if key in drop_keys:
             cleaned[key] = value
+            cleaned.key_pos.setdefault(key, data.pos)
+            cleaned.val_pos.setdefault(key, data.pos)
     try:
         return model.model_validate(cleaned), cleaned
     except ValidationError:
@@ -250,8 +253,9 @@ def _hint(value, words) -> str | None:
         return "YAML reads yes/no/on/off/true/false as booleans; write a number"
     if value is None:
         return "the value is empty; write one after the colon or remove the key"
-    if isinstance(value, float) and "an integer" in words and "a number" not in words:
-        if value == int(value):
+    if (isinstance(value, float) and math.isfinite(value) and "an integer" in words
+            and "a number" not in words):
+        if value.is_integer():
             return f"write {int(value)} without the decimal point"
         return (f"use a whole number ({int(value)} or {int(value) + 1}); in an expression, "
                 "round with int(), round(), floor() or ceil()")

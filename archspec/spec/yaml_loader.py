@@ -88,7 +88,15 @@ class _BoundedComposer(_Loader):
 
 
 def load_yaml_text(text: str, filename: str = "<string>"):
-    loader = _BoundedComposer(text)
+    try:
+        loader = _BoundedComposer(text)
+    except yaml.reader.ReaderError as exc:
+        before = text[:exc.position]
+        pos = Pos(filename, before.count("\n") + 1, len(before) - before.rfind("\n"))
+        raise SpecErrors([SpecError(
+            f"the file contains a control character (#x{exc.character:04x})", pos,
+            expected="printable text", found=_snippet(text, pos),
+            hint="is this a YAML text file? remove the character")]) from None
     loader.archspec_file, loader.archspec_nodes, loader.archspec_aliases = filename, 0, 0
     try:
         node = loader.get_single_node()
@@ -102,6 +110,8 @@ def load_yaml_text(text: str, filename: str = "<string>"):
         raise SpecErrors([SpecError(f"YAML error: {exc}", Pos(filename, 1, 1))]) from None
     except RecursionError:
         raise SpecErrors([SpecError("the document nests too deeply", Pos(filename, 1, 1),
+                                    expected="a few levels of nesting",
+                                    found="hundreds of nested lists or mappings",
                                     hint="a network spec needs only a few levels of nesting")]
                          ) from None
     finally:
@@ -206,6 +216,10 @@ def _yaml_error(exc, text: str, filename: str) -> SpecError:
     else:
         message = problem.replace("<block end>", "the end of the block").replace(
             "<stream end>", "the end of the file")
+        if context and problem.startswith("but "):
+            message = f"{context} {message}"
+            if "single document" in context:
+                hint = "an architecture file holds one document: remove the '---' line"
     return SpecError(f"YAML syntax error: {message}", pos, expected="valid YAML", found=found,
                      hint=hint)
 

@@ -92,9 +92,9 @@ def make_train_step(model, heads, tx, mesh):
                                                           state.batch_stats, x, y, w, rng, True)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         for layer, g in grads.items():  # per-layer norms; non-finite ones locate a divergence
-            health["grad:" + layer] = optax.global_norm(g)
+            health["grad:" + layer] = optax.tree.norm(g)
         finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
         health["finite"] = finite
         new = state.replace(params=params, batch_stats=stats, opt_state=opt_state)
