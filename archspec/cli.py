@@ -148,12 +148,19 @@ def train(
     resume: Optional[Path] = typer.Option(None, help="continue the run in this folder"),
     smoke: bool = typer.Option(False, help="a few steps on a little data: checks a config runs"),
     output: Optional[str] = typer.Option(None, help="folder for runs (default: runs)"),
+    track: Optional[str] = typer.Option(None, help="also log the run to a tracker: mlflow "
+                                                   "(TensorBoard files are always written)"),
 ):
     """Train an experiment (or an architecture on a built-in data set)."""
     from archspec.render import console
     from archspec.train import config as C
     from archspec.train.loop import fit, prepare
     from archspec.train.report import print_result
+
+    if track is not None:
+        from archspec.train.tracking import check_tracker
+
+        check_tracker(track)
 
     if resume is not None:
         from archspec.train.evaluate import load_run
@@ -163,6 +170,7 @@ def train(
         console.print(f"resuming [bold]{resume}[/bold]")
         result = fit(setup, run_dir=Path(resume), resume=True, console=console)
         print_result(console, result, setup)
+        _track(track, result.run_dir, console)
         return
     if file is None:
         raise typer.BadParameter("give an experiment file, or --resume RUN_DIR", param_hint="FILE")
@@ -189,6 +197,14 @@ def train(
                   f"{setup.total_steps} steps on {setup.mesh.devices.size} device(s)")
     result = fit(setup, console=console)
     print_result(console, result, setup)
+    _track(track, result.run_dir, console)
+
+
+def _track(tracker: Optional[str], run_dir: Path, console) -> None:
+    if tracker is not None:
+        from archspec.train.tracking import log_run
+
+        console.print(f"logged to {tracker}: {log_run(tracker, run_dir)}")
 
 
 @app.command("eval")
@@ -214,6 +230,258 @@ def eval_(
         return
     for t in eval_tables(out):
         console.print(t)
+
+
+def _viz_errors(fn):
+    """Picture, run-table and sweep problems: a message, a hint, the error's exit code."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from archspec.render import print_problem
+        from archspec.runs_table import RunsError
+        from archspec.viz import VizError
+
+        try:
+            return fn(*args, **kwargs)
+        except (VizError, RunsError) as exc:
+            print_problem("error", str(exc), exc.hint)
+            raise typer.Exit(exc.code)
+
+    return wrapper
+
+
+@app.command()
+@_viz_errors
+def plot(
+    runs: List[Path] = typer.Argument(..., help="run folders (or folders holding runs)"),
+    output: Path = typer.Option(Path("curves.png"), "-o", "--output", help="picture to write"),
+    terminal: bool = typer.Option(False, "--terminal", help="draw the curves in the terminal"),
+):
+    """Loss and accuracy per epoch (train and validation) of one or more runs, overlaid."""
+    from archspec.render import console
+    from archspec.viz import check_image_path
+    from archspec.viz.plot import find_runs, load_curves, plot_curves, print_terminal
+
+    if not terminal:
+        check_image_path(output)
+    curves = [load_curves(r) for r in find_runs(runs)]
+    if terminal:
+        print_terminal(curves, console)
+        return
+    plot_curves(curves, output)
+    console.print(f"wrote {output}: {len(curves)} run{'s' if len(curves) != 1 else ''}, "
+                  f"{max(c.last_epoch for c in curves)} epochs")
+
+
+@app.command("graph")
+@_fail_on_spec_errors
+@_viz_errors
+def graph_cmd(
+    spec: Path = typer.Argument(..., help="architecture or experiment YAML file", exists=True,
+                                dir_okay=False, readable=True),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="net.svg, .png, .pdf (Graphviz), .dot or .mmd "
+                                               "(Mermaid); default: DOT to the terminal"),
+    collapse: Optional[bool] = typer.Option(None, "--collapse/--no-collapse",
+                                            help="fold blocks into one box each "
+                                                 "(default: only graphs of over 80 nodes)"),
+    depth: Optional[int] = typer.Option(None, help="fold nodes nested deeper than this "
+                                                   "(0: top level; implies --collapse; default 1)"),
+    input_shape: Optional[str] = typer.Option(None, help="override the input shape, e.g. 32,32,3"),
+):
+    """The architecture as a diagram: branches, skip connections, heads, shapes."""
+    if depth is not None and depth < 0:
+        raise typer.BadParameter("depth must be >= 0", param_hint="--depth")
+    from archspec.render import console
+    from archspec.train import config as C
+    from archspec.viz.graph import build_diagram, output_format, write_diagram
+
+    if output is not None:
+        output_format(output)
+    shape = _parse_shape(input_shape)
+    if C.is_architecture_file(spec):
+        from archspec.spec.resolve import load_architecture
+
+        graph = load_architecture(spec, input_shape=shape)
+    else:
+        exp, root = C.load_experiment(spec)
+        graph, _ = C.architecture_graph(exp, str(spec), root, input_shape=shape)
+    diagram = build_diagram(graph, collapse, depth)
+    text = write_diagram(diagram, output)
+    if output is None:
+        print(text, end="")
+        return
+    console.print(f"wrote {output}: {len(diagram.boxes)} boxes, {len(diagram.edges)} edges"
+                  + (" (blocks collapsed)" if diagram.collapsed else ""))
+
+
+@app.command()
+@_fail_on_spec_errors
+@_user_errors
+@_viz_errors
+def maps(
+    run_dir: Path = typer.Argument(..., help="a run folder: runs/<experiment>/<timestamp>"),
+    image: Path = typer.Argument(..., help="PNG/JPEG picture, or a .npy array of one input",
+                                 exists=True, dir_okay=False, readable=True),
+    layer: List[str] = typer.Option([], "--layer", help="layer name, repeatable "
+                                                        "(default: the first 4 conv layers)"),
+    output: Path = typer.Option(Path("maps.png"), "-o", "--output",
+                                help="picture to write; with several layers, one per layer "
+                                     "named maps_<layer>.png"),
+    checkpoint: str = typer.Option("best", help="best or latest"),
+    invert: bool = typer.Option(False, help="invert the picture first (dark ink on light "
+                                            "paper for data of light ink on dark)"),
+):
+    """Feature maps of chosen layers of a trained run for one input picture."""
+    from archspec.render import console
+    from archspec.viz import check_image_path
+    from archspec.viz.maps import feature_maps, output_paths, plot_layer
+
+    if checkpoint not in ("best", "latest"):
+        raise typer.BadParameter("expected best or latest", param_hint="--checkpoint")
+    check_image_path(output)
+    found, prediction, which = feature_maps(run_dir, image, layer, checkpoint, invert)
+    caption = f"input {image.name}" + (f" · predicted {prediction}" if prediction else "")
+    for m, path in zip(found, output_paths(output, found)):
+        plot_layer(m, path, caption)
+        shape = "×".join(map(str, m.values.shape))
+        console.print(f"wrote {path}: {m.node_id} ({m.description}), {shape}")
+    if prediction:
+        console.print(f"prediction ({which} checkpoint): {prediction}")
+
+
+@app.command("pool")
+@_viz_errors
+def pool_cmd(
+    image: Path = typer.Argument(..., help="PNG/JPEG picture (or a .npy array)", exists=True,
+                                 dir_okay=False, readable=True),
+    op: str = typer.Option("all", help="max, min, avg or all"),
+    size: int = typer.Option(2, "--size", "-k", help="window size K (K×K)"),
+    stride: Optional[int] = typer.Option(None, help="step between windows (default: K)"),
+    output: Path = typer.Option(Path("pooling.png"), "-o", "--output", help="picture to write"),
+):
+    """Downsampling by pooling: a picture and its max, min and average pooled versions."""
+    from archspec.render import console
+    from archspec.viz import check_image_path
+    from archspec.viz.pool import OPS, load, plot_pooling, pool_all
+
+    ops = OPS if op == "all" else (op,)
+    if any(o not in OPS for o in ops):
+        raise typer.BadParameter("expected max, min, avg or all", param_hint="--op")
+    check_image_path(output)
+    picture = load(image)
+    results = pool_all(picture, ops, size, stride)
+    plot_pooling(picture, results, size, stride, output, image.name)
+    h, w = picture.shape[:2]
+    console.print(f"wrote {output}: {h}×{w} -> " + ", ".join(
+        f"{o} {a.shape[0]}×{a.shape[1]}" for o, a in results))
+
+
+@app.command()
+@_viz_errors
+def runs(
+    directory: Path = typer.Argument(Path("runs"), help="folder of runs (default: runs)"),
+    sort: str = typer.Option("date", help="date, experiment, run, val, test, epochs, speed "
+                                          "or status (metrics: best first)"),
+    reverse: bool = typer.Option(False, help="reverse the order"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+):
+    """A table of runs: experiment, date, best validation and test metric, speed, status."""
+    from archspec.render import console
+    from archspec.runs_table import list_runs, runs_table, sort_runs
+
+    rows = sort_runs(list_runs(directory), sort, reverse)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        return
+    if not rows:
+        console.print(f"no runs in {directory}")
+        return
+    console.print(runs_table(rows, f"{len(rows)} run{'s' if len(rows) != 1 else ''} in {directory}"))
+
+
+@app.command()
+@_fail_on_spec_errors
+@_viz_errors
+def sweep(
+    file: Path = typer.Argument(..., help="sweep YAML: experiment, grid and/or random",
+                                exists=True, dir_okay=False, readable=True),
+    point: Optional[int] = typer.Option(None, "--point", help="run only point K (0-based), "
+                                        "e.g. --point $SLURM_ARRAY_TASK_ID"),
+    parallel_hint: bool = typer.Option(False, "--parallel-hint", help="list the points and "
+                                       "print commands that run them in parallel; train nothing"),
+    summary_only: bool = typer.Option(False, "--summary", help="only print the table of points"),
+    output: Optional[str] = typer.Option(None, help="folder for runs (default: the sweep "
+                                                    "file's output, else runs)"),
+):
+    """Train an experiment at every point of a grid or random search, resumably."""
+    from archspec.render import console
+    from archspec.sweep import (check_points, load_sweep, parallel_hint as hint_lines,
+                                point_status, run_point, summary_table, write_manifest, DONE)
+
+    sw = load_sweep(file, output)
+    points = sw.points()
+    if parallel_hint or summary_only:
+        console.print(summary_table(sw, points))
+        if parallel_hint:
+            for line in hint_lines(sw, points, file):
+                console.print(line, style="dim" if line.startswith("#") else None)
+        return
+    if point is not None and not 0 <= point < len(points):
+        raise typer.BadParameter(f"this sweep has {len(points)} points: 0 to {len(points) - 1}",
+                                 param_hint="--point")
+    chosen = points if point is None else [points[point]]
+    todo = [p for p in chosen if point_status(sw.point_dir(p)) not in DONE]
+    check_points(sw, todo)
+    write_manifest(sw, points)
+    console.print(f"[bold]sweep {sw.name}[/bold]: {len(points)} points, "
+                  f"{len(chosen) - len(todo)} already finished, {len(todo)} to run "
+                  f"-> {sw.folder}")
+    if todo:  # JAX (and the training errors' handler) only when something trains
+        _user_errors(_sweep_points)(sw, todo, file, console, run_point)
+    console.print()
+    console.print(summary_table(sw, chosen))
+
+
+def _sweep_points(sw, todo, file, console, run_point) -> None:
+    for k, p in enumerate(todo, start=1):
+        console.print(f"\n[bold]point {p.index}[/bold] ({k}/{len(todo)}) {p.id}: {p.describe()}")
+        what, result = run_point(sw, p, console=console)
+        if result is not None and result.stopped:
+            console.print(f"stopped; run `archspec sweep {file}` again to resume")
+            break
+        if result is not None:
+            test = result.test or {}
+            acc = next((v for key, v in test.items() if key.startswith("accuracy")), None)
+            console.print(f"{what} {result.run_dir} in {result.seconds:.1f} s" +
+                          (f", test accuracy {100 * acc:.2f}%" if acc is not None else ""))
+
+
+@app.command()
+@_fail_on_spec_errors
+@_user_errors
+def predict(
+    run_dir: Path = typer.Argument(..., help="a run folder: runs/<experiment>/<timestamp>"),
+    inputs: List[Path] = typer.Argument(..., help="images (PNG/JPEG), .npy arrays (one "
+                                                  "example or a batch) or CSV files"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    top: int = typer.Option(3, "--top", help="classes shown per example, most probable first"),
+    checkpoint: str = typer.Option("best", help="best or latest"),
+):
+    """Class probabilities or values of a trained run for new examples."""
+    from archspec.predict import predict as run_predict, render
+    from archspec.render import console
+
+    if checkpoint not in ("best", "latest"):
+        raise typer.BadParameter("expected best or latest", param_hint="--checkpoint")
+    if top < 1:
+        raise typer.BadParameter("top must be >= 1", param_hint="--top")
+    result = run_predict(run_dir, inputs, top, checkpoint)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    render(result, console)
 
 
 def main():

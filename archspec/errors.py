@@ -3,6 +3,7 @@ what was expected, what was found, and a hint."""
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 
 
@@ -105,7 +106,8 @@ def describe(value) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return f"{value!r} (a float)" if value.is_integer() else f"{value!r} (a fraction)"
+        whole = not math.isfinite(value) or value.is_integer()
+        return f"{value!r} (a float)" if whole else f"{value!r} (a fraction)"
     if isinstance(value, str):
         return f"the string {_clip(repr(value))}"
     if isinstance(value, (list, tuple)):

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archspec.layers.base import InitSpec, Layer, Options, ShapeError, fmt
+from archspec.layers.base import InitSpec, Layer, Options, ShapeError
 from archspec.layers.recurrent import _sequence
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from archspec.layers import activation
 from archspec.layers.base import (ActivationSpec, InitSpec, IntOrList, Layer, Options, Padding,
                                   ShapeError, as_tuple, fmt, pad_pairs, prod, window_out)
-from archspec.layers.init import initializer
+from archspec.layers.init import check_init, initializer
 
 
 class Conv(Layer):
@@ -35,7 +35,8 @@ class Conv(Layer):
         k, s, d = (as_tuple(getattr(o, f), n, f) for f in ("kernel", "stride", "dilation"))
         for f, v in (("kernel", k), ("stride", s), ("dilation", d)):
             if min(v) < 1:
-                raise ShapeError(f"{f} must be positive", found=str(list(v)), field=f)
+                raise ShapeError(f"{f} must be positive", expected=">= 1", found=str(list(v)),
+                                 field=f)
         pads = pad_pairs(o.padding, k, s, d, shape[:-1])
         if min(min(p) for p in pads) < 0:
             raise ShapeError("padding must not be negative", found=str(o.padding), field="padding")
@@ -46,7 +47,8 @@ class Conv(Layer):
         k, s, d, pads = self.geometry(o, shape)
         cin = shape[-1]
         if o.maps < 1:
-            raise ShapeError("maps must be positive", found=str(o.maps), field="maps")
+            raise ShapeError("maps must be positive", expected=">= 1", found=str(o.maps),
+                             field="maps")
         if o.groups < 1 or cin % o.groups or o.maps % o.groups:
             raise ShapeError("groups must divide both the input channels and maps",
                              expected=f"a divisor of {cin} and {o.maps}", found=str(o.groups),
@@ -63,6 +65,7 @@ class Conv(Layer):
             out.append(window_out(size, kk, ss, dd, lo, hi))
         if o.activation is not None:
             activation.parse(o.activation)
+        check_init(o.init, "init"), check_init(o.bias_init, "bias_init")
         return (*out, o.maps)
 
     def params(self, o, shapes, out, defaults):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from archspec.layers import activation
 from archspec.layers.base import (ActivationSpec, InitSpec, Layer, Options, ShapeError, fmt,
                                   prod)
-from archspec.layers.init import initializer
+from archspec.layers.init import check_init, initializer
 
 
 class Dense(Layer):
@@ -30,6 +30,7 @@ class Dense(Layer):
                              hint="add `- flatten` (or a global pool) before this layer")
         if o.activation is not None:
             activation.parse(o.activation)
+        check_init(o.init, "init"), check_init(o.bias_init, "bias_init")
         return (*shape[:-1], o.units)
 
     def params(self, o, shapes, out, defaults):

@@ -21,6 +21,20 @@ def check(spec) -> None:
                               " {uniform: scale}, {truncated_normal: stddev}")
 
 
+def check_init(spec, field: str) -> None:
+    """`check` for a layer option that may be unset; errors point at the option."""
+    if spec is None:
+        return
+    try:
+        check(spec)
+    except ShapeError as exc:
+        exc.field = field
+        if isinstance(spec, dict) and len(spec) == 1:
+            from archspec.errors import did_you_mean
+            exc.hint = did_you_mean(next(iter(spec)), PARAMETERISED)
+        raise
+
+
 def initializer(spec):
     import jax.nn.initializers as init
 

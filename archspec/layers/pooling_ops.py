@@ -1,8 +1,85 @@
 """The array side of pooling, with PyTorch's semantics for ceil mode and average padding."""
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
+
+# Non-overlapping windows (stride == size, no padding, no ceil extra) are pooled by a reshape
+# and a reduction instead of `reduce_window`: same values, and on XLA:CPU much faster,
+# mostly in the backward pass (reduce_window max differentiates through select_and_scatter).
+# Set to False to get the reduce_window lowering everywhere (benchmarks compare the two).
+FAST_BLOCKS = True
+
+
+def _blocks(x, k, out):
+    """(N, *spatial, C) -> (N, o1, k1, o2, k2, ..., C), dropping the rows a floor-mode
+    pool never reads; window axes are 2, 4, ..."""
+    x = x[(slice(None), *(slice(0, o * kk) for o, kk in zip(out, k)))]
+    return x.reshape(x.shape[0], *(d for o, kk in zip(out, k) for d in (o, kk)), x.shape[-1])
+
+
+def _unblock(xb, shape):
+    """Inverse of `_blocks`: back to `shape`, zeros where floor mode dropped rows."""
+    n = len(shape) - 2
+    xb = xb.reshape(xb.shape[0], *(xb.shape[1 + 2 * i] * xb.shape[2 + 2 * i] for i in range(n)),
+                    xb.shape[-1])
+    return jnp.pad(xb, [(0, 0)] + [(0, t - c) for t, c in zip(shape[1:-1], xb.shape[1:-1])]
+                   + [(0, 0)])
+
+
+def _expand(y, n):
+    """Pooled (N, *out, C) -> broadcastable against the blocks (N, o1, 1, o2, 1, ..., C)."""
+    return y.reshape(y.shape[0], *(d for o in y.shape[1:-1] for d in (o, 1)), y.shape[-1])
+
+
+def _first_hit(eq, n):
+    """Of the elements equal to their window's max (min), keep only the first in row-major
+    window order: reduce_window's gradient (select_and_scatter with `ge`/`le`) goes there."""
+    e = eq.astype(jnp.int32)
+    before = 0  # how many hits precede each element in its window, in row-major order
+    for d in range(n):
+        later = tuple(2 + 2 * j for j in range(d + 1, n))
+        t = e.sum(axis=later, keepdims=True) if later else e
+        before = before + jnp.cumsum(t, axis=2 + 2 * d) - t
+    return eq & (before == 0)
+
+
+def _extreme(x, k, out, is_max):
+    xb = _blocks(x, k, out)
+    axes = tuple(2 + 2 * i for i in range(len(k)))
+    return xb.max(axis=axes) if is_max else xb.min(axis=axes)
+
+
+def _extreme_fwd(x, k, out, is_max):
+    y = _extreme(x, k, out, is_max)
+    return y, (x, y)
+
+
+def _extreme_bwd(k, out, is_max, res, g):
+    x, y = res
+    n = len(k)
+    hit = _first_hit(_blocks(x, k, out) == _expand(y, n), n)
+    return (_unblock(jnp.where(hit, _expand(g, n), 0).astype(x.dtype), x.shape),)
+
+
+_block_extreme = jax.custom_vjp(_extreme, nondiff_argnums=(1, 2, 3))
+_block_extreme.defvjp(_extreme_fwd, _extreme_bwd)
+
+
+def block_pool(x, op, k, out_spatial):
+    """Non-overlapping windowed pool (stride == size, no padding). Max/min: the values and
+    the gradient of `reduce_window` exactly (a tie gives the whole gradient to the first
+    extreme element in row-major window order, as select_and_scatter does). Avg: sum over
+    the window divided by its size, as `reduce_window` does (equal up to summation order)."""
+    k, out = tuple(k), tuple(out_spatial)
+    if op in ("max", "min"):
+        return _block_extreme(x, k, out, op == "max")
+    axes = tuple(2 + 2 * i for i in range(len(k)))
+    count = 1
+    for kk in k:
+        count *= kk
+    return _blocks(x, k, out).sum(axis=axes) / jnp.asarray(count, x.dtype)
 
 
 def window_pool(x, op, k, s, pads, out_spatial):
@@ -11,6 +88,9 @@ def window_pool(x, op, k, s, pads, out_spatial):
     (count_include_pad, like PyTorch)."""
     extra = [max((o - 1) * ss + kk - (size + lo + hi), 0)
              for o, ss, kk, size, (lo, hi) in zip(out_spatial, s, k, x.shape[1:-1], pads)]
+    if (FAST_BLOCKS and tuple(k) == tuple(s) and not any(extra)
+            and all(lo == 0 and hi == 0 for lo, hi in pads)):
+        return block_pool(x, op, k, out_spatial)
     full = [(0, 0)] + [(lo, hi + e) for (lo, hi), e in zip(pads, extra)] + [(0, 0)]
     dims, strides = (1, *k, 1), (1, *s, 1)
     if op == "max":

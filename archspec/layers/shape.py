@@ -30,7 +30,8 @@ class Reshape(Layer):
         total, target = prod(shapes[0]), list(o.shape)
         if target.count(-1) > 1 or any(t == 0 or t < -1 for t in target):
             raise ShapeError("shape may contain one -1 and otherwise positive sizes",
-                             found=str(target), field="shape")
+                             expected="positive sizes and at most one -1", found=str(target),
+                             field="shape")
         known = prod(t for t in target if t != -1)
         if -1 in target:
             if total % known:

@@ -3,7 +3,7 @@ into a `Graph`, inferring every shape and collecting every error with its positi
 from __future__ import annotations
 
 from archspec.errors import (ErrorCollector, Pos, SpecErrors, describe, did_you_mean, fmt_bytes,
-                             fmt_shape)
+                             fmt_count, fmt_shape)
 from archspec.graph import Graph, Head, Node
 from archspec.layers.base import REGISTRY, ShapeError, kinds
 from archspec.spec import expr
@@ -13,6 +13,7 @@ from archspec.spec.yaml_loader import YList, YMap, load_yaml_file, load_yaml_tex
 
 MAX_REPEAT = 10_000
 MAX_NODES = 100_000
+MAX_EXPANSIONS = 2 * MAX_NODES  # layer and block instances visited while expanding
 MAX_DEPTH = 64                 # nested block calls
 MAX_PARAMS = 4_000_000_000     # 16 GB of float32 parameters
 SUGAR = ("residual", "branches")
@@ -83,6 +84,7 @@ class Resolver:
             if specs:
                 self.errors.add("give either `input` or `inputs`, not both",
                                 self.root.key_pos["inputs"], "inputs",
+                                expected="`input` or `inputs`", found="both",
                                 hint="`inputs` names several inputs; `input` is one unnamed input")
             specs["input"] = self.arch.input
             node_of["input"] = (self.root, ("input",))
@@ -101,8 +103,10 @@ class Resolver:
                                     self.root.key_pos.get("inputs", self.root.pos), "inputs",
                                     expected="one input", found=", ".join(specs))
                 shape = list(self.input_shape)
-            if not (isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool)
-                                                     and s > 0 for s in shape)) or not shape:
+            if isinstance(shape, list) and any(s is _BAD for s in shape):
+                shape = None  # the expression error says why
+            elif not (isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool)
+                                                       and s > 0 for s in shape)) or not shape:
                 self.errors.add("input shape must be positive integers (without the batch axis)",
                                 position(self.root, loc + ("shape",), self.root.pos), name,
                                 expected="e.g. [224, 224, 3] or [64]", found=repr(shape),
@@ -118,12 +122,14 @@ class Resolver:
         return next(iter(specs)) if len(specs) == 1 else None
 
     # --- sequences and items -------------------------------------------------------------
-    def _sequence(self, items, scope, prev, env, path, depth):
+    def _sequence(self, items, scope, prev, env, path, depth, pos=None):
         if not isinstance(items, list):
-            self.errors.add("expected a list of layers", getattr(items, "pos", None), path,
+            self.errors.add("expected a list of layers", getattr(items, "pos", None) or pos, path,
                             expected="a YAML list (lines starting with '- ')",
-                            found=type(items).__name__)
-            return prev
+                            found=describe(items),
+                            hint="a single layer is a list of one: [conv: {...}]"
+                            if isinstance(items, (str, dict)) else None)
+            return self._unknown(path, pos)
         for j, item in enumerate(items):
             pos = items.item_pos[j] if isinstance(items, YList) else None
             prev = self._item(item, pos, scope, prev, env, f"{path}[{j}]", depth)
@@ -139,7 +145,7 @@ class Resolver:
         self.errors.add("a layer is a one-key mapping or a name", pos, path,
                         expected="e.g. `- conv: {maps: 64, kernel: 3}` or `- flatten`",
                         found=(f"a mapping with keys {', '.join(map(str, item))}"
-                               if isinstance(item, dict) else repr(item)),
+                               if isinstance(item, dict) else describe(item)),
                         hint="indent the options under the layer kind" if isinstance(item, dict)
                         and len(item) > 1 else None)
         return None, None, pos
@@ -161,6 +167,14 @@ class Resolver:
             return self._unknown(path, pos)
         count = self._repeat(value, vpos, env, path)
         for i in range(count):
+            self._expanded = getattr(self, "_expanded", 0) + 1
+            if self._expanded > MAX_EXPANSIONS:
+                self.errors.add(f"the architecture expands to more than {MAX_EXPANSIONS:,} "
+                                "layer and block instances", pos, path,
+                                expected=f"at most {MAX_NODES:,} layers",
+                                found=f"repeat: {count:,} here, inside other repeats",
+                                hint="lower `repeat` or the block nesting")
+                raise SpecErrors(self.errors.errors)
             env_i = {**env, "i": i}
             ipath = f"{path}" if count == 1 else f"{path}#{i}"
             if key in SUGAR:
@@ -171,7 +185,9 @@ class Resolver:
                 prev = self._layer(key, value, vpos, scope, prev, env_i, ipath, i, count)
             if len(self.graph.nodes) > MAX_NODES:
                 self.errors.add(f"the architecture expands to more than {MAX_NODES:,} layers",
-                                pos, path, hint="lower `repeat` or the block nesting")
+                                pos, path, expected=f"at most {MAX_NODES:,} layers",
+                                found=f"repeat: {count:,} here, inside other repeats",
+                                hint="lower `repeat` or the block nesting")
                 raise SpecErrors(self.errors.errors)
         return prev
 
@@ -279,8 +295,14 @@ class Resolver:
                                 hint="add `inputs:` with one of: " + ", ".join(self.graph.inputs))
                 return None
             return [prev]
-        names = [given] if isinstance(given, str) else list(given)
+        names = [given] if isinstance(given, str) else list(given) if isinstance(
+            given, list) else [given]
         pos = value.val_pos.get("inputs", vpos) if isinstance(value, YMap) else vpos
+        if not all(isinstance(n, str) for n in names):
+            if kind is None:  # a layer's `inputs` was checked with its other options
+                self.errors.add("inputs must be layer names", pos, node_id,
+                                expected="a name or a list of names", found=describe(given))
+            return None
         if n_in is None and len(names) < 2:
             self.errors.add(f"'{kind.kind}' needs at least two inputs", pos, node_id,
                             expected="inputs: [a, b]", found=repr(names),
@@ -377,7 +399,8 @@ class Resolver:
                 self.errors.add("residual needs a `body`", vpos, path,
                                 expected="body: [layers...]", found="no body")
             return prev
-        body = self._sequence(value["body"], inner, start[0], env, f"{path}.body", depth + 1)
+        body = self._sequence(value["body"], inner, start[0], env, f"{path}.body", depth + 1,
+                              value.val_pos["body"])
         short = self._shortcut(value, inner, start[0], body, env, path, depth)
         out = self._synth(inner, "add", {"inputs": [short, body]},
                           value.val_pos.get("shortcut", value.pos), "add")
@@ -393,27 +416,43 @@ class Resolver:
         if isinstance(spec, YList):
             return self._sequence(spec, inner, start, env, f"{path}.shortcut", depth + 1)
         if spec not in ("auto", "identity", "projection"):
-            self.errors.add("bad shortcut", value.val_pos.get("shortcut"), path,
+            self.errors.add(f"unknown shortcut {spec!r}", value.val_pos.get("shortcut"),
+                            inner.prefix[:-1],
                             expected="auto, identity, projection or a list of layers",
-                            found=repr(spec))
-            return start
+                            found=repr(spec),
+                            hint=did_you_mean(spec, ("auto", "identity", "projection")))
+            return self._unknown(f"{path}.shortcut", value.val_pos.get("shortcut"))
         src, dst = self.graph.nodes[start], self.graph.nodes.get(body)
         if spec == "identity" or dst is None or dst.shape is None or src.shape is None or (
                 spec == "auto" and src.shape == dst.shape):
             return start
         if len(src.shape) < 2 or len(src.shape) != len(dst.shape):
             self.errors.add("a projection shortcut needs feature maps of equal rank", value.pos,
-                            path, expected=fmt_shape(dst.shape), found=fmt_shape(src.shape))
+                            inner.prefix[:-1], expected=fmt_shape(dst.shape),
+                            found=fmt_shape(src.shape))
             return start
         strides = []
         for a, b in zip(src.shape[:-1], dst.shape[:-1]):
-            if b == 0 or a % b and -(-a // b) * b - a >= b:
+            stride = -(-a // b) if b else 0
+            if b == 0 or -(-a // stride) != b:  # a 1x1 conv with this stride gives ceil(a/s)
+                half = tuple(-(-n // 2) for n in src.shape[:-1])
                 self.errors.add("the body's spatial size is not a stride of its input",
-                                value.pos, path, expected=f"a divisor of {fmt_shape(src.shape)}",
-                                found=fmt_shape(dst.shape))
-                return start
-            strides.append(-(-a // b))
-        proj = dict(self._subst(value.get("projection") or {}, env, value, ("projection",), path))
+                                value.pos, inner.prefix[:-1],
+                                expected=f"the input's {fmt_shape(src.shape[:-1])} divided by a "
+                                         f"stride, e.g. {fmt_shape(half)}",
+                                found=fmt_shape(dst.shape[:-1]),
+                                hint="give the body's convolutions `padding: same` so that "
+                                     "only their strides change the size")
+                return self._unknown(f"{path}.shortcut", value.pos)
+            strides.append(stride)
+        proj = self._subst(value.get("projection") or {}, env, value, ("projection",), path)
+        if not isinstance(proj, dict):
+            self.errors.add("projection must be a mapping of conv options",
+                            value.val_pos["projection"], inner.prefix[:-1],
+                            expected="e.g. {norm: batchnorm} or {kernel: 1, bias: false}",
+                            found=describe(proj))
+            proj = {}
+        proj = dict(proj)
         norm = proj.pop("norm", None)
         opts = {"maps": dst.shape[-1], "kernel": 1, "stride": strides, "activation": "linear",
                 **proj}
@@ -441,7 +480,7 @@ class Resolver:
         for k, p in enumerate(paths):
             pscope = Scope(inner.prefix + f"path{k + 1}.", inner)
             outs.append(self._sequence(p if p is not None else YList(), pscope, start[0], env,
-                                       f"{path}.paths[{k}]", depth + 1))
+                                       f"{path}.paths[{k}]", depth + 1, paths.item_pos[k]))
         merge = value.get("merge", "concat")
         if merge not in ("concat", "add", "multiply"):
             self.errors.add(f"unknown merge '{merge}'", value.val_pos.get("merge"),
@@ -460,6 +499,7 @@ class Resolver:
         node_id = scope.prefix + local
         if kind is None:
             self.errors.add(f"unknown layer kind '{kind_name}'", pos, node_id,
+                            expected="a layer kind", found=repr(kind_name),
                             hint=did_you_mean(kind_name, REGISTRY))
             return node_id
         ins = inputs if inputs is not None else data["inputs"]
@@ -550,11 +590,11 @@ class Resolver:
         total = self.graph.total("params") + self.graph.total("state")
         if total > MAX_PARAMS:
             biggest = max(self.graph.layers, key=lambda n: n.params)
-            self.errors.add(f"the model has {total:,} parameters "
+            self.errors.add(f"the model has {fmt_count(total)} parameters "
                             f"(~{fmt_bytes(total * 4)} in float32); refusing to build it",
                             biggest.pos, biggest.id,
                             expected=f"at most {MAX_PARAMS:,} parameters",
-                            found=f"{biggest.params:,} in this layer alone",
+                            found=f"{fmt_count(biggest.params)} in this layer alone",
                             hint="check units/maps; nothing has been allocated")
 
     def _subst(self, value, env, node, loc, path):

@@ -62,7 +62,10 @@ def load_state(run_dir: Path, which: str = "best"):
     state = init_state(setup.model, graph, setup.tx, exp.seed, example)
     if which == "best" and not (Path(run_dir) / "checkpoints" / "best").exists():
         which = "latest"
-    state, _ = ckpt.restore(run_dir, state, which)
+    from archspec.render import print_problem
+
+    state, _ = ckpt.restore(run_dir, state, which,
+                            warn=lambda m: print_problem("warning", m))
     return setup, state, which
 
 

@@ -88,6 +88,13 @@ def prepare(exp, graph, arch_text: str, config: dict, smoke: bool = False) -> Se
                          "multi-input data sets are not supported yet")
     (inp,) = graph.inputs.values()
     dataset = load_dataset(exp.data, tuple(inp.shape), seed=exp.seed)
+    for node in graph.layers:  # ids beyond the table: NaN vectors (embedding), zeros (one_hot)
+        size = {"embedding": "vocabulary", "one_hot": "classes"}.get(node.kind)
+        if size and dataset.vocabulary and getattr(node.opts, size) < len(dataset.vocabulary):
+            raise TrainError(f"{node.id} has {size} {getattr(node.opts, size)} but the data "
+                             f"has {len(dataset.vocabulary)} token ids",
+                             f"set {size}: {len(dataset.vocabulary)}, or the data's "
+                             f"vocabulary_size: {getattr(node.opts, size)}")
     mesh = make_mesh()
     n_dev = mesh.devices.size
     if exp.batch_size % n_dev:
@@ -210,7 +217,8 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     log = MetricsLog(run_dir)
     best = _read_best(run_dir) if resume else None
     if resume:
-        state, pos = ckpt.restore(run_dir, state)
+        state, pos = ckpt.restore(run_dir, state, warn=lambda m: (console or _console()).print(
+            f"[yellow]warning:[/yellow] {m}"))
         start_epoch, start_batch = pos["epoch"], pos["batch"]
         log.truncate_after(int(state.step))
     state = jax.device_put(state, repl)

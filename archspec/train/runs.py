@@ -88,7 +88,7 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop records of steps the restored checkpoint had not reached."""
-        if not self.path.exists():
+        if not self.path.is_file():  # absent, or not a regular file (nothing to keep)
             return
         keep = [line for line in self.path.read_text().splitlines()
                 if line.strip() and _step_of(line) <= step]

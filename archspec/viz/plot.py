@@ -30,8 +30,18 @@ class Curves:
 
 
 def run_label(run_dir: Path) -> str:
+    """experiment/timestamp; a sweep point adds the values it tries (from sweep.json)."""
+    import json
+
     run_dir = Path(run_dir).resolve()
-    return f"{run_dir.parent.name}/{run_dir.name}"
+    label = f"{run_dir.parent.name}/{run_dir.name}"
+    try:
+        manifest = json.loads((run_dir.parent / "sweep.json").read_text())
+        point = next(p for p in manifest["points"] if p["id"] == run_dir.name)
+        values = " ".join(f"{k}={v}" for k, v in point.get("varying", {}).items())
+        return f"{label} ({values})" if values else label
+    except (OSError, ValueError, KeyError, StopIteration, TypeError, AttributeError):
+        return label
 
 
 def find_runs(paths) -> list[Path]:
@@ -125,18 +135,20 @@ def plot_curves(curves: list[Curves], output: Path, title: str | None = None) ->
         ax.xaxis.get_major_locator().set_params(integer=True)
         if metric == "loss" and _wide_range(curves):
             ax.set_yscale("log")
-    handles = [Line2D([], [], color=colors[i % len(colors)], linewidth=2.5, label=c.label)
-               for i, c in enumerate(curves)]
-    handles += [Line2D([], [], color="black", linestyle="-", label="train"),
-                Line2D([], [], color="black", linestyle="--", label="validation")]
+    styles = [Line2D([], [], color="black", linestyle="-", label="train"),
+              Line2D([], [], color="black", linestyle="--", label="validation")]
     if any(c.test for c in curves):
-        handles.append(Line2D([], [], color="grey", marker="*", linestyle="", markersize=10,
-                              label="test (end)"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), frameon=False,
-               bbox_to_anchor=(0.5, -0.02 - 0.045 * ((len(handles) - 1) // 4)))
+        styles.append(Line2D([], [], color="grey", marker="*", linestyle="", markersize=10,
+                             label="test (end)"))
+    axes[0][0].legend(handles=styles, loc="upper right", fontsize=9, framealpha=0.8)
+    runs = [Line2D([], [], color=colors[i % len(colors)], linewidth=2.5, label=c.label)
+            for i, c in enumerate(curves)]
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.1 + 0.05 * ((len(handles) - 1) // 4), 1, 1))
+    fig.tight_layout()
+    # below the panels; saving with bbox_inches="tight" keeps it in the picture
+    fig.legend(handles=runs, loc="upper center", ncol=min(len(runs), 3), frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
     return save_figure(fig, output)
 
 
@@ -208,11 +220,9 @@ def terminal_chart(curves: list[Curves], metric: str, width: int = 72, height: i
     ys = [y for s in series for y in s[3]]
     x_lo, x_hi = min(xs), max(xs)
     y_lo, y_hi = min(ys), max(ys)
-    if metric == "accuracy":
-        y_lo, y_hi = min(y_lo, 1.0), max(y_hi, 0.0)
     if y_hi - y_lo < 1e-12:
         y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
-    label_w = max(len(_fmt(y_hi)), len(_fmt(y_lo))) + 1
+    label_w = max(len(_fmt(v)) for v in (y_hi, y_lo, (y_hi + y_lo) / 2)) + 1
     canvas = BrailleCanvas(max(width - label_w - 1, 10), height)
     dw, dh = canvas.dots
 
@@ -231,7 +241,8 @@ def terminal_chart(curves: list[Curves], metric: str, width: int = 72, height: i
             canvas.line(a, b, c, d, color, dotted=split == "val")
     lines = [Text(metric, style="bold")]
     for r, row in enumerate(canvas.rows()):
-        label = _fmt(y_hi) if r == 0 else _fmt(y_lo) if r == height - 1 else ""
+        label = {0: _fmt(y_hi), height - 1: _fmt(y_lo),
+                 (height - 1) // 2: _fmt((y_hi + y_lo) / 2)}.get(r, "")
         lines.append(Text(label.rjust(label_w - 1) + " ┤", style="dim") + row)
     axis = " " * (label_w - 1) + " └" + "─" * canvas.width
     lines.append(Text(axis, style="dim"))

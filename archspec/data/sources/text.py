@@ -21,25 +21,28 @@ from ..options import SourceOptions
 from ..seeding import rng_for
 
 PAD, UNK = "<pad>", "<unk>"
-COMMON = ("the a an this that it is was and but so very really quite i we you they "
-          "my our of to in on with for at just").split()
+COMMON = ["the", "a", "an", "this", "that", "it", "is", "was", "and", "but", "so", "very",
+          "really", "quite", "i", "we", "you", "they", "my", "our", "of", "to", "in", "on",
+          "with", "for", "at", "just"]
 TOPICS = {
-    "positive": ("great good wonderful excellent lovely happy love enjoyed amazing "
-                 "fantastic brilliant pleasant delightful superb perfect nice beautiful "
-                 "fun best glad").split(),
-    "negative": ("bad terrible awful boring hate poor horrible sad worst annoying "
-                 "disappointing dull ugly broken angry wrong painful useless waste "
-                 "mediocre").split(),
-    "sports": ("game team match goal player coach score league season win football "
-               "tennis stadium referee race ball champion tournament striker "
-               "penalty").split(),
-    "tech": ("computer software phone app internet code data chip laptop network "
-             "server program robot screen battery cloud algorithm update keyboard "
-             "website").split(),
-    "food": ("pizza bread cheese soup dinner lunch recipe kitchen salad pasta fruit "
-             "coffee tea cake rice chicken spicy sweet restaurant chef").split(),
-    "weather": ("rain snow sun wind storm cloudy sunny cold hot temperature forecast "
-                "thunder fog humid breeze winter summer frost degrees umbrella").split(),
+    "positive": ["great", "good", "wonderful", "excellent", "lovely", "happy", "love",
+                 "enjoyed", "amazing", "fantastic", "brilliant", "pleasant", "delightful",
+                 "superb", "perfect", "nice", "beautiful", "fun", "best", "glad"],
+    "negative": ["bad", "terrible", "awful", "boring", "hate", "poor", "horrible", "sad",
+                 "worst", "annoying", "disappointing", "dull", "ugly", "broken", "angry",
+                 "wrong", "painful", "useless", "waste", "mediocre"],
+    "sports": ["game", "team", "match", "goal", "player", "coach", "score", "league",
+               "season", "win", "football", "tennis", "stadium", "referee", "race", "ball",
+               "champion", "tournament", "striker", "penalty"],
+    "tech": ["computer", "software", "phone", "app", "internet", "code", "data", "chip",
+             "laptop", "network", "server", "program", "robot", "screen", "battery",
+             "cloud", "algorithm", "update", "keyboard", "website"],
+    "food": ["pizza", "bread", "cheese", "soup", "dinner", "lunch", "recipe", "kitchen",
+             "salad", "pasta", "fruit", "coffee", "tea", "cake", "rice", "chicken", "spicy",
+             "sweet", "restaurant", "chef"],
+    "weather": ["rain", "snow", "sun", "wind", "storm", "cloudy", "sunny", "cold", "hot",
+                "temperature", "forecast", "thunder", "fog", "humid", "breeze", "winter",
+                "summer", "frost", "degrees", "umbrella"],
 }
 DEFAULT_LENGTH = 16
 MIN_WORDS = 4

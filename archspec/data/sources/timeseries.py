@@ -36,8 +36,10 @@ def _chirp(p):  # frequency rising through the window: phase grows quadratically
     return np.sin(2 * np.pi * p * np.linspace(0.5, 1.5, p.shape[1])[None, :, None])
 
 
-WAVES = {"sine": _sine, "square": _square, "sawtooth": _sawtooth, "triangle": _triangle,
-         "noise": None, "chirp": _chirp}
+# In order of use: `classes: 4` is sine, square, sawtooth and noise; the triangle (close to
+# a sine under noise) and the chirp make harder tasks.
+WAVES = {"sine": _sine, "square": _square, "sawtooth": _sawtooth, "noise": None,
+         "triangle": _triangle, "chirp": _chirp}
 DEFAULT_SHAPE = (64, 1)
 MIN_LENGTH = 8
 
@@ -46,7 +48,7 @@ class Options(SourceOptions):
     n: int = Field(2000, ge=1, description="number of series")
     classes: int = Field(4, ge=2, le=len(WAVES),
                          description="how many waveform kinds: sine, square, sawtooth, "
-                                     "triangle, noise, chirp (the first `classes`)")
+                                     "noise, triangle, chirp (the first `classes`)")
     noise: float = Field(0.2, ge=0, description="std of Gaussian noise added to every value")
 
 

@@ -1,0 +1,245 @@
+"""Training throughput of one network in up to four implementations, side by side.
+
+    .venv/bin/python benchmarks/train_throughput.py --model cnn6 --batch 64
+    .venv/bin/python benchmarks/train_throughput.py --model resnet50 --batch 8 --rounds 3 --steps 1
+
+Implementations (--impl, comma-separated, default all):
+  archspec       the spec compiled by archspec.build, trained by archspec.train.step.make_train_step
+  archspec-xla   the same with archspec's CPU lowerings switched off (reduce_window pooling,
+                 plain XLA convolution gradients): the "before" of those changes
+  flax           the network written by hand in Flax + a hand-written optax step (reference)
+  keras          Keras 3, JAX backend, train_on_batch, jit_compile=True
+  torch          PyTorch eager on CPU, one intra-op thread per core (torchN: N threads)
+
+Every implementation trains on the same resident random batch (no input pipeline), Adam
+(lr 1e-3), softmax cross-entropy. Rounds are interleaved (one block of --steps steps of each
+implementation per round) and the step time is the median over rounds; ratios are the median
+of per-round ratios to the hand-written Flax step. Compile time is the jit lower+compile of
+the step (JAX), the first train_on_batch minus a steady step (Keras); PyTorch eager has none.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+# PyTorch's OpenMP threads otherwise spin between ops and steal the cores from the JAX rounds
+# (and from each other on a loaded machine): 10x slower steps were measured without this.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+MODELS = {  # name -> (spec, input shape, classes)
+    "lenet": ("architectures/lenet_digits.yaml", (8, 8, 1), 10),
+    "cnn6": ("benchmarks/specs/cnn6.yaml", (32, 32, 3), 10),
+    "resnet18": ("benchmarks/specs/resnet18_cifar.yaml", (32, 32, 3), 10),
+    "resnet50": ("architectures/resnet50.yaml", (224, 224, 3), 1000),
+}
+IMPLS = ("archspec", "archspec-xla", "flax", "keras", "torch")
+
+
+def data(model, batch):
+    import numpy as np
+
+    _, shape, classes = MODELS[model]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, *shape)).astype(np.float32)
+    y = rng.integers(0, classes, batch).astype(np.int32)
+    return x, y
+
+
+def n_params(tree):
+    import jax
+
+    return int(sum(a.size for a in jax.tree_util.tree_leaves(tree)))
+
+
+class ArchspecRunner:
+    def __init__(self, model, batch, lowerings=True):
+        import jax
+        import jax.numpy as jnp
+
+        from archspec.build import build_model
+        from archspec.layers import pooling_ops
+        from archspec.spec.resolve import load_architecture
+        from archspec.train.config import Optimizer
+        from archspec.train.optim import make_optimizer
+        from archspec.train.step import (HeadLoss, init_state, make_mesh, make_train_step,
+                                         shardings)
+        try:
+            from archspec.layers import conv_ops
+        except ImportError:
+            conv_ops = None
+
+        spec = common.ROOT / MODELS[model][0]
+        graph = load_architecture(spec)
+        net = build_model(graph)
+        tx, _ = make_optimizer(Optimizer(name="adam", lr=1e-3), 1000)
+        mesh = make_mesh()
+        data_sh, repl = shardings(mesh)
+        x, y = data(model, batch)
+        self.args = jax.device_put((jnp.asarray(x), jnp.asarray(y),
+                                    jnp.ones(batch, jnp.float32)), data_sh)
+        heads = [HeadLoss(h, "categorical_crossentropy", "softmax", 1.0) for h in graph.heads]
+        state = init_state(net, graph, tx, 0, self.args[0][:1])
+        self.params = n_params(state.params)
+        self.state = jax.device_put(state, repl)
+        flags = (pooling_ops.FAST_BLOCKS, getattr(conv_ops, "FAST_GRAD", None))
+        pooling_ops.FAST_BLOCKS = lowerings
+        if conv_ops is not None:
+            conv_ops.FAST_GRAD = lowerings
+        try:
+            t = time.perf_counter()
+            self.step = make_train_step(net, heads, tx, mesh).lower(self.state, *self.args).compile()
+            self.compile_s = time.perf_counter() - t
+        finally:
+            pooling_ops.FAST_BLOCKS = flags[0]
+            if conv_ops is not None:
+                conv_ops.FAST_GRAD = flags[1]
+        self.run(1)
+
+    def run(self, n):
+        import jax
+
+        for _ in range(n):
+            out = self.step(self.state, *self.args)
+            self.state = out[0]
+        jax.block_until_ready(out[1])
+
+
+class FlaxRunner:
+    def __init__(self, model, batch):
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        import ref_flax
+
+        x, y = data(model, batch)
+        self.x, self.y = jnp.asarray(x), jnp.asarray(y)
+        net = ref_flax.make(model)
+        tx = optax.adam(1e-3)
+        p, s = ref_flax.init(net, self.x[:1])
+        self.params = n_params(p)
+        self.vars = (p, s, tx.init(p))
+        self.rng = jax.random.key(1)
+        t = time.perf_counter()
+        self.step = ref_flax.make_train_step(net, tx).lower(*self.vars, self.x, self.y,
+                                                            self.rng).compile()
+        self.compile_s = time.perf_counter() - t
+        self.run(1)
+
+    def run(self, n):
+        import jax
+
+        for _ in range(n):
+            p, s, o, loss = self.step(*self.vars, self.x, self.y, self.rng)
+            self.vars = (p, s, o)
+        jax.block_until_ready(loss)
+
+
+class KerasRunner:
+    def __init__(self, model, batch):
+        import numpy as np
+
+        import ref_keras
+
+        self.x, self.y = data(model, batch)
+        self.net = ref_keras.make(model)
+        self.params = int(sum(np.prod(w.shape) for w in self.net.trainable_weights))
+        t = time.perf_counter()
+        self.net.train_on_batch(self.x, self.y)
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        self.run(2)
+        self.compile_s = max(first - (time.perf_counter() - t) / 2, 0.0)
+
+    def run(self, n):
+        for _ in range(n):
+            self.net.train_on_batch(self.x, self.y)
+
+
+class TorchRunner:
+    def __init__(self, model, batch, threads=None):
+        import torch
+
+        import ref_torch
+
+        self.threads = threads or os.cpu_count()
+        torch.set_num_threads(self.threads)
+        x, y = data(model, batch)
+        self.x = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+        self.y = torch.from_numpy(y.astype("int64"))
+        self.net = ref_torch.make(model)
+        self.net.train()
+        self.params = sum(p.numel() for p in self.net.parameters())
+        self.step = ref_torch.make_train_step(self.net)
+        self.compile_s = 0.0
+        self.run(2)
+
+    def run(self, n):
+        import torch
+
+        torch.set_num_threads(self.threads)
+        for _ in range(n):
+            loss = self.step(self.x, self.y)
+        loss.item()
+
+
+def make_runner(impl, model, batch):
+    if impl == "archspec":
+        return ArchspecRunner(model, batch)
+    if impl == "archspec-xla":
+        return ArchspecRunner(model, batch, lowerings=False)
+    if impl.startswith("torch") and impl[5:].isdigit():  # torch1: one intra-op thread
+        return TorchRunner(model, batch, int(impl[5:]))
+    return {"flax": FlaxRunner, "keras": KerasRunner, "torch": TorchRunner}[impl](model, batch)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", choices=MODELS, default="cnn6")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--impl", default=",".join(IMPLS))
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--steps", type=int, default=5, help="steps per implementation per round")
+    ap.add_argument("--tag", default="", help="suffix of the results file name")
+    a = ap.parse_args()
+    impls = a.impl.split(",")
+    runners = {}
+    for impl in impls:
+        t = time.perf_counter()
+        runners[impl] = make_runner(impl, a.model, a.batch)
+        print(f"{impl:13s} ready in {time.perf_counter() - t:6.1f} s "
+              f"(compile {runners[impl].compile_s:6.2f} s), {runners[impl].params:,} parameters",
+              flush=True)
+    times = common.interleaved({k: (lambda r=r: r.run(a.steps)) for k, r in runners.items()},
+                               a.rounds, warmup=1)
+    base = "flax" if "flax" in times else impls[0]
+    rows = {}
+    print(f"\n{a.model}, batch {a.batch}, {a.rounds} rounds x {a.steps} steps; "
+          f"machine {common.machine()}")
+    print(f"{'impl':13s} {'step ms':>9s} {'ex/s':>8s} {'compile s':>9s} {'vs ' + base:>9s} "
+          f"{'params':>12s}")
+    for impl, ts in times.items():
+        step = common.median(ts) / a.steps
+        rel = common.paired_ratio(ts, times[base])
+        rows[impl] = {"step_ms": step * 1e3, "examples_per_s": a.batch / step,
+                      "compile_s": runners[impl].compile_s, f"time_vs_{base}": rel,
+                      "params": runners[impl].params,
+                      "round_ms": [t / a.steps * 1e3 for t in ts]}
+        print(f"{impl:13s} {step * 1e3:9.2f} {a.batch / step:8.1f} "
+              f"{runners[impl].compile_s:9.2f} {rel:9.3f} {runners[impl].params:12,d}")
+    path = common.save(f"train_{a.model}_b{a.batch}{a.tag}", {
+        "model": a.model, "batch": a.batch, "rounds": a.rounds, "steps": a.steps,
+        "versions": common.versions("jax", "jaxlib", "flax", "optax", "keras", "torch"),
+        "results": rows})
+    print(f"saved {path.relative_to(common.ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
