@@ -102,7 +102,11 @@ def schema(
         raise typer.BadParameter("expected 'architecture' or 'experiment'", param_hint="KIND")
     text = json.dumps(schema_for(kind), indent=2)
     if output:
-        output.write_text(text + "\n")
+        try:
+            output.write_text(text + "\n")
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot write {output}: {exc.strerror or exc}",
+                                     param_hint="--output") from None
     else:
         print(text)
 
@@ -145,13 +149,20 @@ def train(
     steps: Optional[int] = typer.Option(None, help="stop after this many steps"),
     batch_size: Optional[int] = typer.Option(None, help="examples per step"),
     set_: List[str] = typer.Option([], "--set", help="override a config key: --set optimizer.lr=3e-4"),
-    resume: Optional[Path] = typer.Option(None, help="continue the run in this folder"),
+    resume: Optional[Path] = typer.Option(None, help="continue the run in this folder",
+                                          exists=True, file_okay=False),
     smoke: bool = typer.Option(False, help="a few steps on a little data: checks a config runs"),
     output: Optional[str] = typer.Option(None, help="folder for runs (default: runs)"),
     track: Optional[str] = typer.Option(None, help="also log the run to a tracker: mlflow "
                                                    "(TensorBoard files are always written)"),
 ):
     """Train an experiment (or an architecture on a built-in data set)."""
+    import os
+
+    if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("ARCHSPEC_DISTRIBUTED"):
+        import jax  # several processes, one per host: join them into one device mesh
+
+        jax.distributed.initialize()
     from archspec.render import console
     from archspec.train import config as C
     from archspec.train.loop import fit, prepare
@@ -211,7 +222,8 @@ def _track(tracker: Optional[str], run_dir: Path, console) -> None:
 @_fail_on_spec_errors
 @_user_errors
 def eval_(
-    run_dir: Path = typer.Argument(..., help="a run folder: runs/<experiment>/<timestamp>"),
+    run_dir: Path = typer.Argument(..., help="a run folder: runs/<experiment>/<timestamp>",
+                                   exists=True, file_okay=False),
     split: str = typer.Option("test", help="train, val or test"),
     checkpoint: str = typer.Option("best", help="best or latest"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -321,7 +333,8 @@ def graph_cmd(
 @_user_errors
 @_viz_errors
 def maps(
-    run_dir: Path = typer.Argument(..., help="a run folder: runs/<experiment>/<timestamp>"),
+    run_dir: Path = typer.Argument(..., help="a run folder: runs/<experiment>/<timestamp>",
+                                   exists=True, file_okay=False),
     image: Path = typer.Argument(..., help="PNG/JPEG picture, or a .npy array of one input",
                                  exists=True, dir_okay=False, readable=True),
     layer: List[str] = typer.Option([], "--layer", help="layer name, repeatable "
@@ -462,7 +475,8 @@ def _sweep_points(sw, todo, file, console, run_point) -> None:
 @_fail_on_spec_errors
 @_user_errors
 def predict(
-    run_dir: Path = typer.Argument(..., help="a run folder: runs/<experiment>/<timestamp>"),
+    run_dir: Path = typer.Argument(..., help="a run folder: runs/<experiment>/<timestamp>",
+                                   exists=True, file_okay=False),
     inputs: List[Path] = typer.Argument(..., help="images (PNG/JPEG), .npy arrays (one "
                                                   "example or a batch) or CSV files"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -482,6 +496,45 @@ def predict(
         print(json.dumps(result, indent=2))
         return
     render(result, console)
+
+
+@app.command()
+@_fail_on_spec_errors
+def bench(
+    spec: Path = typer.Argument(..., help="architecture YAML file", exists=True, dir_okay=False,
+                                readable=True),
+    batch: int = typer.Option(32, "--batch", help="examples per step"),
+    steps: int = typer.Option(10, "--steps", help="timed steps (after warm-up)"),
+    precision: str = typer.Option("float32", help="float32 or bf16 (bfloat16 compute)"),
+    warmup: int = typer.Option(2, help="untimed steps after compiling"),
+    matmul_size: int = typer.Option(2048, help="n of the n×n matmul that measures the peak"),
+    input_shape: Optional[str] = typer.Option(None, help="override the input shape, e.g. 32,32,3"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+):
+    """Compile and time the train step on a random batch: compile time, step time,
+    examples/s, FLOP/s against the measured matmul peak, peak memory."""
+    if precision not in ("float32", "bf16"):
+        raise typer.BadParameter("expected float32 or bf16", param_hint="--precision")
+    for name, value, low in (("--batch", batch, 1), ("--steps", steps, 1), ("--warmup", warmup, 0),
+                             ("--matmul-size", matmul_size, 1)):
+        if value < low:
+            raise typer.BadParameter(f"must be >= {low}", param_hint=name)
+    shape = _parse_shape(input_shape)
+    from archspec.spec.resolve import load_architecture
+
+    graph = load_architecture(spec, input_shape=shape)
+    from archspec.bench import bench as run_bench, table
+    from archspec.render import console, print_problem
+
+    try:
+        result = run_bench(spec, batch, steps, precision, warmup, matmul_size, graph=graph)
+    except ValueError as exc:
+        print_problem("error", str(exc))
+        raise typer.Exit(2)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    console.print(table(result))
 
 
 def main():

@@ -123,12 +123,20 @@ def _clip(text: str, n: int = 80) -> str:
 
 def fmt_count(n: int) -> str:
     """A count a person can read, however absurd: 1,234,567 or 7.69e+62."""
-    return f"{n:,}" if n < 10**15 else f"{n:.2e}"
+    return f"{n:,}" if n < 10**15 else _sci(n)
+
+
+def _sci(n) -> str:
+    """1.23e+45, also for integers too large for a float (about 10**308 and up)."""
+    try:
+        return f"{n:.2e}"
+    except OverflowError:
+        return f"about 10^{int(int(n).bit_length() * 0.30103):,}"
 
 
 def fmt_bytes(n: float) -> str:
     if n >= 2**70:
-        return f"{n:.2e} bytes"
+        return f"{_sci(n)} bytes"
     for suffix, scale in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20),
                           ("KiB", 2**10)):
         if n >= scale:

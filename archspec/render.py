@@ -57,14 +57,18 @@ def _axes(v) -> str:
 def summary_table(s) -> Table:
     t = Table(title=f"{s.name}" + (f"  ({s.source})" if s.source else ""), title_justify="left",
               show_lines=False, header_style="bold")
-    for col, just in (("layer", "left"), ("kind", "left"), ("output shape", "right"),
-                      ("params", "right"), ("MACs", "right"), ("RF", "right"), ("jump", "right")):
+    has_state = any(r.state for r in s.rows)
+    cols = [("layer", "left"), ("kind", "left"), ("output shape", "right"), ("params", "right")]
+    cols += [("state", "right")] if has_state else []
+    cols += [("MACs", "right"), ("RF", "right"), ("jump", "right")]
+    for col, just in cols:
         t.add_column(col, justify=just, no_wrap=True)
     for r in s.rows:
         name = "  " * r.depth + r.name.split(".")[-1] if r.kind != "block" else r.name
         kind = f"block ({r.children})" if r.kind == "block" else r.kind
-        t.add_row(name, kind, _shape(r.shape), f"{r.params + r.state:,}" if r.params + r.state else "",
-                  human(r.macs) if r.macs else "", _axes(r.rf), _axes(r.jump))
+        cells = [name, kind, _shape(r.shape), f"{r.params:,}" if r.params else ""]
+        cells += [f"{r.state:,}" if r.state else ""] if has_state else []
+        t.add_row(*cells, human(r.macs) if r.macs else "", _axes(r.rf), _axes(r.jump))
     return t
 
 

@@ -127,7 +127,7 @@ def list_runs(root: Path) -> list[RunRow]:
     root = Path(root)
     if not root.exists():
         raise RunsError(f"{root} does not exist",
-                        "pass the folder runs are written to (default: runs)", code=1)
+                        "pass the folder runs are written to (default: runs)", code=2)
     return [read_run(p, root) for p in find_run_dirs(root)]
 
 

@@ -51,15 +51,13 @@ def _sizes(tree) -> dict[str, int]:
 
 
 def summarize(graph: Graph, depth: int | None = None) -> Summary:
-    from archspec.build import OUT, abstract_variables, build_model, example_inputs
+    from archspec.build import OUT, abstract_variables, build_model
 
     model = build_model(graph)
-    variables = abstract_variables(model, graph)
+    inter = variables = abstract_variables(model, graph, intermediates=True)  # one trace
     params, state = _sizes(variables.get("params")), _sizes(variables.get("batch_stats"))
-    _, inter = jax.eval_shape(lambda v, x: model.apply(v, x, train=False,
-                                                       mutable=["intermediates"]),
-                              variables, example_inputs(graph))
-    shapes = {k.removeprefix(OUT): v[0].shape[1:] for k, v in inter["intermediates"].items()}
+    shapes = {k.removeprefix(OUT): v[0].shape[1:]  # none sown when every layer is repeat: 0
+              for k, v in inter.get("intermediates", {}).items()}
     rows = []
     for node in graph.layers:
         flax_shape = tuple(shapes[node.id])

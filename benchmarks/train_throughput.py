@@ -5,8 +5,10 @@
 
 Implementations (--impl, comma-separated, default all):
   archspec       the spec compiled by archspec.build, trained by archspec.train.step.make_train_step
-  archspec-xla   the same with archspec's CPU lowerings switched off (reduce_window pooling,
-                 plain XLA convolution gradients): the "before" of those changes
+  archspec-xla   the same with reduce_window pooling (pooling_ops.FAST_BLOCKS off): the
+                 "before" of archspec's non-overlapping pooling lowering
+  archspec-patchgrad  archspec with the opt-in patch-matmul conv weight gradient
+                 (conv_ops.FAST_GRAD on) for small fan-in layers
   flax           the network written by hand in Flax + a hand-written optax step (reference)
   keras          Keras 3, JAX backend, train_on_batch, jit_compile=True
   torch          PyTorch eager on CPU, one intra-op thread per core (torchN: N threads)
@@ -14,7 +16,8 @@ Implementations (--impl, comma-separated, default all):
 Every implementation trains on the same resident random batch (no input pipeline), Adam
 (lr 1e-3), softmax cross-entropy. Rounds are interleaved (one block of --steps steps of each
 implementation per round) and the step time is the median over rounds; ratios are the median
-of per-round ratios to the hand-written Flax step. Compile time is the jit lower+compile of
+of per-round ratios to the hand-written Flax step, of wall time and of process CPU time (the
+steadier measure on a machine shared with other jobs). Compile time is the jit lower+compile of
 the step (JAX), the first train_on_batch minus a steady step (Keras); PyTorch eager has none.
 """
 from __future__ import annotations
@@ -39,7 +42,7 @@ MODELS = {  # name -> (spec, input shape, classes)
     "resnet18": ("benchmarks/specs/resnet18_cifar.yaml", (32, 32, 3), 10),
     "resnet50": ("architectures/resnet50.yaml", (224, 224, 3), 1000),
 }
-IMPLS = ("archspec", "archspec-xla", "flax", "keras", "torch")
+IMPLS = ("archspec", "archspec-xla", "flax", "keras", "torch", "torch1")
 
 
 def data(model, batch):
@@ -59,7 +62,7 @@ def n_params(tree):
 
 
 class ArchspecRunner:
-    def __init__(self, model, batch, lowerings=True):
+    def __init__(self, model, batch, fast_pool=True, fast_conv=False):
         import jax
         import jax.numpy as jnp
 
@@ -70,10 +73,7 @@ class ArchspecRunner:
         from archspec.train.optim import make_optimizer
         from archspec.train.step import (HeadLoss, init_state, make_mesh, make_train_step,
                                          shardings)
-        try:
-            from archspec.layers import conv_ops
-        except ImportError:
-            conv_ops = None
+        from archspec.layers import conv_ops
 
         spec = common.ROOT / MODELS[model][0]
         graph = load_architecture(spec)
@@ -88,18 +88,14 @@ class ArchspecRunner:
         state = init_state(net, graph, tx, 0, self.args[0][:1])
         self.params = n_params(state.params)
         self.state = jax.device_put(state, repl)
-        flags = (pooling_ops.FAST_BLOCKS, getattr(conv_ops, "FAST_GRAD", None))
-        pooling_ops.FAST_BLOCKS = lowerings
-        if conv_ops is not None:
-            conv_ops.FAST_GRAD = lowerings
-        try:
+        flags = (pooling_ops.FAST_BLOCKS, conv_ops.FAST_GRAD)
+        pooling_ops.FAST_BLOCKS, conv_ops.FAST_GRAD = fast_pool, fast_conv
+        try:  # the flags are read while tracing: compile now
             t = time.perf_counter()
             self.step = make_train_step(net, heads, tx, mesh).lower(self.state, *self.args).compile()
             self.compile_s = time.perf_counter() - t
         finally:
-            pooling_ops.FAST_BLOCKS = flags[0]
-            if conv_ops is not None:
-                conv_ops.FAST_GRAD = flags[1]
+            pooling_ops.FAST_BLOCKS, conv_ops.FAST_GRAD = flags
         self.run(1)
 
     def run(self, n):
@@ -194,7 +190,9 @@ def make_runner(impl, model, batch):
     if impl == "archspec":
         return ArchspecRunner(model, batch)
     if impl == "archspec-xla":
-        return ArchspecRunner(model, batch, lowerings=False)
+        return ArchspecRunner(model, batch, fast_pool=False)
+    if impl == "archspec-patchgrad":
+        return ArchspecRunner(model, batch, fast_conv=True)
     if impl.startswith("torch") and impl[5:].isdigit():  # torch1: one intra-op thread
         return TorchRunner(model, batch, int(impl[5:]))
     return {"flax": FlaxRunner, "keras": KerasRunner, "torch": TorchRunner}[impl](model, batch)
@@ -217,23 +215,28 @@ def main():
         print(f"{impl:13s} ready in {time.perf_counter() - t:6.1f} s "
               f"(compile {runners[impl].compile_s:6.2f} s), {runners[impl].params:,} parameters",
               flush=True)
+    cpu = {}
     times = common.interleaved({k: (lambda r=r: r.run(a.steps)) for k, r in runners.items()},
-                               a.rounds, warmup=1)
+                               a.rounds, warmup=1, cpu=cpu)
     base = "flax" if "flax" in times else impls[0]
     rows = {}
     print(f"\n{a.model}, batch {a.batch}, {a.rounds} rounds x {a.steps} steps; "
           f"machine {common.machine()}")
-    print(f"{'impl':13s} {'step ms':>9s} {'ex/s':>8s} {'compile s':>9s} {'vs ' + base:>9s} "
-          f"{'params':>12s}")
+    print(f"{'impl':16s} {'step ms':>9s} {'ex/s':>8s} {'compile s':>9s} {'vs ' + base:>9s} "
+          f"{'cpu ms':>9s} {'cpu vs':>7s} {'params':>12s}")
     for impl, ts in times.items():
         step = common.median(ts) / a.steps
         rel = common.paired_ratio(ts, times[base])
+        cpu_step = common.median(cpu[impl]) / a.steps
+        cpu_rel = common.paired_ratio(cpu[impl], cpu[base])
         rows[impl] = {"step_ms": step * 1e3, "examples_per_s": a.batch / step,
                       "compile_s": runners[impl].compile_s, f"time_vs_{base}": rel,
+                      "cpu_ms": cpu_step * 1e3, f"cpu_vs_{base}": cpu_rel,
                       "params": runners[impl].params,
                       "round_ms": [t / a.steps * 1e3 for t in ts]}
-        print(f"{impl:13s} {step * 1e3:9.2f} {a.batch / step:8.1f} "
-              f"{runners[impl].compile_s:9.2f} {rel:9.3f} {runners[impl].params:12,d}")
+        print(f"{impl:16s} {step * 1e3:9.2f} {a.batch / step:8.1f} "
+              f"{runners[impl].compile_s:9.2f} {rel:9.3f} {cpu_step * 1e3:9.2f} {cpu_rel:7.3f} "
+              f"{runners[impl].params:12,d}")
     path = common.save(f"train_{a.model}_b{a.batch}{a.tag}", {
         "model": a.model, "batch": a.batch, "rounds": a.rounds, "steps": a.steps,
         "versions": common.versions("jax", "jaxlib", "flax", "optax", "keras", "torch"),

@@ -84,10 +84,13 @@ class Conv(Layer):
     def build(self, o, xs, *, train, name, defaults):
         import flax.linen as nn
 
+        from archspec.layers import conv_ops
+
         x = xs[0]
         k, s, d, pads = self.geometry(o, x.shape[1:])
         y = nn.Conv(o.maps, k, strides=s, padding=pads, kernel_dilation=d,
                     feature_group_count=o.groups,
+                    conv_general_dilated=conv_ops.conv_general_dilated,
                     use_bias=defaults.bias if o.bias is None else o.bias,
                     kernel_init=initializer(o.init or defaults.init),
                     bias_init=initializer(o.bias_init or defaults.bias_init),

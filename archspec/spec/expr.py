@@ -21,6 +21,9 @@ _WHOLE = re.compile(r"^\$\{(.*)\}$", re.S)
 _BARE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _INLINE = re.compile(r"\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 MAX_POW = 64
+MAX_BITS = 4096       # integers beyond 2**4096 (about 10**1233) are refused, not computed
+MAX_TEXT = 10_000     # longest string an expression may build (`'a' * n`)
+MAX_SOURCE = 10_000   # longest expression text
 
 
 class ExprError(ValueError):
@@ -43,12 +46,48 @@ def evaluate(source: str, env: dict):
 
 
 def _eval_text(text: str, env: dict):
+    if len(text) > MAX_SOURCE:
+        raise ExprError(f"the expression is {len(text):,} characters long",
+                        f"an expression has at most {MAX_SOURCE:,} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
-        raise ExprError(f"cannot parse expression '{text}'",
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte in the text
+        raise ExprError(f"cannot parse expression '{_short(text)}'",
                         "use arithmetic on numbers and variable names, e.g. ${maps * 4}") from None
-    return _ev(tree.body, env)
+    except (RecursionError, MemoryError):
+        raise ExprError("the expression nests too deeply",
+                        "write it with fewer nested parentheses or operators") from None
+    try:
+        return _ev(tree.body, env)
+    except RecursionError:
+        raise ExprError("the expression nests too deeply",
+                        "write it with fewer nested parentheses or operators") from None
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def _check_size(op, left, right) -> None:
+    """Refuse, before computing it, a result too large to be a width or a count: a huge
+    power or product of integers, or a repeated string that would fill the memory."""
+    ints = all(isinstance(v, int) for v in (left, right))
+    if isinstance(op, ast.Pow) and ints and right > 0 and abs(left) > 1:
+        bits = (abs(left).bit_length() - 1) * right
+    elif isinstance(op, (ast.Mult, ast.Add, ast.Sub)) and ints:
+        bits = (abs(left).bit_length() + abs(right).bit_length() if isinstance(op, ast.Mult)
+                else max(abs(left).bit_length(), abs(right).bit_length()))
+    else:
+        bits = 0
+    if bits > MAX_BITS:
+        raise ExprError(f"the result has about {int(bits * 0.30103):,} digits",
+                        "a width or count this large cannot be meant; check the expression")
+    text = next((v for v in (left, right) if isinstance(v, str)), None)
+    count = next((v for v in (left, right) if isinstance(v, int)), None)
+    if isinstance(op, ast.Mult) and text is not None and count is not None and \
+            len(text) * max(count, 0) > MAX_TEXT:
+        raise ExprError(f"the text would be {len(text) * count:,} characters long",
+                        f"a string built by an expression has at most {MAX_TEXT:,} characters")
 
 
 def _ev(node, env):
@@ -62,23 +101,36 @@ def _ev(node, env):
                         did_you_mean(node.id, env) or f"known: {', '.join(sorted(env)) or 'none'}")
     if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
         left, right = _ev(node.left, env), _ev(node.right, env)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_POW:
-            raise ExprError(f"exponent {right} is too large")
         try:
-            return _BIN[type(node.op)](left, right)
-        except (ZeroDivisionError, TypeError) as exc:
-            raise ExprError(f"cannot evaluate: {exc}") from None
+            if isinstance(node.op, ast.Pow) and abs(right) > MAX_POW:
+                raise ExprError(f"exponent {right} is too large")
+            _check_size(node.op, left, right)
+            result = _BIN[type(node.op)](left, right)
+        except ExprError:
+            raise
+        except (ZeroDivisionError, TypeError, OverflowError, ValueError) as exc:
+            raise ExprError(f"cannot evaluate: {_why(exc)}") from None
+        if isinstance(result, complex):  # (-8) ** 0.5
+            raise ExprError(f"cannot evaluate: ({left!r}) ** {right!r} is not a real number")
+        return result
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
         v = _ev(node.operand, env)
-        return -v if isinstance(node.op, ast.USub) else (+v if isinstance(node.op, ast.UAdd) else not v)
+        try:
+            return -v if isinstance(node.op, ast.USub) else (+v if isinstance(node.op, ast.UAdd)
+                                                             else not v)
+        except TypeError as exc:
+            raise ExprError(f"cannot evaluate: {exc}") from None
     if isinstance(node, ast.Compare):
         left = _ev(node.left, env)
         for op, comp in zip(node.ops, node.comparators):
             if type(op) not in _CMP:
                 break
             right = _ev(comp, env)
-            if not _CMP[type(op)](left, right):
-                return False
+            try:
+                if not _CMP[type(op)](left, right):
+                    return False
+            except TypeError as exc:
+                raise ExprError(f"cannot evaluate: {exc}") from None
             left = right
         else:
             return True
@@ -89,10 +141,22 @@ def _ev(node, env):
         return _ev(node.body, env) if _ev(node.test, env) else _ev(node.orelse, env)
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
             and node.func.id in _FUNCS and not node.keywords):
+        args = [_ev(a, env) for a in node.args]
         try:
-            return _FUNCS[node.func.id](*[_ev(a, env) for a in node.args])
-        except (TypeError, ValueError) as exc:
-            raise ExprError(f"cannot evaluate {node.func.id}(): {exc}") from None
-    raise ExprError(f"'{ast.unparse(node)}' is not allowed in an expression",
+            if node.func.id == "round" and len(args) == 2 and isinstance(args[1], int) \
+                    and abs(args[1]) > MAX_BITS:
+                raise ValueError(f"{args[1]} digits is too many")
+            return _FUNCS[node.func.id](*args)
+        except ExprError:
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ExprError(f"cannot evaluate {node.func.id}(): {_why(exc)}") from None
+    raise ExprError(f"'{_short(ast.unparse(node))}' is not allowed in an expression",
                     "only arithmetic, comparisons, 'x if c else y' and "
                     + ", ".join(_FUNCS) + " are allowed")
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, OverflowError):
+        return "the number is too large"
+    return str(exc)

@@ -6,6 +6,7 @@ from archspec.errors import (ErrorCollector, Pos, SpecErrors, describe, did_you_
                              fmt_count, fmt_shape)
 from archspec.graph import Graph, Head, Node
 from archspec.layers.base import REGISTRY, ShapeError, kinds
+from archspec.layers.init import check_init
 from archspec.spec import expr
 from archspec.spec.locate import position, validate, validate_lenient
 from archspec.spec.schema import Architecture
@@ -16,7 +17,9 @@ MAX_NODES = 100_000
 MAX_EXPANSIONS = 2 * MAX_NODES  # layer and block instances visited while expanding
 MAX_DEPTH = 64                 # nested block calls
 MAX_PARAMS = 4_000_000_000     # 16 GB of float32 parameters
+MAX_ACTIVATIONS = 4_000_000_000  # values of all layer outputs for one example: 16 GB
 SUGAR = ("residual", "branches")
+TOKEN_KINDS = ("embedding", "one_hot", "flatten", "reshape", "concat")  # may read int32 ids
 COMMON = ("name", "inputs", "repeat")
 
 
@@ -43,9 +46,12 @@ class Scope:
         return out
 
     def auto_name(self, kind: str) -> str:
-        self.counters[kind] = self.counters.get(kind, 0) + 1
         sep = "_" if kind[-1:].isdigit() else ""  # relu6_1, not relu61
-        return f"{kind}{sep}{self.counters[kind]}"
+        while True:  # skip a name a layer or an input already has (`name: dense2`)
+            self.counters[kind] = self.counters.get(kind, 0) + 1
+            name = f"{kind}{sep}{self.counters[kind]}"
+            if name not in self.names:
+                return name
 
 
 class Resolver:
@@ -61,6 +67,7 @@ class Resolver:
     # --- entry -----------------------------------------------------------------------
     def run(self) -> Graph:
         kinds()
+        self._check_defaults()
         self.env = self._variables()
         self._collect_names(self.root.get("layers"))
         scope = Scope("")
@@ -70,6 +77,24 @@ class Resolver:
         self._check_deferred()
         self._check_size()
         return self.graph
+
+    def _check_defaults(self):
+        """`defaults` reach every dense and conv at build time: check them once, here."""
+        from archspec.layers import activation
+        from archspec.layers.init import check_init
+
+        d, node = self.arch.defaults, self.root.get("defaults")
+        for key, check in (("activation", activation.parse), ("init", check_init),
+                           ("bias_init", check_init)):
+            value = getattr(d, key)
+            if value is None or not isinstance(node, YMap) or key not in node:
+                continue
+            try:
+                check(value) if key == "activation" else check(value, key)
+            except ShapeError as exc:
+                self.errors.add(exc.message, node.val_pos[key], "defaults",
+                                expected=exc.expected, found=exc.found or repr(value),
+                                hint=exc.hint)
 
     def _variables(self) -> dict:
         env, node = {}, self.root.get("variables") or YMap()
@@ -138,7 +163,7 @@ class Resolver:
     def _split(self, item, pos, path):
         """`- flatten`, `- relu`, `- conv: {...}`, `- dropout: 0.5` -> (key, value, node)."""
         if isinstance(item, str):
-            return item, YMap(), pos
+            return item, _empty(pos), pos
         if isinstance(item, YMap) and len(item) == 1:
             key = next(iter(item))
             return key, item[key], item.val_pos[key]
@@ -200,7 +225,7 @@ class Resolver:
 
     def _options_map(self, key, value, vpos, path):
         if value is None:
-            return YMap()
+            return _empty(vpos)
         if isinstance(value, YMap):
             return value
         kind = REGISTRY.get(key)
@@ -274,6 +299,16 @@ class Resolver:
         return given
 
     def _add(self, node, scope, local):
+        first = self.graph.nodes.get(node.id)
+        if first is not None:  # a layer named like a node the sugar creates (`name: add`)
+            line = f" (the other on line {first.pos.line})" if first.pos else ""
+            self.errors.add(f"name '{local}' is used by two nodes{line}", node.pos or first.pos,
+                            node.id, expected="a name used once in this block",
+                            found=repr(local),
+                            hint="a residual names its nodes add, activation, projection and "
+                                 "projection_norm, branches their merge concat, add or "
+                                 "multiply: give the layer another name")
+            node.id = f"{node.id}#{len(self.graph.nodes)}"  # keep both; the error stops here
         self.graph.nodes[node.id] = node
         scope.names[local] = node.id
 
@@ -331,6 +366,17 @@ class Resolver:
             return  # an earlier error; do not cascade
         shapes, dtypes = [p.shape for p in parents], [p.dtype for p in parents]
         try:
+            tokens = [p for p in parents if p.dtype.startswith("int")]
+            if tokens and (kind.kind not in TOKEN_KINDS or len(tokens) < len(parents)):
+                raise ShapeError(f"'{kind.kind}' reads float values, but {tokens[0].id} holds "
+                                 f"{tokens[0].dtype} token ids", expected="a float32 input",
+                                 found=f"{tokens[0].id}: {tokens[0].dtype} "
+                                       f"{fmt_shape(tokens[0].shape)}",
+                                 hint="token ids go through an `embedding` (or `one_hot`) "
+                                      "first; only flatten, reshape and concat keep them",
+                                 field="inputs")
+            for field in ("init", "bias_init"):  # every kind's initialisers, checked once
+                check_init(getattr(node.opts, field, None), field)
             node.shape = tuple(kind.out_shape(node.opts, shapes, dtypes))
             node.dtype = kind.out_dtype(node.opts, dtypes)
             node.params, node.state = kind.params(node.opts, shapes, node.shape, self.arch.defaults)
@@ -495,11 +541,11 @@ class Resolver:
 
     def _synth(self, scope, kind_name, data, pos, local, inputs=None):
         """A node the sugar creates (the add of a residual, a projection conv)."""
-        kind = REGISTRY.get(kind_name)
+        kind = REGISTRY.get(kind_name) if isinstance(kind_name, str) else None
         node_id = scope.prefix + local
         if kind is None:
             self.errors.add(f"unknown layer kind '{kind_name}'", pos, node_id,
-                            expected="a layer kind", found=repr(kind_name),
+                            expected="a layer kind", found=describe(kind_name),
                             hint=did_you_mean(kind_name, REGISTRY))
             return node_id
         ins = inputs if inputs is not None else data["inputs"]
@@ -596,6 +642,19 @@ class Resolver:
                             expected=f"at most {MAX_PARAMS:,} parameters",
                             found=f"{fmt_count(biggest.params)} in this layer alone",
                             hint="check units/maps; nothing has been allocated")
+            return
+        sizes = {n.id: _elements(n.shape) for n in self.graph.nodes.values()}
+        values = sum(sizes.values())
+        if values > MAX_ACTIVATIONS:
+            biggest = max(self.graph.nodes.values(), key=lambda n: sizes[n.id])
+            self.errors.add(f"one example's layer outputs hold {fmt_count(values)} values "
+                            f"(~{fmt_bytes(values * 4)} in float32); refusing to build it",
+                            biggest.pos, biggest.id,
+                            expected=f"at most {MAX_ACTIVATIONS:,} values per example",
+                            found=f"{fmt_count(sizes[biggest.id])} in this layer's output "
+                                  f"{fmt_shape(biggest.shape)} alone",
+                            hint="check maps, units and the input shape, or downsample "
+                                 "earlier; nothing has been allocated")
 
     def _subst(self, value, env, node, loc, path):
         """Evaluate `$var` / `${expr}` anywhere inside a value."""
@@ -616,6 +675,20 @@ class Resolver:
                                 (k,) if isinstance(value, YList) else loc, path)
                     for k, v in enumerate(value)]
         return value
+
+
+def _elements(shape) -> int:
+    n = 1
+    for s in shape or (0,):
+        n *= s
+    return n
+
+
+def _empty(pos) -> YMap:
+    """The options of `- flatten` or `- conv:`: none, located at the item."""
+    m = YMap()
+    m.pos, m.key_pos, m.val_pos = pos, {}, {}
+    return m
 
 
 class _Bad:

@@ -13,6 +13,19 @@ from archspec.errors import Pos, SpecError, SpecErrors
 
 MAX_ALIASES = 100          # aliases per document
 MAX_NODES = 200_000        # nodes after alias expansion
+MAX_VALUES = 50_000        # nodes written in the file (each file of the zoo has under 500)
+MAX_CHARS = 2**20          # characters per file (the zoo's largest has under 4,000): the
+                           # pure-Python safe loader takes seconds per megabyte
+MAX_NESTING = 100          # lists and mappings inside each other
+MAX_INT_DIGITS = 100       # longest integer literal
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A document archspec will not load (too deep, too big), with what to do about it."""
+
+    def __init__(self, problem, mark, expected, found, hint):
+        super().__init__(None, None, problem, mark)
+        self.expected, self.found, self.hint = expected, found, hint
 
 
 class YMap(dict):
@@ -69,6 +82,16 @@ def _construct_seq(loader, node):
     return lst
 
 
+def _construct_int(loader, node):
+    if len(node.value) > MAX_INT_DIGITS:
+        raise _Refused(f"an integer of {len(node.value):,} characters is too large",
+                       node.start_mark, expected=f"at most {MAX_INT_DIGITS} digits",
+                       found=f"{node.value[:20]}... ({len(node.value):,} characters)",
+                       hint="no width, count or size needs a number this long")
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
 
@@ -84,10 +107,29 @@ class _BoundedComposer(_Loader):
                 raise yaml.composer.ComposerError(
                     None, None, f"more than {MAX_ALIASES} aliases; refusing to load the file",
                     event.start_mark)
-        return super().compose_node(parent, index)
+        self.archspec_composed = getattr(self, "archspec_composed", 0) + 1
+        if self.archspec_composed > MAX_VALUES:
+            raise _Refused(f"the document has more than {MAX_VALUES:,} values; refusing to "
+                           "load it", self.peek_event().start_mark,
+                           expected=f"at most {MAX_VALUES:,} values (lists, mappings, scalars)",
+                           found="this value and more after it",
+                           hint="an architecture needs far fewer; write repeated layers once "
+                                "and use `repeat:`")
+        self.archspec_depth = getattr(self, "archspec_depth", 0) + 1
+        try:
+            if self.archspec_depth > MAX_NESTING:
+                raise _Refused("the document nests too deeply", self.peek_event().start_mark,
+                               expected=f"at most {MAX_NESTING} levels of lists and mappings",
+                               found=f"more than {MAX_NESTING} levels here",
+                               hint="a network spec needs only a few levels of nesting")
+            return super().compose_node(parent, index)
+        finally:
+            self.archspec_depth -= 1
 
 
 def load_yaml_text(text: str, filename: str = "<string>"):
+    if len(text) > MAX_CHARS:
+        raise SpecErrors([_too_big(filename, f"{len(text):,} characters")])
     try:
         loader = _BoundedComposer(text)
     except yaml.reader.ReaderError as exc:
@@ -165,6 +207,8 @@ def _yaml_error(exc, text: str, filename: str) -> SpecError:
     """Translate PyYAML's messages into what went wrong and how to fix it."""
     mark = exc.problem_mark or exc.context_mark
     pos = Pos(filename, mark.line + 1, mark.column + 1) if mark else Pos(filename, 1, 1)
+    if isinstance(exc, _Refused):
+        return SpecError(exc.problem, pos, expected=exc.expected, found=exc.found, hint=exc.hint)
     problem = (exc.problem or "invalid YAML").strip()
     context = (exc.context or "").strip()
     cmark = exc.context_mark
@@ -246,10 +290,20 @@ def load_yaml_file(path) -> object:
     from pathlib import Path
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open(encoding="utf-8") as f:  # never more than the limit (a 50 MB file, /dev/zero)
+            text = f.read(MAX_CHARS + 1)
     except FileNotFoundError:
         raise SpecErrors([SpecError("file not found", Pos(str(path), 1, 1),
                                     hint="check the path")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecErrors([SpecError(f"cannot read file: {exc}", Pos(str(path), 1, 1))]) from None
+    if len(text) > MAX_CHARS:
+        raise SpecErrors([_too_big(str(path), "more than that")])
     return load_yaml_text(text, str(path))
+
+
+def _too_big(filename: str, found: str) -> SpecError:
+    return SpecError(f"the file is larger than {MAX_CHARS // 2**20} MiB; refusing to load it",
+                     Pos(filename, 1, 1), expected=f"at most {MAX_CHARS:,} characters",
+                     found=found, hint="an architecture file is a few kilobytes; "
+                                       "is this the right file?")

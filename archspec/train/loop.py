@@ -18,8 +18,8 @@ from archspec.train.health import AttemptFailed, Monitor
 from archspec.train.losses import DEFAULT_FOR_OUTPUT
 from archspec.train.optim import make_optimizer
 from archspec.train.runs import MetricsLog, RunError, new_run_dir, write_setup
-from archspec.train.step import (HeadLoss, init_state, make_eval_step, make_mesh,
-                                 make_train_step, pad_batch, shardings)
+from archspec.train.step import (HeadLoss, fetch, init_state, make_eval_step, make_mesh,
+                                 make_train_step, pad_batch, put_batch, shardings)
 
 
 class TrainError(Exception):
@@ -147,12 +147,12 @@ def evaluate(setup: Setup, state, split, eval_step=None, batch_size=None):
     for x, y in batches(split, bs, shuffle=False, seed=0, epoch=0):
         real = len(x)
         xb, yb, w = pad_batch(x, y, bs)
-        metrics, out = eval_step(state, *jax.device_put((xb, yb, w), data_sh))
+        metrics, out = eval_step(state, *put_batch((xb, yb, w), data_sh))
         metrics = jax.device_get(metrics)
         for k, v in metrics.items():
             sums[k] = sums.get(k, 0.0) + float(v) * real
         n += real
-        outputs.append({k: np.asarray(v)[:real] for k, v in jax.device_get(out).items()})
+        outputs.append({k: np.asarray(v)[:real] for k, v in fetch(out).items()})
     result = {k: v / max(n, 1) for k, v in sums.items()}
     result["examples"] = n
     return result, {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]} if outputs else {}
@@ -242,7 +242,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 it = batches(setup.dataset.train, exp.batch_size, shuffle=True, seed=exp.seed,
                              epoch=epoch)
                 it = prefetch(_padded(it, exp.batch_size, skip), 2,
-                              put=lambda b: (jax.device_put(b[:3], data_sh), b[3]))
+                              put=lambda b: (put_batch(b[:3], data_sh), b[3]))
                 pending = None
                 for b, ((x, y, w), real) in enumerate(it, start=skip):
                     state, metrics, health = train_step(state, x, y, w)

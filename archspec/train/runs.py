@@ -26,14 +26,16 @@ class RunError(Exception):
 
 
 def new_run_dir(output: str, experiment: str) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    # Several processes of one multi-host run must agree on the folder: the launcher sets
+    # ARCHSPEC_RUN_NAME for all of them (see README, "Many devices and hosts").
+    stamp = os.environ.get("ARCHSPEC_RUN_NAME") or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(output) / experiment
     path, n = base / stamp, 1
-    while path.exists():
+    while path.exists() and not os.environ.get("ARCHSPEC_RUN_NAME"):
         n += 1
         path = base / f"{stamp}-{n}"
     try:
-        path.mkdir(parents=True)
+        path.mkdir(parents=True, exist_ok=bool(os.environ.get("ARCHSPEC_RUN_NAME")))
     except OSError as exc:
         raise RunError(f"cannot create the run folder {path}: {exc.strerror or exc}",
                        "choose a writable folder with --set output=DIR") from None
@@ -95,6 +97,8 @@ class MetricsLog:
         self.path.write_text("".join(line + "\n" for line in keep))
 
     def log(self, record: dict) -> None:
+        if _process_index():  # one writer per run: process 0
+            return
         try:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -112,6 +116,11 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer:
             self.writer.close()
+
+
+def _process_index() -> int:
+    import jax
+    return jax.process_index()
 
 
 def _step_of(line: str) -> int:

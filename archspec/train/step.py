@@ -118,6 +118,30 @@ def make_eval_step(model, heads, mesh):
     return jax.jit(step, in_shardings=(repl, data, data, data), out_shardings=(repl, data))
 
 
+def put_batch(arrays: tuple, sharding):
+    """Place a global batch on the mesh. With several processes (multi-host, after
+    jax.distributed.initialize) every process holds the same global batch and contributes
+    its own slice, so no host ever sends another host's data."""
+    if jax.process_count() == 1:
+        return jax.device_put(arrays, sharding)
+    n, i = jax.process_count(), jax.process_index()
+
+    def local(a):
+        per = a.shape[0] // n
+        return jax.make_array_from_process_local_data(sharding, a[i * per:(i + 1) * per],
+                                                      a.shape)
+
+    return tuple(local(a) for a in arrays)
+
+
+def fetch(tree):
+    """Host copy of (possibly sharded across processes) arrays."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
 def pad_batch(x, y, size: int):
     """Pad a partial batch to `size` by repeating its first examples with weight 0."""
     n = len(x)

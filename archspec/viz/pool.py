@@ -22,9 +22,9 @@ def load(path: Path) -> np.ndarray:
         a = read_npy(path)
         if a.ndim == 2:
             a = a[..., None]
-        if a.ndim != 3:
+        if a.ndim != 3 or 0 in a.shape:  # (0, 3): no pixel to pool
             raise VizError(f"{path} has shape {a.shape}; pooling needs (H, W) or (H, W, C)",
-                           code=2)
+                           "every axis needs at least one element", code=2)
         return to_unit_range(a)
     return image_array(path)
 
@@ -34,7 +34,7 @@ def pool(image: np.ndarray, op: str, size: int, stride: int | None = None) -> np
 
     from archspec.layers.pooling_ops import window_pool
 
-    stride = stride or size
+    stride = size if stride is None else stride  # --stride 0 is an error, not the default
     h, w = image.shape[:2]
     if size < 1 or stride < 1:
         raise VizError("--size and --stride must be positive", code=2)

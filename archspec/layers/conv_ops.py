@@ -1,0 +1,117 @@
+"""The array side of convolution: `lax.conv_general_dilated`, with an opt-in weight-gradient
+lowering for layers with a small fan-in (kernel positions × input channels <= SMALL_FAN_IN,
+e.g. a 3×3 conv on an RGB image): one matmul of channels-first patches with the output
+gradient, instead of XLA's convolution whose "batch" is the input channels (3) and whose
+window is the whole image. The forward pass and the input gradient stay XLA's own; the weight
+gradient equals jax.grad of the plain convolution up to float summation order
+(tests/test_fast_ops.py).
+
+Off by default (FAST_GRAD = False): alone, that gradient runs ~1.5-2.5x faster on this CPU
+(benchmarks/conv_grad.py), but whole train steps (LeNet, the 6-conv CNN, ResNet-18) measured
+no gain, within +-3% (benchmarks/README.md), so the plain lowering is kept."""
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+FAST_GRAD = False    # True: patch-matmul weight gradients for small fan-in (see above)
+SMALL_FAN_IN = 32    # measured: 3×3×3 and 3×3×1 gain, 3×3×8 and 7×7×3 lose
+
+
+def _channels_last_numbers(ndim: int):
+    """The dimension numbers Flax's Conv uses: (N, *spatial, C) and (*kernel, I, O)."""
+    lhs = (0, ndim - 1) + tuple(range(1, ndim - 1))
+    rhs = (ndim - 1, ndim - 2) + tuple(range(0, ndim - 2))
+    return lax.ConvDimensionNumbers(lhs, rhs, lhs)
+
+
+def _explicit(padding):
+    return not isinstance(padding, str) and all(len(p) == 2 for p in padding)
+
+
+def uses_patch_grad(lhs_shape, rhs_shape, padding, lhs_dilation, dimension_numbers,
+                    feature_group_count=1, batch_group_count=1) -> bool:
+    """Whether `conv_general_dilated` takes the patch-matmul weight gradient."""
+    n = len(lhs_shape) - 2
+    return (FAST_GRAD and feature_group_count == 1 and batch_group_count == 1
+            and _explicit(padding) and (lhs_dilation is None or set(lhs_dilation) <= {1})
+            and dimension_numbers == _channels_last_numbers(len(lhs_shape))
+            and math.prod(rhs_shape[:n]) * rhs_shape[n] <= SMALL_FAN_IN)
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                         batch_group_count=1, precision=None, preferred_element_type=None):
+    """Drop-in for `lax.conv_general_dilated` (Flax's `Conv(conv_general_dilated=...)`)."""
+    n = lhs.ndim - 2
+    if isinstance(dimension_numbers, tuple) and not isinstance(dimension_numbers,
+                                                               lax.ConvDimensionNumbers):
+        dimension_numbers = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    if (preferred_element_type is None and precision is None
+            and uses_patch_grad(lhs.shape, rhs.shape, padding, lhs_dilation, dimension_numbers,
+                                feature_group_count, batch_group_count)):
+        strides = tuple(window_strides)
+        dil = tuple(rhs_dilation) if rhs_dilation is not None else (1,) * n
+        pads = tuple(tuple(int(v) for v in p) for p in padding)
+        return _patch_grad_conv(lhs, rhs, strides, pads, dil)
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
+                                    rhs_dilation, dimension_numbers, feature_group_count,
+                                    batch_group_count, precision, preferred_element_type)
+
+
+def _plain(x, w, strides, pads, dil):
+    return lax.conv_general_dilated(x, w, strides, pads, rhs_dilation=dil,
+                                    dimension_numbers=_channels_last_numbers(x.ndim))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _patch_grad_conv(x, w, strides, pads, dil):
+    return _plain(x, w, strides, pads, dil)
+
+
+def _fwd(x, w, strides, pads, dil):
+    return _plain(x, w, strides, pads, dil), (x, w)
+
+
+def _bwd(strides, pads, dil, res, g):
+    x, w = res
+    _, vjp_x = jax.vjp(lambda x: _plain(x, w, strides, pads, dil), x)
+    (dx,) = vjp_x(g)  # XLA's own input gradient; dead code (removed) for a first layer
+    return dx, patch_weight_grad(x, g, w.shape, strides, pads, dil).astype(w.dtype)
+
+
+_patch_grad_conv.defvjp(_fwd, _bwd)
+
+
+def patch_weight_grad(x, g, w_shape, strides, pads, dil):
+    """dW[k, c, o] = sum over examples and output positions of x[patch k, c] * g[o], as one
+    matmul: channels-first patches (K*C, N*P) @ g (N*P, O). Channels-first makes each kernel
+    offset's slice a contiguous row block, and the matmul a plain row-major GEMM."""
+    n = x.ndim - 2
+    ksize, ci, co = w_shape[:n], w_shape[n], w_shape[n + 1]
+    out = g.shape[1:-1]
+    xt = jnp.transpose(x, (x.ndim - 1, 0, *range(1, x.ndim - 1)))  # (C, N, *spatial)
+    xt = jnp.pad(xt, [(0, 0), (0, 0), *pads])
+    rows = []
+    for offset in _ndindex(ksize):
+        start = (0, 0, *(o * d for o, d in zip(offset, dil)))
+        limit = (ci, x.shape[0], *(o * d + (m - 1) * s + 1
+                                   for o, d, m, s in zip(offset, dil, out, strides)))
+        rows.append(lax.slice(xt, start, limit, (1, 1, *strides)))
+    patches = jnp.stack(rows).reshape(len(rows) * ci, -1)
+    dw = jnp.dot(patches, g.reshape(-1, co), preferred_element_type=jnp.float32)
+    return dw.reshape(*ksize, ci, co)
+
+
+def _ndindex(shape):
+    """Kernel offsets in row-major order (the order of the kernel's leading axes)."""
+    if not shape:
+        yield ()
+        return
+    for i in range(shape[0]):
+        for rest in _ndindex(shape[1:]):
+            yield (i, *rest)

@@ -1,0 +1,204 @@
+"""archspec's own lowerings give the results and gradients of the plain XLA ops.
+
+- Non-overlapping pooling (stride == size, no padding, floor mode) is a reshape + reduction
+  (pooling_ops.block_pool) instead of reduce_window: max/min values and gradients are
+  bit-identical, ties included (the whole gradient goes to the first extreme element of the
+  window in row-major order, as reduce_window's select_and_scatter does); avg agrees to float
+  rounding.
+- The opt-in patch-matmul weight gradient of small fan-in convolutions (conv_ops) equals
+  jax.grad of lax.conv_general_dilated to 1e-5 relative, over strides, paddings, dilations
+  and 1-3 spatial axes; grouped convolutions keep the plain lowering.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from archspec.layers import conv_ops, pooling_ops
+
+
+@pytest.fixture
+def pool_flag():
+    old = pooling_ops.FAST_BLOCKS
+    yield
+    pooling_ops.FAST_BLOCKS = old
+
+
+def _pool_vjp(x, op, k, fast):
+    pooling_ops.FAST_BLOCKS = fast
+    out = tuple(d // kk for d, kk in zip(x.shape[1:-1], k))
+    pads = [(0, 0)] * len(k)
+    f = jax.jit(lambda x: pooling_ops.window_pool(x, op, k, k, pads, out))
+    y, vjp = jax.vjp(f, x)
+    g = jnp.asarray(np.random.default_rng(1).normal(size=y.shape), x.dtype)
+    return y, vjp(g)[0]
+
+
+POOL_CASES = [((2, 8, 8, 3), (2, 2)), ((2, 9, 7, 3), (2, 3)), ((3, 10, 2), (3,)),
+              ((2, 4, 6, 6, 2), (2, 3, 2)), ((1, 6, 6, 1), (3, 3)), ((2, 5, 4, 2), (1, 2))]
+
+
+@pytest.mark.parametrize("shape,k", POOL_CASES)
+@pytest.mark.parametrize("op", ["max", "min", "avg"])
+def test_block_pool_matches_reduce_window(pool_flag, shape, k, op):
+    rng = np.random.default_rng(0)
+    # Rounded values after a ReLU: most windows hold ties (several zeros or equal maxima).
+    x = jnp.asarray(np.maximum(np.round(rng.normal(size=shape)), 0), jnp.float32)
+    y_fast, g_fast = _pool_vjp(x, op, k, True)
+    y_ref, g_ref = _pool_vjp(x, op, k, False)
+    assert y_fast.shape == y_ref.shape and g_fast.shape == g_ref.shape
+    if op == "avg":
+        np.testing.assert_allclose(y_fast, y_ref, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(g_fast, g_ref, rtol=1e-6, atol=1e-7)
+    else:
+        np.testing.assert_array_equal(y_fast, y_ref)
+        np.testing.assert_array_equal(g_fast, g_ref)
+
+
+def test_block_pool_tie_goes_to_first_element(pool_flag):
+    x = jnp.asarray([[0.0, 1.0], [1.0, 1.0]]).reshape(1, 2, 2, 1)  # three equal maxima
+    _, g = _pool_vjp(x, "max", (2, 2), True)
+    _, g_ref = _pool_vjp(x, "max", (2, 2), False)
+    got = np.asarray(g)[0, :, :, 0]
+    np.testing.assert_array_equal(got, np.asarray(g_ref)[0, :, :, 0])
+    assert got[0, 1] != 0 and got[1, 0] == got[1, 1] == got[0, 0] == 0  # first in row-major
+
+
+def test_block_pool_bf16(pool_flag):
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 8, 8, 4)), jnp.bfloat16)
+    for op in ("max", "avg"):
+        y_fast, g_fast = _pool_vjp(x, op, (2, 2), True)
+        y_ref, g_ref = _pool_vjp(x, op, (2, 2), False)
+        assert y_fast.dtype == y_ref.dtype == jnp.bfloat16
+        # bfloat16 sums may round differently: one bf16 ulp (2^-8 relative) at most
+        ulp = 2.0 ** -7
+        np.testing.assert_allclose(np.float32(y_fast), np.float32(y_ref), rtol=ulp, atol=ulp)
+        np.testing.assert_allclose(np.float32(g_fast), np.float32(g_ref), rtol=ulp, atol=ulp)
+
+
+def test_overlapping_and_padded_pools_keep_reduce_window(pool_flag, monkeypatch):
+    calls = []
+    monkeypatch.setattr(pooling_ops, "block_pool", lambda *a: calls.append(a))
+    pooling_ops.FAST_BLOCKS = True
+    x = jnp.ones((1, 8, 8, 1))
+    pooling_ops.window_pool(x, "max", (3, 3), (2, 2), [(1, 1), (1, 1)], (4, 4))
+    pooling_ops.window_pool(x, "max", (2, 2), (1, 1), [(0, 0), (0, 0)], (7, 7))
+    pooling_ops.window_pool(x, "avg", (2, 2), (2, 2), [(1, 1), (1, 1)], (5, 5))
+    pooling_ops.window_pool(jnp.ones((1, 7, 7, 1)), "max", (2, 2), (2, 2), [(0, 0), (0, 0)],
+                            (4, 4))  # ceil mode: extra padding
+    assert calls == []
+    pooling_ops.window_pool(x, "max", (2, 2), (2, 2), [(0, 0), (0, 0)], (4, 4))
+    assert len(calls) == 1
+
+
+# --- convolution ------------------------------------------------------------------------
+
+@pytest.fixture
+def conv_fast():
+    old = conv_ops.FAST_GRAD
+    conv_ops.FAST_GRAD = True
+    yield
+    conv_ops.FAST_GRAD = old
+
+
+CONV_CASES = [  # input shape, kernel, stride, padding pairs, dilation, maps
+    ((4, 9, 9, 3), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 8),
+    ((2, 12, 10, 3), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 5),
+    ((2, 11, 10, 2), (3, 2), (2, 3), ((0, 2), (1, 0)), (2, 1), 4),
+    ((2, 8, 8, 1), (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 2), 6),
+    ((3, 12, 1), (5,), (2,), ((2, 2),), (1,), 4),
+    ((2, 5, 6, 7, 1), (2, 3, 3), (1, 2, 1), ((1, 0), (0, 1), (1, 1)), (1, 1, 2), 3),
+]
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
+
+
+@pytest.mark.parametrize("shape,k,s,pads,d,maps", CONV_CASES)
+def test_patch_weight_grad_equals_xla(conv_fast, shape, k, s, pads, d, maps):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(*k, shape[-1], maps)), jnp.float32)
+    dn = conv_ops._channels_last_numbers(x.ndim)
+    assert conv_ops.uses_patch_grad(x.shape, w.shape, pads, None, dn)
+
+    def plain(x, w):
+        return lax.conv_general_dilated(x, w, s, pads, rhs_dilation=d, dimension_numbers=dn)
+
+    def fast(x, w):
+        return conv_ops.conv_general_dilated(x, w, s, pads, rhs_dilation=d, dimension_numbers=dn)
+
+    def loss(f):
+        return jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), (0, 1)))
+
+    (l1, (dx1, dw1)), (l2, (dx2, dw2)) = loss(plain)(x, w), loss(fast)(x, w)
+    assert float(l1) == float(l2)
+    np.testing.assert_array_equal(dx1, dx2)  # the input gradient is XLA's own
+    assert _rel(dw2, dw1) < 1e-5
+
+
+def test_grouped_and_large_fan_in_convs_keep_xla(conv_fast):
+    dn = conv_ops._channels_last_numbers(4)
+    pads = ((1, 1), (1, 1))
+    assert not conv_ops.uses_patch_grad((2, 8, 8, 4), (3, 3, 2, 4), pads, None, dn,
+                                        feature_group_count=2)
+    assert not conv_ops.uses_patch_grad((2, 8, 8, 16), (3, 3, 16, 4), pads, None, dn)
+    assert not conv_ops.uses_patch_grad((2, 8, 8, 3), (3, 3, 3, 4), "SAME", None, dn)
+    conv_ops.FAST_GRAD = False
+    assert not conv_ops.uses_patch_grad((2, 8, 8, 3), (3, 3, 3, 4), pads, None, dn)
+
+
+def test_grouped_conv_gradients_unchanged(conv_fast):
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(2, 7, 7, 4)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 3, 2, 6)), jnp.float32)
+    dn = conv_ops._channels_last_numbers(4)
+    args = ((2, 1), ((1, 1), (0, 2)))
+
+    def f(op):
+        return jax.grad(lambda x, w: jnp.sum(op(x, w, *args, rhs_dilation=(1, 2),
+                                                    dimension_numbers=dn,
+                                                    feature_group_count=2) ** 2), (0, 1))
+
+    a, b = f(lax.conv_general_dilated)(x, w), f(conv_ops.conv_general_dilated)(x, w)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_spec_model_gradients_with_fast_ops(conv_fast, pool_flag):
+    """A whole built model: parameter gradients with both lowerings on equal the plain ones."""
+    from archspec.build import build_model
+    from archspec.spec.resolve import load_architecture_text
+
+    text = """
+    name: t
+    input: {shape: [8, 8, 3]}
+    defaults: {activation: relu}
+    layers:
+      - conv: {maps: 4, kernel: 3, padding: same}
+      - pool: {op: max, size: 2}
+      - conv: {maps: 4, kernel: 3, stride: 2, padding: 1, groups: 2}
+      - pool: {op: avg, size: 2}
+      - flatten
+      - dense: {units: 3, activation: linear}
+    heads: {y: {from: dense1, output: linear}}
+    """
+    graph = load_architecture_text(text)
+    model = build_model(graph)
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(4, 8, 8, 3)), jnp.float32)
+    params = model.init(jax.random.key(0), x)["params"]
+
+    def grads():
+        return jax.jit(jax.grad(lambda p: jnp.sum(model.apply({"params": p}, x)["y"] ** 2)))(
+            params)
+
+    fast = grads()
+    conv_ops.FAST_GRAD, pooling_ops.FAST_BLOCKS = False, False
+    plain = grads()
+    for a, b in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(plain)):
+        assert _rel(a, b) < 1e-5
