@@ -131,7 +131,8 @@ def _sci(n) -> str:
     try:
         return f"{n:.2e}"
     except OverflowError:
-        return f"about 10^{int(int(n).bit_length() * 0.30103):,}"
+        e = math.floor(math.log10(n))  # exact for integers of any size
+        return f"{n / 10**e:.2f}e+{e}"
 
 
 def fmt_bytes(n: float) -> str:

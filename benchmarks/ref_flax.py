@@ -133,8 +133,11 @@ def make_train_step(model, tx):
     return jax.jit(step, donate_argnums=(0, 1, 2))
 
 
-def init(model, x, seed=0):
-    variables = jax.jit(lambda x: model.init({"params": jax.random.key(seed)}, x))(x)
+def init(model, x, seed=0, jit=True):
+    """Jitted: fast, but dict keys come back sorted. Not jitted: creation order is kept
+    (what `ordered_leaves` relies on)."""
+    f = lambda x: model.init({"params": jax.random.key(seed)}, x)  # noqa: E731
+    variables = jax.jit(f)(x) if jit else f(x)
     return variables["params"], variables.get("batch_stats", {})
 
 

@@ -15,7 +15,7 @@ import pytest
 from helpers import ARCHSPEC, ROOT, run_cli
 
 EXP = ROOT / "experiments/digits_mlp.yaml"
-ARGS = ["train", EXP, "--epochs", "4", "--set", "checkpoint.every_steps=3",
+ARGS = ["train", EXP, "--epochs", "3", "--set", "checkpoint.every_steps=3",
         "--set", "eval_splits=[val]"]
 
 
@@ -63,7 +63,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path, delay):
     kept = [l for l in before if json.loads(l)["split"] in ("train", "val")]
     assert all(l in after for l in kept[: len(kept) - 2])
     assert json.loads(after[-1])["status"] == "finished"
-    assert [json.loads(l)["epoch"] for l in after if json.loads(l)["split"] == "train"] == [1, 2, 3, 4]
+    assert [json.loads(l)["epoch"] for l in after if json.loads(l)["split"] == "train"] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -122,7 +122,7 @@ def test_disk_full_is_a_clear_error_and_keeps_the_checkpoint(tmp_path, finished_
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     cfg = run / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("epochs: 4", "epochs: 5"))
+    cfg.write_text(cfg.read_text().replace("epochs: 3", "epochs: 4"))
     (run / "metrics.jsonl").unlink()
     os.symlink("/dev/full", run / "metrics.jsonl")  # every write: "No space left on device"
     r = run_cli("train", "--resume", run)

@@ -102,7 +102,8 @@ def _ev(node, env):
     if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
         left, right = _ev(node.left, env), _ev(node.right, env)
         try:
-            if isinstance(node.op, ast.Pow) and abs(right) > MAX_POW:
+            if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and \
+                    abs(right) > MAX_POW:
                 raise ExprError(f"exponent {right} is too large")
             _check_size(node.op, left, right)
             result = _BIN[type(node.op)](left, right)

@@ -301,9 +301,10 @@ class Resolver:
     def _add(self, node, scope, local):
         first = self.graph.nodes.get(node.id)
         if first is not None:  # a layer named like a node the sugar creates (`name: add`)
-            line = f" (the other on line {first.pos.line})" if first.pos else ""
-            self.errors.add(f"name '{local}' is used by two nodes{line}", node.pos or first.pos,
-                            node.id, expected="a name used once in this block",
+            line = f" on line {node.pos.line}" if node.pos else ""
+            self.errors.add(f"name '{local}' is taken by a node archspec creates{line}",
+                            first.pos or node.pos, first.id,
+                            expected="a name used once in this block",
                             found=repr(local),
                             hint="a residual names its nodes add, activation, projection and "
                                  "projection_norm, branches their merge concat, add or "
@@ -544,7 +545,7 @@ class Resolver:
         kind = REGISTRY.get(kind_name) if isinstance(kind_name, str) else None
         node_id = scope.prefix + local
         if kind is None:
-            self.errors.add(f"unknown layer kind '{kind_name}'", pos, node_id,
+            self.errors.add(f"unknown layer kind {kind_name!r}", pos, node_id,
                             expected="a layer kind", found=describe(kind_name),
                             hint=did_you_mean(kind_name, REGISTRY))
             return node_id
@@ -665,7 +666,8 @@ class Resolver:
                 names = ", ".join(sorted(k for k in env if isinstance(k, str))) or "none"
                 self.errors.add(str(exc), position(node, loc, getattr(node, "pos", None)), path,
                                 expected=f"arithmetic on numbers and variables ({names})",
-                                found=repr(value), hint=exc.hint)
+                                found=repr(value) if len(value) <= 200 else
+                                f"{value[:80]!r}... ({len(value):,} characters)", hint=exc.hint)
                 return _BAD
         if isinstance(value, dict):
             return {k: self._subst(v, env, value, (k,), path) if isinstance(value, YMap)
