@@ -174,3 +174,15 @@ def test_losses_match_numpy_formulas():
     soft = np.log1p(np.exp(pred))
     np.testing.assert_allclose(per_example("mse", "softplus", jnp.asarray(pred), jnp.asarray(t)),
                                ((soft - t) ** 2)[:, 0], rtol=1e-5)
+
+
+def test_experiment_schema_file_is_current():
+    from archspec.spec.jsonschema import schema_for
+
+    committed = json.loads((ROOT / "schema/experiment.schema.json").read_text())
+    assert committed == schema_for("experiment")
+    props = committed["properties"]
+    assert {"architecture", "data", "optimizer", "loss", "health", "checkpoint"} <= set(props)
+    for exp in EXPERIMENTS:  # every experiment points editors at it
+        assert exp.read_text().startswith(
+            "# yaml-language-server: $schema=../schema/experiment.schema.json")

@@ -37,7 +37,10 @@ def _layer_schemas(defs: dict) -> list:
 def schema_for(kind: str = "architecture") -> dict:
     if kind == "experiment":
         from archspec.train.config import Experiment
-        return _allow_expressions(Experiment.model_json_schema(by_alias=True))
+        top = Experiment.model_json_schema(by_alias=True)
+        top["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        top["title"] = "archspec experiment"
+        return top  # experiments hold plain values: no expressions
     from archspec.spec.schema import Architecture
 
     top = Architecture.model_json_schema(by_alias=True)
