@@ -152,3 +152,12 @@ def did_you_mean(word: str, choices) -> str | None:
 
 def fmt_shape(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ")" if shape is not None else "?"
+
+
+def parses_as_float(text: str) -> bool:
+    """True when `float(text)` succeeds ("3e-4", "nan" and "inf" included)."""
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False

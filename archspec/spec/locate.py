@@ -14,7 +14,7 @@ import typing
 
 from pydantic import BaseModel, ValidationError
 
-from archspec.errors import ErrorCollector, Pos, describe, did_you_mean
+from archspec.errors import ErrorCollector, Pos, describe, did_you_mean, parses_as_float
 from archspec.spec.yaml_loader import YList, YMap
 
 
@@ -246,7 +246,7 @@ def _literal_words(err) -> str:
 
 def _hint(value, words) -> str | None:
     numeric = any(w in ("an integer", "a number") for w in words)
-    if isinstance(value, str) and numeric and _numeric(value):
+    if isinstance(value, str) and numeric and parses_as_float(value):
         return ("remove the quotes: archspec reads a quoted number as text and never "
                 "converts it")
     if isinstance(value, bool) and numeric:
@@ -301,9 +301,3 @@ def _expected(err) -> str:
     return msg
 
 
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False

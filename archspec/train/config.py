@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from archspec.data import DataConfig
-from archspec.errors import ErrorCollector, Pos, SpecErrors, did_you_mean
+from archspec.errors import ErrorCollector, Pos, SpecErrors, did_you_mean, parses_as_float
 from archspec.spec.locate import validate
 from archspec.spec.yaml_loader import YList, YMap, load_yaml_file
 
@@ -87,17 +87,11 @@ def parse_override(text: str, index: int):
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str) and _looks_numeric(value):
+    if isinstance(value, str) and parses_as_float(value):
         value = float(value)   # YAML 1.1 reads "3e-4" as a string; a number was meant
     return key.strip().split("."), value
 
 
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _override_error(text, index, message, hint=None, expected=None, found=None):
@@ -130,7 +124,7 @@ def _fix_floats(node):
     """YAML 1.1 reads `1e-3` (no dot) as a string; accept it as the number it is."""
     if isinstance(node, dict):
         for k, v in node.items():
-            if isinstance(v, str) and _looks_numeric(v) and "e" in v.lower():
+            if isinstance(v, str) and parses_as_float(v) and "e" in v.lower():
                 node[k] = float(v)
             else:
                 _fix_floats(v)

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ...errors import did_you_mean
+from ...errors import did_you_mean, parses_as_float
 from ..dataset import Raw
 from ..errors import DataError
 from ..files import require_file
@@ -122,7 +122,7 @@ def _classes(rows, col: int, header, num_classes, path: Path):
     values = [r.cells[col].strip() for r in rows]
     where = [f"line {r.line}, column '{header[col]}'" for r in rows]
     for v, record in zip(values, where):
-        if not v or (_parses(v) and not _is_number(v)):
+        if not v or (parses_as_float(v) and not _is_number(v)):
             raise DataError(f"label {v or '(empty)'} is not allowed", file=str(path),
                             record=record, hint="fill in or remove the row")
     if not all(_is_number(v) for v in values):
@@ -143,12 +143,6 @@ def _classes(rows, col: int, header, num_classes, path: Path):
     return ids, n, [str(i) for i in range(n)]
 
 
-def _parses(v: str) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
 
 
 def _is_number(v: str) -> bool:
