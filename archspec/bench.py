@@ -115,7 +115,7 @@ def _step_memory(compiled) -> int | None:
 
 def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float32",
           warmup: int = 2, matmul_size: int = 2048, input_shape: tuple | None = None,
-          graph=None) -> BenchResult:
+          graph=None, scan_blocks: bool = False) -> BenchResult:
     import jax
     import jax.numpy as jnp
 
@@ -137,7 +137,7 @@ def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float3
     if batch % n_dev:
         raise ValueError(f"batch {batch} does not divide across {n_dev} devices")
     dtype = jnp.bfloat16 if precision == "bf16" else None
-    model = build_model(graph, compute_dtype=dtype)
+    model = build_model(graph, compute_dtype=dtype, scan_blocks=scan_blocks)
     tx, _ = make_optimizer(Optimizer(name="adam", lr=1e-3), 1000)
     data_sh, repl = shardings(mesh)
     x, y, heads = _random_batch(graph, batch)

@@ -509,6 +509,8 @@ def bench(
     warmup: int = typer.Option(2, help="untimed steps after compiling"),
     matmul_size: int = typer.Option(2048, help="n of the n×n matmul that measures the peak"),
     input_shape: Optional[str] = typer.Option(None, help="override the input shape, e.g. 32,32,3"),
+    scan_blocks: bool = typer.Option(False, help="compile runs of identical repeated blocks as "
+                                                 "one scan (faster compiles)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ):
     """Compile and time the train step on a random batch: compile time, step time,
@@ -523,11 +525,13 @@ def bench(
     from archspec.spec.resolve import load_architecture
 
     graph = load_architecture(spec, input_shape=shape)
+    _check_bench_sizes(graph, batch, matmul_size)
     from archspec.bench import bench as run_bench, table
     from archspec.render import console, print_problem
 
     try:
-        result = run_bench(spec, batch, steps, precision, warmup, matmul_size, graph=graph)
+        result = run_bench(spec, batch, steps, precision, warmup, matmul_size, graph=graph,
+                           scan_blocks=scan_blocks)
     except ValueError as exc:
         print_problem("error", str(exc))
         raise typer.Exit(2)
@@ -535,6 +539,25 @@ def bench(
         print(json.dumps(result.to_dict(), indent=2))
         return
     console.print(table(result))
+
+
+def _check_bench_sizes(graph, batch: int, matmul_size: int) -> None:
+    """Refuse a batch or a peak matmul that could not fit in memory, before allocating it."""
+    import math
+
+    from archspec.errors import fmt_bytes
+    from archspec.spec.resolve import MAX_ACTIVATIONS
+
+    values = batch * sum(math.prod(n.shape or ()) for n in graph.nodes.values())
+    if values > MAX_ACTIVATIONS:
+        raise typer.BadParameter(f"a batch of {batch:,} holds {values:,} layer output values "
+                                 f"(~{fmt_bytes(values * 4)} in float32); at most "
+                                 f"{MAX_ACTIVATIONS:,}", param_hint="--batch")
+    if 3 * matmul_size ** 2 > MAX_ACTIVATIONS:  # two operands and the product
+        raise typer.BadParameter(f"three {matmul_size:,}×{matmul_size:,} matrices take "
+                                 f"~{fmt_bytes(12 * matmul_size ** 2)}; at most "
+                                 f"{math.isqrt(MAX_ACTIVATIONS // 3):,}",
+                                 param_hint="--matmul-size")
 
 
 def main():

@@ -202,3 +202,76 @@ def test_spec_model_gradients_with_fast_ops(conv_fast, pool_flag):
     plain = grads()
     for a, b in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(plain)):
         assert _rel(a, b) < 1e-5
+
+
+# --- scanned repeated blocks (opt-in builder option) -----------------------------------
+
+REPEATED = """
+name: rep
+input: {shape: [8, 8, 3]}
+defaults: {bias: false}
+blocks:
+  basic:
+    params: {maps: 4, stride: 1}
+    layers:
+      - residual:
+          body:
+            - conv: {maps: $maps, kernel: 3, stride: $stride, padding: 1, name: conv1}
+            - batchnorm: {name: bn1}
+            - relu
+            - conv: {maps: $maps, kernel: 3, padding: 1, name: conv2}
+            - batchnorm: {name: bn2}
+          projection: {norm: batchnorm}
+          activation: relu
+layers:
+  - basic: {maps: 4, stride: 2, name: down}
+  - basic: {maps: 4, repeat: 3}
+  - pool: {op: avg, global: true}
+  - dense: {units: 2, bias: true, name: logits}
+heads:
+  y: {from: logits, output: softmax}
+"""
+
+
+def test_scan_blocks_same_function_and_counts():
+    from archspec.build import Run, build_model, scan_plan
+    from archspec.spec.resolve import load_architecture_text
+
+    graph = load_architecture_text(REPEATED)
+    runs = [s for s in scan_plan(graph) if isinstance(s, Run)]
+    assert [len(r.instances) for r in runs] == [3]
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 8, 8, 3)), jnp.float32)
+    plain, scanned = build_model(graph), build_model(graph, scan_blocks=True)
+    v0 = {k: v for k, v in plain.init(jax.random.key(0), x).items()
+          if k in ("params", "batch_stats")}
+    v1 = jax.eval_shape(lambda: scanned.init(jax.random.key(0), x))
+
+    def count(t):
+        return sum(a.size for a in jax.tree_util.tree_leaves(t))
+
+    assert count(v0["params"]) == count(v1["params"]) == graph.total("params")
+    assert count(v0["batch_stats"]) == count(v1["batch_stats"])
+
+    run = runs[0]
+
+    def restack(col):  # the plain variables in the scanned layout
+        out = {k: v for k, v in col.items() if not any(k.startswith(p) for p in run.prefixes)}
+        out[run.name] = {}
+        for local in {k[len(run.prefixes[0]):] for k in col if k.startswith(run.prefixes[0])}:
+            out[run.name][local] = jax.tree_util.tree_map(
+                lambda *a: jnp.stack(a), *[col[p + local] for p in run.prefixes])
+        return out
+
+    v1 = {k: restack(v) for k, v in v0.items()}
+
+    def loss(model, variables):
+        def f(params):
+            out, _ = model.apply({**variables, "params": params}, x, train=True,
+                                 mutable=["batch_stats"])
+            return jnp.sum(out["y"] ** 2)
+        return jax.value_and_grad(f)(variables["params"])
+
+    (l0, g0), (l1, g1) = loss(plain, v0), loss(scanned, v1)
+    assert float(l0) == pytest.approx(float(l1), rel=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(restack(g0)), jax.tree_util.tree_leaves(g1)):
+        assert _rel(b, a) < 1e-5

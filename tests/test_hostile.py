@@ -331,6 +331,13 @@ def random_specs(draw):
         elif roll == 1:
             layers.append({"branches": [[draw(layer_item(names))], [],
                                         [draw(layer_item(names))]]})
+        elif roll == 2:  # a block with a parameter, called with arguments and `inputs:`
+            spec.setdefault("blocks", {"blk": {"params": {"m": 2},
+                                               "layers": [draw(layer_item(["_in"]))]}})
+            call = {"m": draw(st.sampled_from([1, 3, -1, "${m}", "x"]))}
+            if draw(st.booleans()):
+                call["inputs"] = draw(st.lists(st.sampled_from(names), min_size=1, max_size=2))
+            layers.append({"blk": call})
         else:
             layers.append(draw(layer_item(names)))
     spec["layers"] = layers
@@ -706,3 +713,17 @@ def test_pool_command_refuses_empty_pictures_and_zero_strides(tmp_path, monkeypa
     result = _invoke(["pool", str(tmp_path / "a.npy"), *args])
     assert result.exit_code == 2, result.output
     assert needle in result.output and not (tmp_path / "pooling.png").exists()
+
+
+@pytest.mark.parametrize("args", [["--batch", str(10**11)], ["--matmul-size", str(10**8)]],
+                         ids=["batch", "matmul"])
+def test_bench_refuses_absurd_sizes_before_allocating(tmp_path, monkeypatch, args):
+    if "bench" not in COMMANDS:
+        pytest.skip("no bench command")
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "good.yaml"
+    spec.write_text(GOOD_SPEC)
+    start = time.perf_counter()
+    result = _invoke(["bench", str(spec), *args])
+    assert result.exit_code == 2, result.output
+    assert time.perf_counter() - start < 10 and "at most" in result.output, result.output

@@ -346,7 +346,8 @@ class Resolver:
                                  "and list them all here")
             return None
         if n_in == 1 and len(names) != 1:
-            self.errors.add(f"'{kind.kind}' takes one input", pos, node_id,
+            what = f"'{kind.kind}'" if kind else "a block, residual or branches"  # sugar: None
+            self.errors.add(f"{what} takes one input", pos, node_id,
                             expected="one name", found=repr(names),
                             hint="merge them first with add or concat")
             return None
