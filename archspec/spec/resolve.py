@@ -2,6 +2,8 @@
 into a `Graph`, inferring every shape and collecting every error with its position."""
 from __future__ import annotations
 
+import math
+
 from archspec.errors import (ErrorCollector, Pos, SpecErrors, describe, did_you_mean, fmt_bytes,
                              fmt_count, fmt_shape)
 from archspec.graph import Graph, Head, Node
@@ -191,6 +193,9 @@ class Resolver:
         if value is None:
             return self._unknown(path, pos)
         count = self._repeat(value, vpos, env, path)
+        if count > MAX_REPEAT:
+            self._too_deep(key, value, vpos, scope, prev, env, path, depth, count)
+            return prev
         for i in range(count):
             self._expanded = getattr(self, "_expanded", 0) + 1
             if self._expanded > MAX_EXPANSIONS:
@@ -202,12 +207,7 @@ class Resolver:
                 raise SpecErrors(self.errors.errors)
             env_i = {**env, "i": i}
             ipath = f"{path}" if count == 1 else f"{path}#{i}"
-            if key in SUGAR:
-                prev = getattr(self, "_" + key)(value, vpos, scope, prev, env_i, ipath, depth, i, count)
-            elif key in blocks:
-                prev = self._block(key, value, vpos, scope, prev, env_i, ipath, depth, i, count)
-            else:
-                prev = self._layer(key, value, vpos, scope, prev, env_i, ipath, i, count)
+            prev = self._expand_one(key, value, vpos, scope, prev, env_i, ipath, depth, i, count)
             if len(self.graph.nodes) > MAX_NODES:
                 self.errors.add(f"the architecture expands to more than {MAX_NODES:,} layers",
                                 pos, path, expected=f"at most {MAX_NODES:,} layers",
@@ -215,6 +215,31 @@ class Resolver:
                                 hint="lower `repeat` or the block nesting")
                 raise SpecErrors(self.errors.errors)
         return prev
+
+    def _expand_one(self, key, value, vpos, scope, prev, env, path, depth, i, count):
+        if key in SUGAR:
+            return getattr(self, "_" + key)(value, vpos, scope, prev, env, path, depth, i, count)
+        if key in self.arch.blocks:
+            return self._block(key, value, vpos, scope, prev, env, path, depth, i, count)
+        return self._layer(key, value, vpos, scope, prev, env, path, i, count)
+
+    def _too_deep(self, key, value, vpos, scope, prev, env, path, depth, count):
+        """Refuse a huge repeat with the memory it would take: expand one repetition on
+        trial, measure it, undo it, and multiply."""
+        nodes, n_err = dict(self.graph.nodes), len(self.errors.errors)
+        names, counters = dict(scope.names), dict(scope.counters)
+        self._expand_one(key, value, vpos, scope, prev, {**env, "i": 0}, path, depth, 0, 2)
+        added = [n for k, n in self.graph.nodes.items() if k not in nodes]
+        self.graph.nodes, scope.names, scope.counters = nodes, names, counters
+        del self.errors.errors[n_err:]
+        params = sum(n.params + n.state for n in added) * count
+        acts = sum(math.prod(n.shape) for n in added if n.shape) * count
+        layers = len(added) * count
+        self.errors.add(f"repeat {count:,} is too deep: about {layers:,} layers, "
+                        f"{params:,} parameters (~{fmt_bytes(params * 4)}) and "
+                        f"~{fmt_bytes(acts * 4)} of activations per example",
+                        value.val_pos["repeat"], path, expected=f"at most {MAX_REPEAT:,}",
+                        found=f"{count:,}", hint="nothing has been allocated; check the expression")
 
     def _unknown(self, path, pos):
         """Stands in for a layer that could not be read, so that the layers after it are not
@@ -254,12 +279,6 @@ class Resolver:
                             found=describe(n) + (f" (from {raw})" if raw != n else ""),
                             hint="repeat: 0 leaves the layer out"
                             if isinstance(n, int) and not isinstance(n, bool) else None)
-            return 0
-        if n > MAX_REPEAT:
-            self.errors.add(f"repeat {n:,} is too deep", value.val_pos["repeat"], path,
-                            expected=f"at most {MAX_REPEAT:,}", found=f"{n:,}",
-                            hint="a network this deep would not fit in memory; "
-                                 "check the expression")
             return 0
         return n
 
