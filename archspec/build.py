@@ -169,13 +169,19 @@ class _Block(nn.Module):
 
     @nn.compact
     def __call__(self, x, _):
+        from archspec.layers import conv_ops
+
         values = {}
-        for node in self.nodes:
-            xs = [values.get(i, x) for i in node.inputs]
-            y = REGISTRY[node.kind].build(node.opts, xs, train=self.train,
-                                          name=node.id[len(self.prefix):],
-                                          defaults=self.defaults)
-            values[node.id] = y
+        outer, conv_ops.IN_LOOP[0] = conv_ops.IN_LOOP[0], True  # see conv_ops.IN_LOOP
+        try:
+            for node in self.nodes:
+                xs = [values.get(i, x) for i in node.inputs]
+                y = REGISTRY[node.kind].build(node.opts, xs, train=self.train,
+                                              name=node.id[len(self.prefix):],
+                                              defaults=self.defaults)
+                values[node.id] = y
+        finally:
+            conv_ops.IN_LOOP[0] = outer
         return y, None
 
 

@@ -26,6 +26,10 @@ import pytest
 from archspec.errors import SpecErrors
 from archspec.spec.resolve import load_architecture
 
+# A bound that only a hang or a real expansion would cross (expanding a billion-laughs
+# file or a huge repeat takes minutes or all memory); speed itself lives in benchmarks/.
+QUICK = 15.0
+
 CORPUS = Path(__file__).parent / "corpus"
 FILES = sorted(CORPUS.glob("*.yaml"))
 _EXPECT = re.compile(r"^#\s*expect:\s*(\d+):(\d+)\s+(.+?)\s*$")
@@ -93,7 +97,7 @@ def test_library_reports_exactly_the_expected_errors(path):
             assert want in have, f"{path.name} {exp}: {key} should contain {want!r}, is {have!r}"
         # every error says what was expected and what was found
         assert err.expected and err.found, f"{path.name} {text}: no expected/found"
-    assert seconds < 5, f"{path.name} took {seconds:.1f} s to refuse"
+    assert seconds < QUICK, f"{path.name} took {seconds:.1f} s to refuse"
 
 
 def _command() -> list[str]:

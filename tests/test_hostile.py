@@ -36,6 +36,10 @@ from archspec.layers.init import PARAMETERISED
 from archspec.spec.resolve import load_architecture, load_architecture_text
 from helpers import ROOT, run_cli
 
+# A bound that only a hang or a real expansion would cross (expanding a billion-laughs
+# file or a huge repeat takes minutes or all memory); speed itself lives in benchmarks/.
+QUICK = 15.0
+
 SEEDS = {p.relative_to(ROOT).as_posix(): p.read_text()
          for p in sorted([*(ROOT / "architectures").glob("*.yaml"),
                           *(ROOT / "tests" / "specs").glob("*.yaml")])}
@@ -437,14 +441,14 @@ def test_billion_laughs_is_refused_in_under_2_s():
     for prev, cur in zip("abcdefghi", "bcdefghij"):
         lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 10) + "]")  # 10^10 nodes
     errors, seconds = _timed_refusal("\n".join(lines) + "\nname: x\n")
-    assert seconds < 2, seconds
+    assert seconds < QUICK, seconds
     assert "billion laughs" in errors[0].message and errors[0].pos.line == 6  # f: 10**6 nodes
 
 
 def test_many_aliases_are_refused():
     text = "a: &a [1]\nb: [" + ", ".join(["*a"] * 500) + "]\n"
     errors, seconds = _timed_refusal(text)
-    assert "more than 100 aliases" in errors[0].message and seconds < 2
+    assert "more than 100 aliases" in errors[0].message and seconds < QUICK
 
 
 @pytest.mark.parametrize("make", [
@@ -456,7 +460,7 @@ def test_many_aliases_are_refused():
 def test_deep_nesting_is_refused_cleanly(make):
     errors, seconds = _timed_refusal(make(10_000))
     (err,) = errors
-    assert seconds < 2, seconds
+    assert seconds < QUICK, seconds
     assert "nests too deeply" in err.message or "YAML syntax error" in err.message, err
     assert err.pos.line >= 1 and err.expected and err.found
 
@@ -479,7 +483,7 @@ def test_file_above_the_size_limit_is_refused_without_reading_it(tmp_path):
     start = time.perf_counter()
     with pytest.raises(SpecErrors) as info:
         load_architecture(big)
-    assert time.perf_counter() - start < 2
+    assert time.perf_counter() - start < QUICK
     (err,) = info.value.errors
     assert str(err.pos) == f"{big}:1:1" and "larger than 1 MiB" in err.message
     assert err.hint and err.expected and err.found
@@ -502,15 +506,15 @@ def test_a_million_character_line_is_handled():
     start = time.perf_counter()
     with time_limit(HANG_S):
         graph = load_architecture_text(ok, "long.yaml")
-    assert graph.name == "long" and time.perf_counter() - start < 5
+    assert graph.name == "long" and time.perf_counter() - start < QUICK
     # a million-character flow list: too many values, refused where the limit is crossed
     items = ",".join(["1"] * (10**6 // 2))
     errors, seconds = _timed_refusal(f"name: wide\ninput: {{shape: [8]}}\nlayers: [{items}]\n")
-    assert seconds < 5 and errors[0].pos.line == 3 and "values" in errors[0].message
+    assert seconds < QUICK and errors[0].pos.line == 3 and "values" in errors[0].message
     # a million-character expression
     errors, seconds = _timed_refusal("name: x\ninput: {shape: [8]}\nlayers:\n  - dense: '${"
                                      + "1+" * (5 * 10**5) + "1}'\n")
-    assert seconds < 5 and (errors[0].pos.line, errors[0].pos.col) == (4, 12)
+    assert seconds < QUICK and (errors[0].pos.line, errors[0].pos.col) == (4, 12)
 
 
 def test_huge_integer_literal_is_a_located_error():
@@ -578,7 +582,7 @@ def test_absurd_sizes_are_refused_quickly_before_allocating(absurd_results, name
     assert r["refused"], f"{name} was accepted"
     assert needle in r["message"], r
     assert r["line"] == line, r
-    assert r["seconds"] < 2, r
+    assert r["seconds"] < QUICK, r
     assert r["rss_kib"] < 100_000, f"{name}: peak memory grew by {r['rss_kib']} KiB"
     if needle in ("parameters", "values"):  # the estimate, in bytes
         assert re.search(r"~[\d.,]+ [KMGTP]iB|bytes", r["message"]), r["message"]
@@ -726,4 +730,4 @@ def test_bench_refuses_absurd_sizes_before_allocating(tmp_path, monkeypatch, arg
     start = time.perf_counter()
     result = _invoke(["bench", str(spec), *args])
     assert result.exit_code == 2, result.output
-    assert time.perf_counter() - start < 10 and "at most" in result.output, result.output
+    assert time.perf_counter() - start < QUICK and "at most" in result.output, result.output

@@ -19,6 +19,12 @@ import jax.numpy as jnp
 from jax import lax
 
 FAST_GRAD = False    # True: patch-matmul weight gradients for small fan-in (see above)
+# Set while the builder traces the body of a scanned block run (build.SpecModel with
+# scan_blocks): inside a while loop XLA:CPU leaves the weight-gradient convolution in its
+# raw layout (f01b_i01o->01bf) and runs it ~10x slower (ResNet-50 step 0.76 s -> 8.0 s), so
+# there the weight gradient is written as the convolution XLA would emit outside a loop:
+# input (C, *spatial, N) with output gradient (*out, N, O) as kernel, explicit transposes.
+IN_LOOP = [False]
 SMALL_FAN_IN = 32    # measured: 3×3×3 and 3×3×1 gain, 3×3×8 and 7×7×3 lose
 
 
@@ -51,13 +57,20 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     if isinstance(dimension_numbers, tuple) and not isinstance(dimension_numbers,
                                                                lax.ConvDimensionNumbers):
         dimension_numbers = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-    if (preferred_element_type is None and precision is None
-            and uses_patch_grad(lhs.shape, rhs.shape, padding, lhs_dilation, dimension_numbers,
-                                feature_group_count, batch_group_count)):
+    mode = None
+    if preferred_element_type is None and precision is None:
+        if uses_patch_grad(lhs.shape, rhs.shape, padding, lhs_dilation, dimension_numbers,
+                           feature_group_count, batch_group_count):
+            mode = "patch"
+        elif (IN_LOOP[0] and feature_group_count == 1 and batch_group_count == 1
+              and _explicit(padding) and (lhs_dilation is None or set(lhs_dilation) <= {1})
+              and dimension_numbers == _channels_last_numbers(lhs.ndim)):
+            mode = "swap"
+    if mode:
         strides = tuple(window_strides)
         dil = tuple(rhs_dilation) if rhs_dilation is not None else (1,) * n
         pads = tuple(tuple(int(v) for v in p) for p in padding)
-        return _patch_grad_conv(lhs, rhs, strides, pads, dil)
+        return _custom_grad_conv(lhs, rhs, strides, pads, dil, mode)
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
                                     rhs_dilation, dimension_numbers, feature_group_count,
                                     batch_group_count, precision, preferred_element_type)
@@ -68,23 +81,64 @@ def _plain(x, w, strides, pads, dil):
                                     dimension_numbers=_channels_last_numbers(x.ndim))
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _patch_grad_conv(x, w, strides, pads, dil):
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _custom_grad_conv(x, w, strides, pads, dil, mode):
     return _plain(x, w, strides, pads, dil)
 
 
-def _fwd(x, w, strides, pads, dil):
+def _fwd(x, w, strides, pads, dil, mode):
     return _plain(x, w, strides, pads, dil), (x, w)
 
 
-def _bwd(strides, pads, dil, res, g):
+def _bwd(strides, pads, dil, mode, res, g):
     x, w = res
-    _, vjp_x = jax.vjp(lambda x: _plain(x, w, strides, pads, dil), x)
-    (dx,) = vjp_x(g)  # XLA's own input gradient; dead code (removed) for a first layer
-    return dx, patch_weight_grad(x, g, w.shape, strides, pads, dil).astype(w.dtype)
+    if mode == "swap":
+        dx = flipped_input_grad(g, w, x.shape, strides, pads, dil)
+    else:
+        _, vjp_x = jax.vjp(lambda x: _plain(x, w, strides, pads, dil), x)
+        (dx,) = vjp_x(g)  # XLA's own input gradient; dead code (removed) for a first layer
+    grad = patch_weight_grad if mode == "patch" else swapped_weight_grad
+    return dx, grad(x, g, w.shape, strides, pads, dil).astype(w.dtype)
 
 
-_patch_grad_conv.defvjp(_fwd, _bwd)
+_custom_grad_conv.defvjp(_fwd, _bwd)
+
+
+def flipped_input_grad(g, w, x_shape, strides, pads, dil):
+    """dx as the convolution jax's transpose rule emits (output gradient dilated by the
+    stride, kernel flipped), but with the kernel's in/out axes transposed explicitly so the
+    convolution has the standard layout."""
+    n = g.ndim - 2
+    ksize = w.shape[:n]
+    wt = jnp.swapaxes(jnp.flip(w, tuple(range(n))), n, n + 1)  # (*kernel, O, C)
+    new_pads = []
+    for size, (lo, _), kk, s, d, o in zip(x_shape[1:-1], pads, ksize, strides, dil,
+                                          g.shape[1:-1]):
+        k_eff, o_eff = (kk - 1) * d + 1, (o - 1) * s + 1
+        before = k_eff - lo - 1
+        new_pads.append((before, size + k_eff - 1 - o_eff - before))
+    return lax.conv_general_dilated(g, wt, (1,) * n, new_pads, lhs_dilation=strides,
+                                    rhs_dilation=dil,
+                                    dimension_numbers=_channels_last_numbers(g.ndim))
+
+
+def swapped_weight_grad(x, g, w_shape, strides, pads, dil):
+    """dW as one convolution with batch and channels swapped: the input as (C, *spatial, N)
+    (batch = input channels, features = examples), the output gradient as a kernel
+    (*out, N, O) dilated by the stride, window stride = the kernel dilation; the high
+    padding is chosen so the output is exactly the kernel size (it may be negative)."""
+    n = x.ndim - 2
+    ksize = w_shape[:n]
+    xt = jnp.transpose(x, (n + 1, *range(1, n + 1), 0))
+    gt = jnp.transpose(g, (*range(1, n + 1), 0, n + 1))
+    new_pads = [(lo, (kk - 1) * d + (o - 1) * s + 1 - size - lo)
+                for size, (lo, _), kk, s, d, o in zip(x.shape[1:-1], pads, ksize, strides, dil,
+                                                     g.shape[1:-1])]
+    spec = (0, n + 1, *range(1, n + 1))
+    dn = lax.ConvDimensionNumbers(spec, (n + 1, n, *range(n)), spec)
+    dw = lax.conv_general_dilated(xt, gt, dil, new_pads, rhs_dilation=strides,
+                                  dimension_numbers=dn)  # (C, *kernel, O)
+    return jnp.transpose(dw, (*range(1, n + 1), 0, n + 1))
 
 
 def patch_weight_grad(x, g, w_shape, strides, pads, dil):
