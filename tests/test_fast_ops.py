@@ -7,7 +7,10 @@
   rounding.
 - The opt-in patch-matmul weight gradient of small fan-in convolutions (conv_ops) equals
   jax.grad of lax.conv_general_dilated to 1e-5 relative, over strides, paddings, dilations
-  and 1-3 spatial axes; grouped convolutions keep the plain lowering.
+  and 1-3 spatial axes; grouped convolutions keep the plain lowering. So do the
+  standard-layout gradients used inside scanned blocks.
+- Scanned repeated blocks (build_model(scan_blocks=True)) compute the same function with
+  the same parameter counts.
 """
 from __future__ import annotations
 
@@ -140,6 +143,34 @@ def test_patch_weight_grad_equals_xla(conv_fast, shape, k, s, pads, d, maps):
     assert float(l1) == float(l2)
     np.testing.assert_array_equal(dx1, dx2)  # the input gradient is XLA's own
     assert _rel(dw2, dw1) < 1e-5
+
+
+@pytest.mark.parametrize("shape,k,s,pads,d,maps", CONV_CASES + [
+    ((2, 14, 14, 16), (1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1), 8),
+    ((2, 15, 15, 8), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 8)])
+def test_in_loop_gradients_equal_xla(shape, k, s, pads, d, maps):
+    """Inside scanned blocks both gradients are written as standard-layout convolutions:
+    the same numbers as jax's own transpose rules."""
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(*k, shape[-1], maps)), jnp.float32)
+    dn = conv_ops._channels_last_numbers(x.ndim)
+    y, vjp = jax.vjp(lambda x, w: lax.conv_general_dilated(x, w, s, pads, rhs_dilation=d,
+                                                           dimension_numbers=dn), x, w)
+    g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    dx, dw = vjp(g)
+    assert _rel(conv_ops.swapped_weight_grad(x, g, w.shape, s, pads, d), dw) < 1e-6
+    assert _rel(conv_ops.flipped_input_grad(g, w, x.shape, s, pads, d), dx) < 1e-6
+    old = conv_ops.IN_LOOP[0]
+    conv_ops.IN_LOOP[0] = True
+    try:
+        y2, vjp2 = jax.vjp(lambda x, w: conv_ops.conv_general_dilated(
+            x, w, s, pads, rhs_dilation=d, dimension_numbers=dn), x, w)
+    finally:
+        conv_ops.IN_LOOP[0] = old
+    np.testing.assert_array_equal(y2, y)
+    dx2, dw2 = vjp2(g)
+    assert _rel(dx2, dx) < 1e-6 and _rel(dw2, dw) < 1e-6
 
 
 def test_grouped_and_large_fan_in_convs_keep_xla(conv_fast):
