@@ -186,3 +186,40 @@ def test_experiment_schema_file_is_current():
     for exp in EXPERIMENTS:  # every experiment points editors at it
         assert exp.read_text().startswith(
             "# yaml-language-server: $schema=../schema/experiment.schema.json")
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    """Two accumulated half batches update the parameters like one full batch."""
+    import jax
+    import jax.numpy as jnp
+
+    from archspec.build import build_model
+    from archspec.spec.resolve import load_architecture_text
+    from archspec.train.config import Optimizer
+    from archspec.train.optim import make_optimizer
+    from archspec.train.step import HeadLoss, init_state, make_mesh, make_train_step
+
+    g = load_architecture_text("name: t\ninput: {shape: [5]}\ndefaults: {activation: tanh}\n"
+                               "layers:\n  - dense: 7\n  - dense: {units: 1, activation: linear}\n")
+    model, heads = build_model(g), [HeadLoss("output", "mse", "linear", 1.0)]
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 5)).astype(np.float32)
+    y = rng.normal(size=(8, 1)).astype(np.float32)
+    w = np.ones(8, np.float32)
+
+    def run(accumulate, batches):
+        tx, _ = make_optimizer(Optimizer(name="adam", lr=0.1, accumulate=accumulate), 10)
+        state = init_state(model, g, tx, 0, jnp.zeros((1, 5)))
+        step = make_train_step(model, heads, tx, make_mesh())
+        for xb, yb, wb in batches:
+            state, _, _ = step(state, xb, yb, wb)
+        return jax.device_get(state.params)
+
+    big = run(1, [(x, y, w)])
+    acc = run(2, [(x[:4], y[:4], w[:4]), (x[4:], y[4:], w[4:])])
+    first_half_only = run(2, [(x[:4], y[:4], w[:4])])
+    for a, b, c in zip(*(jax.tree_util.tree_leaves(t) for t in (big, acc, first_half_only))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    init = run(1, [])
+    for a, c in zip(jax.tree_util.tree_leaves(init), jax.tree_util.tree_leaves(first_half_only)):
+        np.testing.assert_array_equal(a, c)  # no update until the k-th batch

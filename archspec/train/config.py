@@ -39,6 +39,9 @@ class Optimizer(Strict):
     momentum: float = 0.9
     weight_decay: float = 0.0
     clip_norm: float | None = Field(None, description="clip gradients to this global norm")
+    accumulate: int = Field(1, ge=1, description="average the gradients of this many batches "
+                                                 "before each update (effective batch = "
+                                                 "accumulate × batch_size)")
     schedule: Schedule = Field(default_factory=Schedule)
 
 

@@ -24,7 +24,11 @@ def schedule(cfg, total_steps: int):
 
 
 def make_optimizer(cfg, total_steps: int):
-    lr = schedule(cfg, total_steps)
+    """(optax transformation, learning rate as a function of the step). With
+    `accumulate: k` the gradients of k batches are averaged before each update (a batch k
+    times larger than fits in memory); the schedule counts updates, not batches."""
+    k = cfg.accumulate
+    lr = schedule(cfg, max(total_steps // k, 1))
     name = cfg.name
     if name == "sgd":
         opt = optax.sgd(lr)
@@ -41,4 +45,7 @@ def make_optimizer(cfg, total_steps: int):
         chain.append(optax.clip_by_global_norm(cfg.clip_norm))
     if cfg.weight_decay and name != "adamw":  # L2-style decay added to the gradient
         chain.append(optax.add_decayed_weights(cfg.weight_decay))
-    return optax.chain(*chain, opt), lr
+    tx = optax.chain(*chain, opt)
+    if k > 1:
+        return optax.MultiSteps(tx, every_k_schedule=k), lambda step: lr(step // k)
+    return tx, lr
