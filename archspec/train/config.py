@@ -9,12 +9,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from archspec.data import DataConfig
-from archspec.errors import ErrorCollector, Pos, SpecErrors, did_you_mean, parses_as_float
+from archspec.errors import ErrorCollector, Pos, SpecErrors, parses_as_float
 from archspec.spec.locate import validate
-from archspec.spec.yaml_loader import YList, YMap, load_yaml_file
-
-LOSSES = ("categorical_crossentropy", "binary_crossentropy", "mse")
-
+from archspec.spec.yaml_loader import YMap, load_yaml_file
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -199,13 +196,3 @@ def _plain(x):
         return [_plain(v) for v in x]
     return x
 
-
-def resolved_config(exp: Experiment) -> dict:
-    return exp.model_dump(mode="json")
-
-
-def suggest_key(keys: list[str]) -> str | None:
-    return did_you_mean(keys[-1], Experiment.model_fields)
-
-
-_ = (YList, Any)
