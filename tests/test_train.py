@@ -3,7 +3,6 @@ a 4-device mesh, and the losses against NumPy."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time

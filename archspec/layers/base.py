@@ -6,7 +6,7 @@ class (and its tests); the loader, validator, summary, schema and builder pick i
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal, Union
+from typing import ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 

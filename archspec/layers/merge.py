@@ -18,7 +18,7 @@ class Add(Layer):
                     ratio = [a // b for a, b in zip(s[:-1], first[:-1]) if b and a % b == 0]
                     stride = max(ratio + [a // b for a, b in zip(first[:-1], s[:-1])
                                           if b and a % b == 0] or [1])
-                    hint = (f"add a 1×1 projection shortcut"
+                    hint = ("add a 1×1 projection shortcut"
                             + (f" with stride {stride}" if stride > 1 else "")
                             + f" and {max(s[-1], first[-1])} maps"
                             + " (residual: {shortcut: projection})")
