@@ -12,16 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ARCHSPEC, ROOT, run_cli
+from helpers import ARCHSPEC, ROOT, only_run, run_cli
 
 EXP = ROOT / "experiments/digits_mlp.yaml"
 ARGS = ["train", EXP, "--epochs", "3", "--set", "checkpoint.every_steps=3",
         "--set", "eval_splits=[val]"]
-
-
-def _run(out: Path) -> Path:
-    (run,) = [p for p in out.glob("*/*") if p.is_dir()]
-    return run
 
 
 def _start(out: Path) -> subprocess.Popen:
@@ -44,7 +39,7 @@ def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("finished")
     r = run_cli(*ARGS, "--output", out)
     assert r.returncode == 0, r.stderr
-    return _run(out)
+    return only_run(out)
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.03, 0.15])
@@ -54,7 +49,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path, delay):
     time.sleep(delay)  # lands before, during or after further checkpoint writes
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    run = _run(tmp_path)
+    run = only_run(tmp_path)
     before = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
     r = run_cli("train", "--resume", run)
     assert r.returncode == 0, r.stderr + r.stdout
@@ -75,7 +70,7 @@ def test_signal_stops_cleanly_and_says_how_to_resume(tmp_path, sig):
     assert proc.returncode == 0, err
     assert "archspec train --resume" in out
     assert "Traceback" not in err
-    run = _run(tmp_path)
+    run = only_run(tmp_path)
     last = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()][-1]
     assert last["status"] == "stopped"
     r = run_cli("train", "--resume", run)

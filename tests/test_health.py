@@ -3,20 +3,10 @@ from __future__ import annotations
 
 import json
 import textwrap
-from pathlib import Path
 
 import numpy as np
 
-from helpers import ROOT, run_cli
-
-
-def _run(out: Path) -> Path:
-    (run,) = [p for p in out.glob("*/*") if p.is_dir()]
-    return run
-
-
-def _records(run: Path) -> list[dict]:
-    return [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+from helpers import ROOT, only_run, read_records, run_cli
 
 
 def test_collapse_is_detected_and_a_restart_succeeds(tmp_path):
@@ -24,12 +14,12 @@ def test_collapse_is_detected_and_a_restart_succeeds(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "collapsed at step" in r.stdout and "every ReLU unit of" in r.stdout
     assert "restarting (attempt 2 of 2)" in r.stdout
-    run = _run(tmp_path)
+    run = only_run(tmp_path)
     attempts = json.loads((run / "attempts.json").read_text())
     assert [a["outcome"] for a in attempts] == ["collapsed", "finished"]
     assert attempts[0]["seed"] != attempts[1]["seed"]
     assert (run / "attempts" / "attempt1" / "checkpoints").is_dir()  # the record is kept
-    recs = _records(run)
+    recs = read_records(run)
     first = [x for x in recs if x.get("split") == "train" and x.get("attempt") == 0]
     assert not first or max(first[-1]["dead_units"].values()) == 1.0
     final = [x for x in recs if x["split"] == "test"][-1]
@@ -42,7 +32,7 @@ def test_without_restarts_the_collapse_is_the_outcome(tmp_path):
                 "--output", tmp_path)
     assert r.returncode == 0, r.stderr
     assert "collapsed (no restarts left)" in r.stdout
-    assert _records(_run(tmp_path))[-1]["status"] == "collapsed"
+    assert read_records(only_run(tmp_path))[-1]["status"] == "collapsed"
 
 
 DIVERGE = """
@@ -72,8 +62,8 @@ def test_divergence_skips_the_update_and_names_the_layer(tmp_path):
     assert "non-finite loss or gradient, update skipped" in r.stdout
     assert "diverged at step" in r.stdout and "learning rate" in r.stdout
     assert "gradient of 'y' is non-finite first" in r.stdout or "the loss is non-finite" in r.stdout
-    run = _run(tmp_path / "runs")
-    assert _records(run)[-1]["status"] == "diverged"
+    run = only_run(tmp_path / "runs")
+    assert read_records(run)[-1]["status"] == "diverged"
 
 
 def test_train_step_keeps_parameters_on_nonfinite_batch():
@@ -108,8 +98,8 @@ def test_dead_units_are_in_metrics_and_eval(tmp_path):
     r = run_cli("train", ROOT / "experiments/digits_mlp.yaml", "--epochs", "1",
                 "--output", tmp_path)
     assert r.returncode == 0, r.stderr
-    run = _run(tmp_path)
-    train = [x for x in _records(run) if x["split"] == "train"][0]
+    run = only_run(tmp_path)
+    train = [x for x in read_records(run) if x["split"] == "train"][0]
     assert set(train["dead_units"]) == {"hidden1", "hidden2"}
     assert all(0.0 <= v <= 1.0 for v in train["dead_units"].values())
     assert set(train["grad_norms"]) == {"hidden1", "hidden2", "logits"}

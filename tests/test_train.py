@@ -11,21 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import ARCHSPEC, ROOT, run_cli
+from helpers import ARCHSPEC, ROOT, only_run, read_records, run_cli
 
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
-
-
-def _run_dir(out: Path) -> Path:
-    (run,) = [p for p in out.glob("*/*") if p.is_dir()]
-    return run
-
-
-def _metrics(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _final_params(run: Path):
@@ -41,14 +29,14 @@ def _final_params(run: Path):
 def test_every_experiment_runs_in_smoke_mode(exp, tmp_path):
     r = run_cli("train", exp, "--smoke", "--output", tmp_path)
     assert r.returncode == 0, r.stderr + r.stdout
-    run = _run_dir(tmp_path)
+    run = only_run(tmp_path)
     for name in ("config.yaml", "architecture.yaml", "env.json", "metrics.jsonl"):
         assert (run / name).exists(), name
     assert list((run / "checkpoints" / "latest").iterdir())
     assert list((run / "events").iterdir())
     env = json.loads((run / "env.json").read_text())
     assert env["seed"] == 0 and env["devices"]
-    summary = _metrics(run)[-1]
+    summary = read_records(run)[-1]
     assert summary["split"] == "summary" and summary["status"] == "finished"
 
 
@@ -56,7 +44,7 @@ def test_eval_reports_confusion_matrix(tmp_path):
     r = run_cli("train", ROOT / "experiments/digits_logistic.yaml", "--epochs", "2",
                 "--output", tmp_path)
     assert r.returncode == 0, r.stderr
-    run = _run_dir(tmp_path)
+    run = only_run(tmp_path)
     r = run_cli("eval", run, "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -88,17 +76,17 @@ def test_resume_after_sigkill_is_exact(tmp_path):
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    run = _run_dir(killed_out)
-    assert not any(m.get("split") == "summary" for m in _metrics(run)), "run finished before the kill"
+    run = only_run(killed_out)
+    assert not any(m.get("split") == "summary" for m in read_records(run)), "run finished before the kill"
     r = run_cli("train", "--resume", run)
     assert r.returncode == 0, r.stderr
-    a, step_a = _final_params(_run_dir(tmp_path / "full"))
+    a, step_a = _final_params(only_run(tmp_path / "full"))
     b, step_b = _final_params(run)
     assert step_a == step_b
     import jax
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
         np.testing.assert_array_equal(x, y)
-    epochs = [m["epoch"] for m in _metrics(run) if m["split"] == "train"]
+    epochs = [m["epoch"] for m in read_records(run) if m["split"] == "train"]
     assert epochs == sorted(set(epochs)) == list(range(1, 5))
 
 
@@ -110,8 +98,8 @@ def test_four_devices_match_one_device(tmp_path):
                    env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
     assert one.returncode == 0 and four.returncode == 0, one.stderr + four.stderr
     assert "on 4 device(s)" in four.stdout and "on 1 device(s)" in one.stdout
-    la = [m["loss"] for m in _metrics(_run_dir(tmp_path / "one")) if m["split"] in ("train", "val")]
-    lb = [m["loss"] for m in _metrics(_run_dir(tmp_path / "four")) if m["split"] in ("train", "val")]
+    la = [m["loss"] for m in read_records(only_run(tmp_path / "one")) if m["split"] in ("train", "val")]
+    lb = [m["loss"] for m in read_records(only_run(tmp_path / "four")) if m["split"] in ("train", "val")]
     np.testing.assert_allclose(la, lb, rtol=2e-4)
 
 
@@ -138,7 +126,7 @@ def test_bare_architecture_trains_on_builtin_data(tmp_path):
     r = run_cli("train", ROOT / "architectures/logistic_regression.yaml", "--data", "digits",
                 "--steps", "5", "--set", "optimizer.lr=1e-2", "--output", tmp_path)
     assert r.returncode == 0, r.stderr
-    cfg = (_run_dir(tmp_path) / "config.yaml").read_text()
+    cfg = (only_run(tmp_path) / "config.yaml").read_text()
     assert "lr: 0.01" in cfg and "steps: 5" in cfg
 
 

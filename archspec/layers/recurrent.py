@@ -102,18 +102,13 @@ _CELLS: dict = {}
 def _lstm_without_bias():
     """Flax's LSTMCell has no switch for its biases; this one is the same cell without them."""
     if "lstm" not in _CELLS:
-        from functools import partial
-
         import flax.linen as nn
 
         class LSTMCellNoBias(nn.LSTMCell):
             @nn.compact
             def __call__(self, carry, inputs):
                 c, h = carry
-                dense = partial(nn.Dense, features=h.shape[-1], use_bias=False, dtype=self.dtype,
-                                param_dtype=self.param_dtype)
-                di = partial(dense, kernel_init=self.kernel_init)
-                dh = partial(dense, kernel_init=self.recurrent_kernel_init)
+                di, dh = _bias_free_denses(self, h.shape[-1])
                 i = self.gate_fn(di(name="ii")(inputs) + dh(name="hi")(h))
                 f = self.gate_fn(di(name="if")(inputs) + dh(name="hf")(h))
                 g = self.activation_fn(di(name="ig")(inputs) + dh(name="hg")(h))
@@ -126,21 +121,28 @@ def _lstm_without_bias():
     return _CELLS["lstm"]
 
 
+def _bias_free_denses(cell, units: int):
+    """Input and hidden projections of a gate, without bias, with the cell's initialisers."""
+    from functools import partial
+
+    import flax.linen as nn
+
+    dense = partial(nn.Dense, features=units, use_bias=False, dtype=cell.dtype,
+                    param_dtype=cell.param_dtype)
+    return (partial(dense, kernel_init=cell.kernel_init),
+            partial(dense, kernel_init=cell.recurrent_kernel_init))
+
+
 def _gru_without_bias():
     """Flax's GRUCell without its biases (same parameter names)."""
     if "gru" not in _CELLS:
-        from functools import partial
-
         import flax.linen as nn
 
         class GRUCellNoBias(nn.GRUCell):
             @nn.compact
             def __call__(self, carry, inputs):
                 h = carry
-                dense = partial(nn.Dense, features=h.shape[-1], use_bias=False, dtype=self.dtype,
-                                param_dtype=self.param_dtype)
-                di = partial(dense, kernel_init=self.kernel_init)
-                dh = partial(dense, kernel_init=self.recurrent_kernel_init)
+                di, dh = _bias_free_denses(self, h.shape[-1])
                 r = self.gate_fn(di(name="ir")(inputs) + dh(name="hr")(h))
                 z = self.gate_fn(di(name="iz")(inputs) + dh(name="hz")(h))
                 n = self.activation_fn(di(name="in")(inputs) + r * dh(name="hn")(h))

@@ -34,6 +34,10 @@ def load_run(run_dir: Path):
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> dict:
     cm = np.zeros((k, k), np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
+    return report_from_confusion(cm)
+
+
+def report_from_confusion(cm: np.ndarray) -> dict:
     tp = np.diag(cm).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(cm.sum(0) > 0, tp / cm.sum(0), 0.0)
@@ -99,13 +103,7 @@ def _trim(report: dict, k: int) -> dict:
     cm = np.asarray(report["confusion"])
     if cm.shape[0] <= k or cm[k:].sum() or cm[:, k:].sum():
         return report
-    return classification_report(*_pairs(cm[:k, :k]), k)
-
-
-def _pairs(cm):
-    t, p = np.nonzero(cm)
-    counts = cm[t, p]
-    return np.repeat(t, counts), np.repeat(p, counts)
+    return report_from_confusion(cm[:k, :k])
 
 
 def dead_units(setup, state, split, batch_size: int = 256) -> dict:

@@ -162,7 +162,10 @@ def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console
         progress: bool = True) -> Result:
     """Train, restarting with a new seed after a collapse or divergence while restarts are
     left (health.restarts). Every attempt's record stays in the run folder."""
+    from archspec.render import console as default_console
+
     exp = setup.exp
+    console = console or default_console
     if run_dir is None:
         run_dir = new_run_dir(exp.output, exp.name)
         write_setup(run_dir, setup.config, setup.arch_text, exp.seed)
@@ -183,7 +186,7 @@ def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console
             attempts.append(record)
             _write_attempts(run_dir, attempts)
             _archive_checkpoints(run_dir, attempt)
-            (console or _console()).print(
+            console.print(
                 f"[bold red]{failed.outcome}[/bold red] at step {failed.step}: {failed.detail}\n"
                 f"    hint: {failed.hint}")
             if attempt >= exp.health.restarts:
@@ -194,7 +197,7 @@ def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console
                 return result
             attempt += 1
             resume = False
-            (console or _console()).print(
+            console.print(
                 f"restarting (attempt {attempt + 1} of {exp.health.restarts + 1}) with seed "
                 f"{exp.seed + 1000 * attempt}")
             continue
@@ -217,7 +220,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     log = MetricsLog(run_dir)
     best = _read_best(run_dir) if resume else None
     if resume:
-        state, pos = ckpt.restore(run_dir, state, warn=lambda m: (console or _console()).print(
+        state, pos = ckpt.restore(run_dir, state, warn=lambda m: console.print(
             f"[yellow]warning:[/yellow] {m}"))
         start_epoch, start_batch = pos["epoch"], pos["batch"]
         log.truncate_after(int(state.step))
@@ -307,11 +310,6 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     log.log({"step": step, "split": "summary", "attempt": attempt, "seconds": result.seconds,
              "examples_per_s": result.examples_per_s, "status": result.outcome})
     return result
-
-
-def _console():
-    from rich.console import Console
-    return Console()
 
 
 def _read_attempts(run_dir: Path) -> list:
