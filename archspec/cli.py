@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from archspec import jsonout
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Write a neural network down in YAML, see exactly what it is, train it.")
 
@@ -35,7 +37,8 @@ def validate(files: List[Path] = typer.Argument(..., help="architecture YAML fil
                                                 dir_okay=False, readable=True)):
     """Check architecture files: every error at once, each with file:line:col."""
     from archspec.errors import SpecErrors
-    from archspec.render import console, print_errors
+    from archspec.render import console, print_errors, print_warnings
+    from archspec.spec.lint import head_warnings
     from archspec.spec.resolve import load_architecture
 
     failed = 0
@@ -46,6 +49,7 @@ def validate(files: List[Path] = typer.Argument(..., help="architecture YAML fil
             print_errors(exc.errors, str(f))
             failed += 1
             continue
+        print_warnings(head_warnings(g))
         console.print(f"[green]ok[/green] {f}: {g.name}, {len(g.layers)} layers, "
                       f"{g.total('params'):,} parameters")
     if failed:
@@ -69,11 +73,15 @@ def summary(
     from archspec.spec.resolve import load_architecture
 
     graph = load_architecture(spec, input_shape=shape)
+    from archspec.render import print_warnings
+    from archspec.spec.lint import head_warnings
+
+    print_warnings(head_warnings(graph))
     from archspec.summary import summarize  # JAX: only once the spec is known to be good
 
     s = summarize(graph, depth)
     if as_json:
-        print(json.dumps(s.to_dict(), indent=2))
+        print(jsonout.dumps(s.to_dict(), indent=2))
         return
     console.print(summary_table(s))
     console.print(summary_totals(s))
@@ -178,10 +186,18 @@ def train(
 
         exp, graph, arch_text = load_run(resume)
         setup = prepare(exp, graph, arch_text, exp.model_dump(mode="json"))
+        from archspec.train.checkpoint import finished_step
+
+        done = finished_step(resume, setup)
+        if done is not None:
+            console.print(f"{resume} already finished: all {setup.total_steps} steps done "
+                          f"(checkpoint {done}); nothing to resume")
+            return
         console.print(f"resuming [bold]{resume}[/bold]")
         result = fit(setup, run_dir=Path(resume), resume=True, console=console)
         print_result(console, result, setup)
         _track(track, result.run_dir, console)
+        _exit_for(result.outcome)
         return
     if file is None:
         raise typer.BadParameter("give an experiment file, or --resume RUN_DIR", param_hint="FILE")
@@ -201,7 +217,12 @@ def train(
         exp, root = C.load_experiment(file, overrides)
         exp_path = str(file)
     graph, arch_text = C.architecture_graph(exp, exp_path, root)
-    setup = prepare(exp, graph, arch_text, exp.model_dump(mode="json"), smoke=smoke)
+    from archspec.render import print_warnings
+    from archspec.spec.lint import head_warnings
+
+    print_warnings(head_warnings(graph))
+    setup = prepare(exp, graph, arch_text, exp.model_dump(mode="json"), smoke=smoke, root=root)
+    setup.experiment_file = exp_path
     console.print(f"[bold]{exp.name}[/bold]: {graph.name}, {graph.total('params'):,} parameters, "
                   f"{setup.dataset.name} ({len(setup.dataset.train.x)} train / "
                   f"{len(setup.dataset.val.x)} val / {len(setup.dataset.test.x)} test), "
@@ -209,6 +230,16 @@ def train(
     result = fit(setup, console=console)
     print_result(console, result, setup)
     _track(track, result.run_dir, console)
+    _exit_for(result.outcome)
+
+
+def _exit_for(outcome: str) -> None:
+    """A run that did not finish never exits 0 (docs/reliability.md lists the codes)."""
+    from archspec.train.loop import EXIT_CODES
+
+    code = EXIT_CODES.get(outcome, 1)
+    if code:
+        raise typer.Exit(code)
 
 
 def _track(tracker: Optional[str], run_dir: Path, console) -> None:
@@ -238,7 +269,7 @@ def eval_(
         raise typer.BadParameter("expected best or latest", param_hint="--checkpoint")
     out = run_eval(run_dir, split, checkpoint)
     if as_json:
-        print(json.dumps(out, indent=2))
+        print(jsonout.dumps(out, indent=2))
         return
     for t in eval_tables(out):
         console.print(t)
@@ -406,7 +437,7 @@ def runs(
 
     rows = sort_runs(list_runs(directory), sort, reverse)
     if as_json:
-        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        print(jsonout.dumps([r.to_dict() for r in rows], indent=2))
         return
     if not rows:
         console.print(f"no runs in {directory}")
@@ -493,7 +524,7 @@ def predict(
         raise typer.BadParameter("top must be >= 1", param_hint="--top")
     result = run_predict(run_dir, inputs, top, checkpoint)
     if as_json:
-        print(json.dumps(result, indent=2))
+        print(jsonout.dumps(result, indent=2))
         return
     render(result, console)
 
@@ -536,7 +567,7 @@ def bench(
         print_problem("error", str(exc))
         raise typer.Exit(2)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(jsonout.dumps(result.to_dict(), indent=2))
         return
     console.print(table(result))
 

@@ -30,6 +30,7 @@ class Head:
     output: str
     loss_weight: float
     shape: tuple | None = None
+    pos: Pos | None = None       # where the head is written (its `output:`, or the last layer)
 
 
 @dataclass(eq=False)  # hashable by identity: the Flax module holds it as a field
@@ -40,6 +41,7 @@ class Graph:
     heads: dict[str, Head] = field(default_factory=dict)
     defaults: object = None
     source: str = ""
+    variables: dict = field(default_factory=dict)  # the architecture's variables, resolved
 
     @property
     def layers(self) -> list[Node]:

@@ -10,6 +10,8 @@ and normalised exactly as in training:
   0..1 for `shapes`, else 0..255 as in image files), then reshaped to the input (a flat
   input takes a square image);
 - `.npy` arrays: one example of the input's shape, or a batch of them;
+- every value must be finite and fit float32 (NaN, inf or 1e300 are refused, naming the
+  file and the example); images may declare at most 50 million pixels;
 - CSV files: a header row and one example per row. A run trained on a CSV file takes the
   same feature columns by name (its target column may be present or not); any other run
   reads every column as a feature.
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from archspec.data import DataError, apply_normalization
+from archspec.data.values import check_values
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CSV_SUFFIXES = (".csv", ".tsv")
@@ -104,16 +107,22 @@ def read_examples(path: Path, shape: tuple, dtype: str, data_cfg, data_name: str
 
 
 def read_image(path: Path, shape: tuple, pixel_max: float) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    """One image in training units. Its declared size is checked before decoding (see
+    archspec.data.images), so a small file declaring huge dimensions is refused."""
+    from PIL import Image
+
+    from archspec.data.images import is_sixteen_bit, open_image
 
     h, w, c = _image_geometry(shape, path)
+    im = open_image(path)
+    if is_sixteen_bit(im):  # PIL would clip 16-bit values to 255; scale them instead
+        im = Image.fromarray(np.round(np.asarray(im, np.float32) / 257).astype(np.uint8))
     try:
-        with Image.open(path) as im:
-            im = im.convert({1: "L", 3: "RGB", 4: "RGBA"}[c])
-            if im.size != (w, h):
-                im = im.resize((w, h), Image.Resampling.BILINEAR)
-            pixels = np.asarray(im, dtype=np.float32)
-    except (UnidentifiedImageError, OSError) as exc:
+        im = im.convert({1: "L", 3: "RGB", 4: "RGBA"}[c])
+        if im.size != (w, h):
+            im = im.resize((w, h), Image.Resampling.BILINEAR)
+        pixels = np.asarray(im, dtype=np.float32)
+    except (OSError, ValueError) as exc:
         raise DataError(f"cannot read the image: {exc}", file=str(path)) from None
     pixels = pixels.reshape(h, w, c) * np.float32(pixel_max / 255.0)
     return pixels.reshape(shape)
@@ -141,10 +150,14 @@ def read_npy(path: Path, shape: tuple) -> np.ndarray:
         raise DataError(f"cannot read as a .npy array: {exc}", file=str(path)) from None
     if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise DataError(f"a .npy array of {a.dtype} is not numeric", file=str(path))
+    if np.iscomplexobj(a):
+        raise DataError(f"a .npy array of {a.dtype} is not real-valued", file=str(path))
     size = math.prod(shape)
     if tuple(a.shape) == shape or (a.ndim != len(shape) + 1 and a.size == size):
+        check_values(a.reshape(1, -1), str(path), "the array", record=lambda i: None)
         return _fit(a.reshape(1, *a.shape), shape, path)        # one example
     if a.ndim >= 1 and len(a) and a.size == len(a) * size:
+        check_values(a, str(path), "the array")                 # records: index i
         return _fit(a, shape, path)                              # a batch
     raise DataError(f"array of shape {tuple(a.shape)} does not fit the network's input "
                     f"shape {shape}", file=str(path),

@@ -30,6 +30,21 @@ def print_errors(errors: list[SpecError], file_label: str | None = None) -> None
                            (f" in {file_label}" if file_label else ""), style="bold red"))
 
 
+def print_warnings(warnings: list[SpecError]) -> None:
+    """Located warnings: the same layout as errors, on stderr, without ending the command."""
+    for w in warnings:
+        head = Text()
+        if w.pos:
+            head.append(f"{w.pos}: ", style="bold")
+        head.append("warning: ", style="bold yellow")
+        if w.path:
+            head.append(f"{w.path}: ", style="cyan")
+        head.append(w.message)
+        err_console.print(head)
+        if w.hint:
+            err_console.print(Text(f"    {'hint:':<10}", style="dim") + Text(w.hint, style="yellow"))
+
+
 def human(n: float, unit: str = "") -> str:
     for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:

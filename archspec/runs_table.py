@@ -160,7 +160,8 @@ def fmt_metric(metric: str | None, value: float | None) -> str:
     return f"{value:.4f} loss"
 
 
-STATUS_STYLE = {"finished": "green", "stopped": "yellow", "collapsed": "red", RUNNING: "magenta"}
+STATUS_STYLE = {"finished": "green", "stopped": "yellow", "collapsed": "red", "diverged": "red",
+                "stalled": "red", RUNNING: "magenta"}
 
 
 def runs_table(rows: list[RunRow], title: str = ""):

@@ -34,7 +34,7 @@ KEYS = ("name", "description", "experiment", "set", "grid", "random", "samples",
         "output")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform")
 DEFAULT_SAMPLES = 4
-DONE = ("finished", "collapsed")   # a summary status that ends a point for good
+DONE = ("finished", "collapsed", "diverged", "stalled")   # a summary status that ends a point for good
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Sweep:
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
     output: str = "runs"
+    positions: dict = field(default_factory=dict)   # key.path -> its line in the sweep file
 
     @property
     def folder(self) -> Path:
@@ -181,7 +182,9 @@ def load_sweep(path: Path, output: str | None = None) -> Sweep:
                  fixed=_plain(maps["set"]), grid=_plain(maps["grid"]),
                  random=_plain(maps["random"]),
                  samples=root.get("samples") or DEFAULT_SAMPLES, seed=root.get("seed") or 0,
-                 output=output or root.get("output") or "runs")
+                 output=output or root.get("output") or "runs",
+                 positions={str(k): m.val_pos[k] for m in maps.values() if isinstance(m, YMap)
+                            for k in m})
 
 
 def _check_distribution(spec, pos, where, errors):
@@ -217,11 +220,26 @@ def _plain(x):
 def check_points(sweep: Sweep, points: list[Point]) -> None:
     """Every point's overrides against the experiment before anything trains: a typo in a
     key path fails at once, with the override it came from."""
+    from archspec.errors import SpecErrors
     from archspec.train import config as C
 
     for p in points:
-        exp, root = C.load_experiment(sweep.experiment, p.set_args())
-        C.architecture_graph(exp, str(sweep.experiment), root)
+        try:
+            exp, root = C.load_experiment(sweep.experiment, p.set_args())
+            C.architecture_graph(exp, str(sweep.experiment), root)
+        except SpecErrors as exc:
+            raise SpecErrors([_in_sweep_file(sweep, e, p) for e in exc.errors]) from None
+
+
+def _in_sweep_file(sweep: Sweep, error, point: Point):
+    """An error about an override points at the sweep file line the value came from."""
+    where = str(error.pos.file) if error.pos else ""
+    key = where.removeprefix("--set ").partition("=")[0]
+    if not where.startswith("--set ") or key not in sweep.positions:
+        return error
+    error.pos = sweep.positions[key]
+    error.path = f"{key} (point {point.index})"
+    return error
 
 
 def write_manifest(sweep: Sweep, points: list[Point]) -> None:

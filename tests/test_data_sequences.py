@@ -158,7 +158,7 @@ def test_training_refuses_an_embedding_smaller_than_the_vocabulary(tmp_path):
         "  layers:\n    - embedding: {vocabulary: 30, dimension: 4, name: words}\n"
         "    - pool: {op: avg, global: true}\n    - dense: 4\n"
         "  heads: {topic: {output: softmax}}\n"
-        "data: {name: text, options: {n: 50}}\n")
+        "data: {name: text, options: {n: 50}}\nbatch_size: 16\n")
     exp, root = C.load_experiment(exp_file)
     graph, text_ = C.architecture_graph(exp, str(exp_file), root)
     with pytest.raises(TrainError, match="words has vocabulary 30 but the data has 110"):

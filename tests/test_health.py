@@ -30,7 +30,7 @@ def test_collapse_is_detected_and_a_restart_succeeds(tmp_path):
 def test_without_restarts_the_collapse_is_the_outcome(tmp_path):
     r = run_cli("train", ROOT / "experiments/collapse_demo.yaml", "--set", "health.restarts=0",
                 "--output", tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 4, r.stderr  # collapsed: never the exit code of a finished run
     assert "collapsed (no restarts left)" in r.stdout
     assert read_records(only_run(tmp_path))[-1]["status"] == "collapsed"
 
@@ -50,7 +50,7 @@ data: {name: function, options: {n: 300}, normalize: none}
 optimizer: {name: sgd, lr: 1.0e+30}
 steps: 12
 batch_size: 32
-health: {max_nonfinite: 3}
+health: {max_nonfinite: 3, explode_factor: 1.0e+300}  # the non-finite path, not the explosion
 """
 
 
@@ -58,7 +58,7 @@ def test_divergence_skips_the_update_and_names_the_layer(tmp_path):
     exp = tmp_path / "diverge.yaml"
     exp.write_text(textwrap.dedent(DIVERGE))
     r = run_cli("train", exp, "--output", tmp_path / "runs")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 3, r.stderr
     assert "non-finite loss or gradient, update skipped" in r.stdout
     assert "diverged at step" in r.stdout and "learning rate" in r.stdout
     assert "gradient of 'y' is non-finite first" in r.stdout or "the loss is non-finite" in r.stdout

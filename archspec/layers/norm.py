@@ -8,7 +8,9 @@ class BatchNorm(Layer):
     kind = "batchnorm"
     doc = ("Normalises each channel with batch statistics while training and running "
            "averages at evaluation. `momentum` 0.9 equals PyTorch's momentum 0.1; the running "
-           "variance averages the biased batch variance (the Flax and Keras convention).")
+           "variance averages the biased batch variance (the Flax and Keras convention). "
+           "The variance is computed in two passes, mean((x - mean)²), which stays accurate "
+           "when a channel's mean is large against its spread.")
 
     class Options(Options):
         momentum: float = 0.9
@@ -25,12 +27,13 @@ class BatchNorm(Layer):
 
         return nn.BatchNorm(use_running_average=not train, momentum=o.momentum,
                             epsilon=o.epsilon, use_scale=o.scale, use_bias=o.center,
+                            use_fast_variance=False,  # E[x²] - E[x]² cancels catastrophically
                             dtype=defaults.compute_dtype, name=name)(xs[0])
 
 
 class LayerNorm(Layer):
     kind = "layernorm"
-    doc = "Normalises each example over its last axis."
+    doc = ("Normalises each example over its last axis (two-pass variance, like batchnorm).")
 
     class Options(Options):
         epsilon: float = 1e-5
@@ -41,7 +44,8 @@ class LayerNorm(Layer):
     def build(self, o, xs, *, train, name, defaults):
         import flax.linen as nn
 
-        return nn.LayerNorm(epsilon=o.epsilon, dtype=defaults.compute_dtype, name=name)(xs[0])
+        return nn.LayerNorm(epsilon=o.epsilon, use_fast_variance=False,
+                            dtype=defaults.compute_dtype, name=name)(xs[0])
 
 
 class LRN(Layer):

@@ -13,7 +13,10 @@ class Pool(Layer):
     kind = "pool"
     spatial = True
     doc = ("Keeps one value per window: the max (strongest signal), min or average. "
-           "`global: true` pools each map to one value; `adaptive: [7, 7]` pools to a fixed size.")
+           "`global: true` pools each map to one value; `adaptive: [7, 7]` pools to a fixed size. "
+           "A windowed average divides by the window including explicit padding "
+           "(`count_include_pad: true`, PyTorch's default) or by the input values it covers "
+           "(`false`: TensorFlow's 'same').")
 
     class Options(Options):
         op: Literal["max", "min", "avg"] = "max"
@@ -24,6 +27,10 @@ class Pool(Layer):
         global_: bool = Field(False, alias="global")
         adaptive: IntOrList | None = None
         keepdims: bool = False
+        count_include_pad: bool | None = Field(
+            None, description="windowed avg only: divide by the window including explicit "
+                              "padding (true, the default) or by the input values it covers "
+                              "(false)")
 
     def mode(self, o):
         chosen = [m for m, on in (("size", o.size is not None), ("global", o.global_),
@@ -34,6 +41,22 @@ class Pool(Layer):
                              found=", ".join(chosen) or "none of them", field="size",
                              hint="a pool is windowed (size), global or adaptive: keep one")
         return chosen[0]
+
+    def check_count(self, o, mode):
+        """`count_include_pad` only changes a windowed average: refuse it elsewhere."""
+        if o.count_include_pad is None:
+            return
+        if o.op != "avg":
+            raise ShapeError(f"count_include_pad only applies to op: avg, not op: {o.op}",
+                             expected="op: avg", found=f"op: {o.op}", field="count_include_pad",
+                             hint=f"a {o.op} pool never counts padding: remove "
+                                  "count_include_pad")
+        if mode != "size":
+            raise ShapeError(f"count_include_pad does not apply to a {mode} pool",
+                             expected="a windowed pool (size: K)", found=f"{mode}: "
+                             + str(o.adaptive if mode == "adaptive" else "true"),
+                             field="count_include_pad",
+                             hint=f"a {mode} pool has no padding: remove count_include_pad")
 
     def geometry(self, o, shape):
         n = len(shape) - 1
@@ -50,6 +73,7 @@ class Pool(Layer):
     def out_shape(self, o, shapes, dtypes):
         (shape,) = shapes
         mode = self.mode(o)
+        self.check_count(o, mode)
         n = len(shape) - 1
         if n < 1:
             raise ShapeError("pool needs a spatial input", expected="rank 2 to 4 (channels last)",
@@ -94,4 +118,5 @@ class Pool(Layer):
             return ops.adaptive_pool(x, o.op, as_tuple(o.adaptive, x.ndim - 2, "adaptive"))
         k, s, pads = self.geometry(o, x.shape[1:])
         out = self.out_shape(o, [x.shape[1:]], None)
-        return ops.window_pool(x, o.op, k, s, pads, out[:-1])
+        return ops.window_pool(x, o.op, k, s, pads, out[:-1],
+                               count_pad=o.count_include_pad is not False)

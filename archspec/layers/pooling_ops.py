@@ -82,10 +82,12 @@ def block_pool(x, op, k, out_spatial):
     return _blocks(x, k, out).sum(axis=axes) / jnp.asarray(count, x.dtype)
 
 
-def window_pool(x, op, k, s, pads, out_spatial):
+def window_pool(x, op, k, s, pads, out_spatial, count_pad=True):
     """Windowed pool. Ceil mode is extra high-side padding that never counts as data:
-    max/min ignore it; avg divides by the explicit-padding-inclusive count
-    (count_include_pad, like PyTorch)."""
+    max/min ignore it; avg divides by the number of window positions on the input or its
+    explicit padding (`count_pad`, PyTorch's count_include_pad=True), or with
+    `count_pad=False` by the number of input values in the window (PyTorch's
+    count_include_pad=False, TensorFlow's 'same')."""
     extra = [max((o - 1) * ss + kk - (size + lo + hi), 0)
              for o, ss, kk, size, (lo, hi) in zip(out_spatial, s, k, x.shape[1:-1], pads)]
     if (FAST_BLOCKS and tuple(k) == tuple(s) and not any(extra)
@@ -99,9 +101,12 @@ def window_pool(x, op, k, s, pads, out_spatial):
         return lax.reduce_window(x, jnp.inf, lax.min, dims, strides, full)
     total = lax.reduce_window(x, 0.0, lax.add, dims, strides, full)
     ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
-    ones = jnp.pad(ones, [(0, 0)] + list(pads) + [(0, 0)], constant_values=1.0)
-    count = lax.reduce_window(ones, 0.0, lax.add, dims, strides,
-                              [(0, 0)] + [(0, e) for e in extra] + [(0, 0)])
+    if count_pad:  # explicit padding counts; the ceil-mode extra never does
+        ones = jnp.pad(ones, [(0, 0)] + list(pads) + [(0, 0)], constant_values=1.0)
+        count = lax.reduce_window(ones, 0.0, lax.add, dims, strides,
+                                  [(0, 0)] + [(0, e) for e in extra] + [(0, 0)])
+    else:  # only the input values in each window count
+        count = lax.reduce_window(ones, 0.0, lax.add, dims, strides, full)
     return total / count
 
 

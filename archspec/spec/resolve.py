@@ -23,6 +23,8 @@ MAX_ACTIVATIONS = 4_000_000_000  # values of all layer outputs for one example: 
 SUGAR = ("residual", "branches")
 TOKEN_KINDS = ("embedding", "one_hot", "flatten", "reshape", "concat")  # may read int32 ids
 COMMON = ("name", "inputs", "repeat")
+MAX_NAME = 128                 # characters of one `name:` (checkpoint keys join the names
+                               # of a node's path; orbax refuses a key of 64 KiB)
 
 
 class Scope:
@@ -71,6 +73,7 @@ class Resolver:
         kinds()
         self._check_defaults()
         self.env = self._variables()
+        self.graph.variables = dict(self.env)
         self._collect_names(self.root.get("layers"))
         scope = Scope("")
         prev = self._inputs(scope)
@@ -304,6 +307,14 @@ class Resolver:
         if not isinstance(given, str) or not given or "." in given or given.startswith("_"):
             self.errors.add("a name is a word without dots", value.val_pos.get("name", vpos), path,
                             expected="e.g. conv1 or stage2", found=repr(given))
+            return scope.auto_name(key)
+        if len(given) > MAX_NAME:
+            self.errors.add(f"a name is at most {MAX_NAME} characters",
+                            value.val_pos.get("name", vpos), path,
+                            expected=f"at most {MAX_NAME} characters",
+                            found=f"{given[:20]!r}... ({len(given):,} characters)",
+                            hint="names make up node paths, summary rows and checkpoint keys: "
+                                 "use a short word")
             return scope.auto_name(key)
         if count > 1 and "$" not in str(value.get("name")):
             given = f"{given}_{i + 1}"
@@ -595,12 +606,20 @@ class Resolver:
         heads = self.arch.heads
         if heads is None:
             if last is not None:
-                self.graph.heads["output"] = Head("output", last, "linear", 1.0,
-                                                  self.graph.nodes[last].shape)
+                node = self.graph.nodes[last]
+                self.graph.heads["output"] = Head("output", last, "linear", 1.0, node.shape,
+                                                  node.pos)
             return
         hnode = self.root["heads"]
         for name, head in heads.items():
             ynode = hnode[name]
+            if len(name) > MAX_NAME:  # a head's layers live under its name
+                self.errors.add(f"a head name is at most {MAX_NAME} characters",
+                                hnode.key_pos[name], "heads", expected=f"at most {MAX_NAME} "
+                                "characters", found=f"{name[:20]!r}... ({len(name):,} characters)",
+                                hint="a head's name prefixes its layers' paths and checkpoint "
+                                     "keys: use a short word")
+                continue
             src = last
             if head.from_ is not None:
                 src = scope.lookup(head.from_) or (head.from_ if head.from_ in self.graph.nodes
@@ -616,7 +635,8 @@ class Resolver:
                                  f"heads.{name}.layers", 1) if head.layers else src
             node = self.graph.nodes.get(out)
             self.graph.heads[name] = Head(name, out, head.output, head.loss_weight,
-                                          node.shape if node else None)
+                                          node.shape if node else None,
+                                          ynode.val_pos.get("output", hnode.key_pos[name]))
 
     # --- final checks ----------------------------------------------------------------------
     def _collect_names(self, items):

@@ -54,24 +54,63 @@ def _count(loader):
             None, None, f"the document has more than {MAX_NODES:,} nodes; refusing to load it", None)
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 def _construct_map(loader, node):
     _count(loader)
-    loader.flatten_mapping(node)
     m = YMap()
     m.pos, m.key_pos, m.val_pos = _pos(loader, node), {}, {}
+    for key, (knode, vnode) in _entries(loader, node, ()).items():
+        m[key] = loader.construct_object(vnode, deep=True)
+        m.key_pos[key], m.val_pos[key] = _pos(loader, knode), _pos(loader, vnode)
+    return m
+
+
+def _entries(loader, node, active) -> dict:
+    """key -> (key node, value node) of a mapping node, with YAML merge keys applied: the
+    mappings of `<<: *a` or `<<: [*a, *b]` are merged in (a key of an earlier one wins over
+    a later one), and the mapping's own keys win over all merged ones. A merged key keeps the
+    nodes of the mapping it comes from, so errors point at the anchor's key. Nodes are not
+    modified (PyYAML's flatten_mapping rewrites shared anchor nodes in place)."""
+    cache = loader.__dict__.setdefault("archspec_entries", {})
+    if id(node) in cache:
+        return cache[id(node)]
+    if id(node) in active:
+        raise yaml.constructor.ConstructorError(
+            "while merging a mapping", node.start_mark,
+            "a merge key '<<' refers to a mapping that contains it", None)
+    active = active + (id(node),)
+    merged, own, merge_at = {}, {}, None
     for knode, vnode in node.value:
+        if knode.tag == _MERGE:
+            if merge_at is not None:
+                raise yaml.constructor.ConstructorError(
+                    "first defined", merge_at, "duplicate key '<<'", knode.start_mark)
+            merge_at = knode.start_mark
+            sources = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+            for src in sources:
+                if not isinstance(src, yaml.MappingNode):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a merge key '<<' takes a mapping (*anchor) or a list of "
+                        "mappings", src.start_mark)
+                for key, pair in _entries(loader, src, active).items():
+                    merged.setdefault(key, pair)
+            continue
+        if knode.tag == "tag:yaml.org,2002:value":  # a plain '=' key is the string '='
+            knode.tag = "tag:yaml.org,2002:str"
         key = loader.construct_object(knode, deep=True)
         if not isinstance(key, (str, int, float, bool)) or key is None:
             raise yaml.constructor.ConstructorError(
                 None, None, "mapping keys must be plain scalars", knode.start_mark)
-        if key in m:
-            first = m.key_pos[key]
+        if key in own:
+            first = own[key][0].start_mark
             raise yaml.constructor.ConstructorError(
-                "first defined", yaml.Mark("", 0, first.line - 1, first.col - 1, None, None),
-                f"duplicate key '{key}'", knode.start_mark)
-        m[key] = loader.construct_object(vnode, deep=True)
-        m.key_pos[key], m.val_pos[key] = _pos(loader, knode), _pos(loader, vnode)
-    return m
+                "first defined", first, f"duplicate key '{key}'", knode.start_mark)
+        own[key] = (knode, vnode)
+    entries = {**merged, **own} if merged else own
+    cache[id(node)] = entries
+    return entries
 
 
 def _construct_seq(loader, node):

@@ -2,9 +2,16 @@
 
 Orbax writes each checkpoint to a temporary folder and renames it when complete, so a
 process killed mid-write leaves the previous checkpoint intact and loadable. A checkpoint
-stores the training state plus where in the data it stopped (epoch, batch)."""
+stores the training state plus where in the data it stopped (epoch, batch).
+
+Once orbax has finished a step, archspec writes the sha256 of every file in it to
+`<step>/archspec.sha256` (atomically); a restore checks them first, so a checkpoint damaged
+on disk (flipped bytes, a truncated file) is never loaded: the one before it is used, with a
+warning. Steps written before checksums existed load unchecked."""
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import jax
@@ -17,16 +24,29 @@ class CheckpointError(Exception):
         self.hint, self.mismatch = hint, mismatch
 
 
-def _manager(directory: Path, keep: int):
+MANIFEST = "archspec.sha256"
+LINK_HINT = "a run folder holds its own checkpoints: replace the link with the folder it points to"
+
+
+def _manager(directory: Path, keep: int, write: bool = True):
+    """An orbax manager of one checkpoint folder. Writing managers create the folder and
+    clear orbax's temporaries (so never through a symbolic link); reading ones change
+    nothing on disk."""
     import logging
 
     import orbax.checkpoint as ocp
 
     logging.getLogger("absl").setLevel(logging.CRITICAL)  # archspec reports problems itself
 
-    opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+    if write:
+        for p in (directory.parent, directory):
+            if p.is_symlink():
+                raise CheckpointError(f"refusing to write {p}: it is a symbolic link (to "
+                                      f"{os.readlink(p)})", LINK_HINT)
+    opts = ocp.CheckpointManagerOptions(max_to_keep=keep if write else None, create=write,
                                         enable_async_checkpointing=False,
-                                        cleanup_tmp_directories=True)
+                                        cleanup_tmp_directories=write,
+                                        read_only=not write)
     return ocp.CheckpointManager(directory.resolve(), options=opts,
                                  item_handlers=ocp.StandardCheckpointHandler())
 
@@ -34,7 +54,11 @@ def _manager(directory: Path, keep: int):
 class Checkpoints:
     def __init__(self, run_dir: Path, keep: int = 2):
         self.latest = _manager(run_dir / "checkpoints" / "latest", keep)
-        self.best = _manager(run_dir / "checkpoints" / "best", 1)
+        try:
+            self.best = _manager(run_dir / "checkpoints" / "best", 1)
+        except BaseException:
+            self.latest.close()
+            raise
 
     def save(self, which: str, state, position: dict) -> None:
         import orbax.checkpoint as ocp
@@ -46,6 +70,8 @@ class Checkpoints:
         payload = {"state": state, "position": {k: np.asarray(v, np.int32) for k, v in position.items()}}
         mngr.save(step, args=ocp.args.StandardSave(payload), force=True)
         mngr.wait_until_finished()
+        if jax.process_index() == 0:
+            write_manifest(Path(mngr.directory) / str(step))
 
     def close(self) -> None:
         self.latest.close()
@@ -57,7 +83,11 @@ def restore(run_dir: Path, template_state, which: str = "latest", warn=None):
     checkpoint that cannot be read (corrupted on disk) falls back to the one before it."""
     import orbax.checkpoint as ocp
 
-    mngr = _manager(Path(run_dir) / "checkpoints" / which, 2)
+    directory = Path(run_dir) / "checkpoints" / which
+    if not directory.is_dir():
+        raise CheckpointError(f"no complete '{which}' checkpoint in {run_dir}",
+                              "the run stopped before its first checkpoint; start it again")
+    mngr = _manager(directory, 2, write=False)
     try:
         steps = sorted(mngr.all_steps(), reverse=True)
         if not steps:
@@ -85,9 +115,96 @@ def restore(run_dir: Path, template_state, which: str = "latest", warn=None):
         mngr.close()
 
 
+def write_manifest(step_dir: Path) -> None:
+    """sha256 of every file of a finished checkpoint step, written whole (temporary + rename)."""
+    step_dir = Path(step_dir)
+    if not step_dir.is_dir():
+        return
+    lines = [f"{_sha256(f)}  {f.relative_to(step_dir).as_posix()}\n" for f in _files(step_dir)]
+    tmp = step_dir / f".{MANIFEST}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(lines))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, step_dir / MANIFEST)
+
+
+def verify(step_dir: Path) -> str | None:
+    """What is wrong with a checkpoint step's files against its manifest (None: nothing, or
+    no manifest to check against)."""
+    step_dir = Path(step_dir)
+    manifest = step_dir / MANIFEST
+    if not manifest.exists():
+        return None
+    try:
+        text = manifest.read_bytes().decode("utf-8")
+        listed = dict(reversed(line.split("  ", 1)) for line in text.splitlines() if line)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "its checksum list is damaged"
+    if not listed or not all(len(h) == 64 for h in listed.values()):
+        return "its checksum list is damaged"
+    for name, digest in sorted(listed.items()):
+        f = step_dir / name
+        if not f.is_file():
+            return f"file {name} is missing"
+        if _sha256(f) != digest:
+            return f"file {name} does not match its checksum"
+    return None
+
+
+def finished_step(run_dir: Path, setup) -> int | None:
+    """The step of a run that is done: its newest 'latest' checkpoint has all the steps of
+    `setup`, matches its checksums and the architecture, and the run's last summary says
+    finished. None when there is anything left to do (or to check by restoring)."""
+    import jax.numpy as jnp
+
+    from archspec.train.runs import read_metrics
+    from archspec.train.step import init_state
+
+    latest = Path(run_dir) / "checkpoints" / "latest"
+    steps = sorted((int(p.name) for p in latest.iterdir() if p.name.isdigit()),
+                   reverse=True) if latest.is_dir() else []
+    if not steps or steps[0] < setup.total_steps:
+        return None
+    step_dir = latest / str(steps[0])
+    if not (step_dir / MANIFEST).exists() or verify(step_dir):
+        return None
+    summaries = [r for r in read_metrics(run_dir) if r.get("split") == "summary"]
+    if not summaries or summaries[-1].get("status") != "finished":
+        return None
+    x = setup.dataset.train.x
+    template = jax.eval_shape(lambda: init_state(setup.model, setup.graph, setup.tx,
+                                                 setup.exp.seed, jnp.zeros((1, *x.shape[1:]),
+                                                                           x.dtype)))
+    mngr = _manager(latest, 2, write=False)
+    try:
+        _check_metadata(mngr, steps[0], template)  # a changed architecture: its error
+    finally:
+        mngr.close()
+    return steps[0]
+
+
+def _files(step_dir: Path) -> list[Path]:
+    return sorted(f for f in step_dir.rglob("*") if f.is_file() and not f.is_symlink()
+                  and f.name not in (MANIFEST, f".{MANIFEST}.tmp"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _restore_step(mngr, step, abstract, run_dir):
     import orbax.checkpoint as ocp
 
+    problem = verify(Path(mngr.directory) / str(step))
+    if problem:
+        raise CheckpointError(f"checkpoint {step} in {run_dir} cannot be read: {problem}",
+                              "it may be corrupted or truncated")
     _check_metadata(mngr, step, abstract["state"])
     try:
         payload = mngr.restore(step, args=ocp.args.StandardRestore(abstract))

@@ -3,39 +3,45 @@ errors as architectures; `--set key.path=value` overrides are validated like the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from archspec.data import DataConfig
 from archspec.errors import ErrorCollector, Pos, SpecErrors, parses_as_float
 from archspec.spec.locate import validate
 from archspec.spec.yaml_loader import YMap, load_yaml_file
 
+SEED_MAX = 2**63 - 1  # seeds become int64 PRNG keys
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Every number in an experiment is finite: nan/inf never reach the optimiser or the loop.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class LossSpec(Strict):
     kind: Literal["categorical_crossentropy", "binary_crossentropy", "mse"]
-    weight: float | None = Field(None, description="default: the head's loss_weight")
+    weight: float | None = Field(None, ge=0, description="default: the head's loss_weight")
 
 
 class Schedule(Strict):
     name: Literal["constant", "step", "cosine", "linear"] = "constant"
-    warmup_steps: int = Field(0, description="linear warm-up from 0 before the schedule")
-    boundaries: list[int] = Field(default_factory=list, description="step: drop points (steps)")
-    factor: float = Field(0.1, description="step: multiply the rate by this at each boundary")
-    final_lr: float = Field(0.0, description="cosine/linear: the rate at the last step")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up from 0 before the schedule")
+    boundaries: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list, description="step: drop points (steps)")
+    factor: float = Field(0.1, gt=0, description="step: multiply the rate by this at each boundary")
+    final_lr: float = Field(0.0, ge=0, description="cosine/linear: the rate at the last step")
 
 
 class Optimizer(Strict):
     name: Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"] = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    clip_norm: float | None = Field(None, description="clip gradients to this global norm")
+    lr: float = Field(1e-3, gt=0, description="learning rate (the peak, with a schedule)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="momentum/nesterov: the decay of the "
+                                                         "velocity")
+    weight_decay: float = Field(0.0, ge=0)
+    clip_norm: float | None = Field(None, gt=0, description="clip gradients to this global norm")
     accumulate: int = Field(1, ge=1, description="average the gradients of this many batches "
                                                  "before each update (effective batch = "
                                                  "accumulate × batch_size)")
@@ -43,21 +49,41 @@ class Optimizer(Strict):
 
 
 class Health(Strict):
-    dead_warn: float = Field(0.9, description="warn when this fraction of a layer's ReLU units is dead")
-    collapse_steps: int = Field(20, description="declare collapse after this many steps in a row "
-                                                "with a fully dead layer or constant outputs")
-    max_nonfinite: int = Field(5, description="declare divergence after this many non-finite steps in a row")
-    restarts: int = Field(0, description="re-initialise with a new seed after collapse/divergence, up to N times")
-    restart_lr_factor: float = Field(1.0, description="multiply the learning rate by this at each restart")
+    dead_warn: float = Field(0.9, gt=0, le=1,
+                             description="warn when this fraction of a layer's ReLU units is dead")
+    collapse_steps: int = Field(20, ge=1, description="declare collapse after this many steps in a "
+                                                      "row with a fully dead layer or constant outputs")
+    max_nonfinite: int = Field(5, ge=1, description="declare divergence after this many "
+                                                    "non-finite steps in a row")
+    explode_factor: float = Field(1e3, gt=1, description="declare divergence when the smoothed "
+                                                         "loss exceeds this multiple of its "
+                                                         "starting value")
+    chance_epochs: int = Field(3, ge=0, description="declare a failure when train accuracy is "
+                                                    "still at chance after this many epochs "
+                                                    "(0: never)")
+    restarts: int = Field(0, ge=0, description="re-initialise with a new seed after "
+                                               "collapse/divergence, up to N times")
+    restart_lr_factor: float = Field(1.0, gt=0, description="multiply the learning rate by this "
+                                                            "at each restart")
 
 
 class Checkpoint(Strict):
-    every_steps: int | None = Field(None, description="also save mid-epoch every N steps")
-    keep: int = 2
+    every_steps: int | None = Field(None, ge=1, description="also save mid-epoch every N steps")
+    keep: int = Field(2, ge=1, description="checkpoints kept (the newest; 'best' is kept apart)")
+
+
+def _run_folder_name(name: str) -> str:
+    from archspec.train.runs import NAME_HINT, name_problem
+
+    problem = name_problem(name)
+    if problem:  # the name is a folder under `output`: it must not lead anywhere else
+        raise ValueError(f"one folder name under `output` ({NAME_HINT}); this one {problem}")
+    return name
 
 
 class Experiment(Strict):
-    name: str
+    name: Annotated[str, AfterValidator(_run_folder_name)] = Field(
+        description="also the folder of its runs under `output`")
     description: str | None = None
     architecture: str | dict[str, Any] = Field(
         description="path (relative to this file) or an inline architecture")
@@ -65,16 +91,19 @@ class Experiment(Strict):
     loss: dict[str, Literal["categorical_crossentropy", "binary_crossentropy", "mse"] | LossSpec] = Field(
         default_factory=dict, description="per head; default from the head's output function")
     optimizer: Optimizer = Field(default_factory=Optimizer)
-    epochs: int = 10
-    steps: int | None = Field(None, description="stop after this many steps (overrides epochs)")
-    batch_size: int = 64
-    eval_batch_size: int | None = None
-    seed: int = 0
+    epochs: int = Field(10, ge=1)
+    steps: int | None = Field(None, ge=1, description="stop after this many steps (overrides epochs)")
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int | None = Field(None, ge=1)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     precision: Literal["float32", "bf16"] = "float32"
     eval_splits: list[Literal["val", "test"]] = Field(default_factory=lambda: ["val", "test"])
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     health: Health = Field(default_factory=Health)
     output: str = "runs"
+    variables: dict[str, int | float | bool | str] = Field(
+        default_factory=dict, description="override the architecture's variables, e.g. "
+                                          "{classes: 6} for a 1000-way network on 6 classes")
 
 
 def parse_override(text: str, index: int):
@@ -153,7 +182,10 @@ def experiment_for_architecture(arch_path: str, data: str | None, overrides: lis
                  "data": YMap({"name": data or "shapes"})})
     pos = Pos(str(arch_path), 1, 1)
     root.pos, root.key_pos, root.val_pos = pos, {k: pos for k in root}, {k: pos for k in root}
-    root["data"].pos, root["data"].key_pos, root["data"].val_pos = pos, {"name": pos}, {"name": pos}
+    # the data set comes from the command line: errors about it point at the flag
+    flag = Pos(f"--data {data}" if data else "--data (default: shapes)", 1, 1)
+    root.val_pos["data"] = flag
+    root["data"].pos, root["data"].key_pos, root["data"].val_pos = flag, {"name": flag}, {"name": flag}
     apply_overrides(root, overrides)
     _fix_floats(root)
     errors = ErrorCollector()
@@ -169,7 +201,7 @@ def is_architecture_file(path) -> bool:
 
 def architecture_graph(exp: Experiment, exp_path: str | None, root: YMap, input_shape=None):
     """Resolve the experiment's architecture (a path relative to the experiment, or inline)."""
-    from archspec.spec.resolve import load_architecture, resolve
+    from archspec.spec.resolve import resolve
 
     if isinstance(exp.architecture, str):
         base = Path(exp_path).parent if exp_path else Path(".")
@@ -177,9 +209,38 @@ def architecture_graph(exp: Experiment, exp_path: str | None, root: YMap, input_
         path = path if path.is_absolute() else base / path
         if not path.exists():
             raise SpecErrors([_missing(root, path)])
-        return load_architecture(path, input_shape=input_shape), path.read_text()
-    text = yaml.safe_dump(_plain(exp.architecture), sort_keys=False)
-    return resolve(root["architecture"], filename=str(exp_path), input_shape=input_shape), text
+        arch, filename, text = load_yaml_file(path), str(path), path.read_text()
+    else:
+        arch, filename, text = root["architecture"], str(exp_path), None
+    if exp.variables:
+        _override_variables(arch, root, exp.variables)
+        text = None  # the run's copy of the architecture carries the new values
+    if text is None:
+        text = yaml.safe_dump(_plain(arch), sort_keys=False)
+    return resolve(arch, filename=filename, input_shape=input_shape), text
+
+
+def _override_variables(arch, root: YMap, variables: dict) -> None:
+    """`variables: {classes: 6}` in the experiment (or `--set variables.classes=6`) replaces
+    the architecture's own value, as Keras' `classes=` argument does."""
+    from archspec.errors import SpecError, did_you_mean
+
+    declared = arch.get("variables") if isinstance(arch, YMap) else None
+    given = root.get("variables")
+    errors = []
+    for key, value in variables.items():
+        if isinstance(declared, YMap) and key in declared:
+            declared[key] = value
+            declared.val_pos[key] = given.val_pos[key]
+            continue
+        names = list(declared) if isinstance(declared, YMap) else []
+        errors.append(SpecError(f"the architecture has no variable '{key}'",
+                                given.key_pos.get(key), f"variables.{key}",
+                                expected="one of: " + ", ".join(names) if names else
+                                "an architecture with a `variables:` section",
+                                found=repr(key), hint=did_you_mean(key, names)))
+    if errors:
+        raise SpecErrors(errors)
 
 
 def _missing(root, path):

@@ -28,7 +28,25 @@ def load_run(run_dir: Path):
         graph = load_architecture(arch_path)
     except SpecErrors:
         raise
+    warn_changed_sources(run_dir)
     return exp, graph, arch_path.read_text()
+
+
+_warned: set = set()
+
+
+def warn_changed_sources(run_dir: Path) -> None:
+    """Name every data (or experiment) file that moved or changed since the run started,
+    once per process: the run folder's config is used as it is, the change is not silent."""
+    from archspec.render import print_problem
+    from archspec.train.runs import changed_sources
+
+    for message in changed_sources(run_dir):
+        if (str(Path(run_dir).resolve()), message) not in _warned:
+            _warned.add((str(Path(run_dir).resolve()), message))
+            print_problem("warning", message,
+                          "this run uses its own config.yaml; results may differ from the "
+                          "original run's")
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> dict:

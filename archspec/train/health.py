@@ -1,4 +1,5 @@
-"""Training health: divergence (non-finite loss or gradients), dead ReLU units, collapse.
+"""Training health: divergence (non-finite, or a finite loss that explodes), dead ReLU
+units, collapse, and accuracy that never leaves chance.
 
 The lecture: networks "diverge, correlate, collapse (all the weights go to 0)"; a ReLU
 network dies when every unit sits at zero, and "when they collapse, you can only retrain and
@@ -31,6 +32,14 @@ class Monitor:
     grad_sum: dict = field(default_factory=dict)
     steps: int = 0
     skipped: int = 0
+    start_losses: list = field(default_factory=list)
+    smoothed: float | None = None
+    chance_run: int = 0
+
+    START_STEPS = 1         # the loss before the first update is the reference: one step
+                            # at a huge rate already makes the second loss enormous
+    SMOOTHING = 0.1         # weight of a new step in the running loss (about 10 steps)
+    CHANCE_MARGIN = 0.01    # "at chance": no more than 1 point above the majority rate
 
     def observe(self, step: int, health: dict) -> None:
         """Check one step's health values (host copies); raise AttemptFailed when declared."""
@@ -44,7 +53,39 @@ class Monitor:
             if np.isfinite(v):
                 self.grad_sum[k] = self.grad_sum.get(k, 0.0) + v
         self._divergence(step, bool(health["finite"]), grads)
+        if bool(health["finite"]) and "loss" in health:
+            self._explosion(step, float(health["loss"]))
         self._dead_units(step, dead, float(health["output_spread"]))
+
+    def _explosion(self, step, loss):
+        """A finite loss far above where training started is divergence too: at lr=1e6 an
+        MLP's loss climbs to 1e20 without ever overflowing."""
+        if len(self.start_losses) < self.START_STEPS:
+            self.start_losses.append(loss)
+        start = max(float(np.mean(self.start_losses)), 1e-3)
+        a = self.SMOOTHING
+        self.smoothed = loss if self.smoothed is None else (1 - a) * self.smoothed + a * loss
+        if self.smoothed > self.cfg.explode_factor * start:
+            raise AttemptFailed(
+                "diverged", step,
+                f"the loss exploded: {self.smoothed:.4g} (smoothed) against {start:.4g} at the "
+                f"start of training, over {self.cfg.explode_factor:g}×",
+                "lower the learning rate (--set optimizer.lr=...), add gradient clipping "
+                "(optimizer.clip_norm), or check the inputs are normalised (data.normalize)")
+
+    def check_chance(self, step: int, accuracy: float | None, chance: float | None) -> None:
+        """After each epoch: declare a stalled run when train accuracy has stayed at chance
+        (the majority-class rate) for `health.chance_epochs` epochs in a row."""
+        if accuracy is None or chance is None or not self.cfg.chance_epochs:
+            return
+        self.chance_run = self.chance_run + 1 if accuracy <= chance + self.CHANCE_MARGIN else 0
+        if self.chance_run >= self.cfg.chance_epochs:
+            raise AttemptFailed(
+                "stalled", step,
+                f"train accuracy {100 * accuracy:.2f}% is at chance ({100 * chance:.2f}%, "
+                f"the majority class) for {self.chance_run} epochs",
+                "check that the head fits the data and the labels match the inputs; try a "
+                "lower learning rate or --set health.restarts=N")
 
     def _divergence(self, step, finite, grads):
         if finite:
@@ -78,7 +119,7 @@ class Monitor:
             detail = (f"every ReLU unit of '{fully_dead[0]}' is dead" if fully_dead
                       else "the predictions are constant: the output no longer depends on the input")
             raise AttemptFailed("collapsed", step, detail + f" for {self.collapse_run} steps",
-                                "re-initialise (--restarts N), lower the learning rate, "
+                                "re-initialise (--set health.restarts=N), lower the learning rate, "
                                 "or use a safer initialiser (he_normal)")
 
     def epoch_summary(self) -> dict:

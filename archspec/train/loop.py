@@ -2,7 +2,6 @@
 Read top to bottom: `prepare` builds everything, `fit` runs it."""
 from __future__ import annotations
 
-import json
 import signal
 import time
 from dataclasses import dataclass, field
@@ -13,13 +12,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from archspec.data import batches, load_dataset, prefetch, steps_per_epoch
+from archspec.errors import SpecError, SpecErrors
 from archspec.train import checkpoint as ckpt
 from archspec.train.health import AttemptFailed, Monitor
-from archspec.train.losses import DEFAULT_FOR_OUTPUT
+from archspec.train.heads import chance_rate, head_losses
 from archspec.train.optim import make_optimizer
-from archspec.train.runs import MetricsLog, RunError, new_run_dir, write_setup
-from archspec.train.step import (HeadLoss, fetch, init_state, make_eval_step, make_mesh,
+from archspec.train.runs import (MetricsLog, RunError, new_run_dir, read_attempts, read_best,
+                                 write_attempts, write_best, write_setup)
+from archspec.train.step import (fetch, init_state, make_eval_step, make_mesh,
                                  make_train_step, pad_batch, put_batch, shardings)
+
+
+# How `archspec train` ends: 0 only when the run finished. 2 (bad input) and 1 (run-folder or
+# checkpoint problem) come from the errors raised before training.
+EXIT_CODES = {"finished": 0, "diverged": 3, "collapsed": 4, "stalled": 5, "stopped": 130}
 
 
 class TrainError(Exception):
@@ -42,6 +48,8 @@ class Setup:
     steps_per_epoch: int
     config: dict
     arch_text: str
+    chance: float | None = None      # majority-class rate of the train split
+    experiment_file: str | None = None  # fingerprinted, so a resume names a later edit
 
 
 @dataclass
@@ -56,30 +64,10 @@ class Result:
     outcome: str = "finished"
 
 
-def head_losses(exp, graph, dataset) -> list[HeadLoss]:
-    out = []
-    for name, head in graph.heads.items():
-        spec = exp.loss.get(name)
-        kind = (spec if isinstance(spec, str) else spec.kind) if spec else DEFAULT_FOR_OUTPUT[head.output]
-        weight = spec.weight if spec is not None and not isinstance(spec, str) and spec.weight is not None else head.loss_weight
-        if kind == "categorical_crossentropy" and dataset.num_classes and head.shape:
-            if head.shape[-1] < dataset.num_classes:
-                raise TrainError(f"head '{name}' has {head.shape[-1]} outputs but the data has "
-                                 f"{dataset.num_classes} classes",
-                                 f"give the last dense layer units: {dataset.num_classes}")
-        if kind == "mse" and dataset.task == "classification":
-            raise TrainError(f"head '{name}' is a regression head ({head.output}) but "
-                             f"'{dataset.name}' is a classification set",
-                             "use `output: softmax` on the head or a regression data set")
-        out.append(HeadLoss(name, kind, head.output, float(weight)))
-    unknown = set(exp.loss) - set(graph.heads)
-    if unknown:
-        raise TrainError(f"loss names unknown head(s): {', '.join(sorted(unknown))}",
-                         f"heads of this architecture: {', '.join(graph.heads)}")
-    return out
-
-
-def prepare(exp, graph, arch_text: str, config: dict, smoke: bool = False) -> Setup:
+def prepare(exp, graph, arch_text: str, config: dict, smoke: bool = False,
+            root=None) -> Setup:
+    """Everything a run needs, checked before step 1. `root` is the experiment's YAML tree:
+    errors that involve the data point at its lines (absent on resume)."""
     from archspec.build import build_model
 
     if len(graph.inputs) != 1:
@@ -101,15 +89,38 @@ def prepare(exp, graph, arch_text: str, config: dict, smoke: bool = False) -> Se
         raise TrainError(f"batch size {exp.batch_size} does not divide across {n_dev} devices",
                          f"use a multiple of {n_dev}, e.g. --set batch_size="
                          f"{max(n_dev, exp.batch_size // n_dev * n_dev)}")
-    spe = steps_per_epoch(len(dataset.train.x), exp.batch_size, False)
+    n_train = len(dataset.train.x)
+    if exp.batch_size > n_train:  # every step would be one padded copy of the whole split
+        raise SpecErrors([SpecError(
+            f"batch size {exp.batch_size} is larger than the training split "
+            f"({n_train} examples)", _pos(root, "batch_size"), "batch_size",
+            expected=f"at most {n_train}", found=str(exp.batch_size),
+            hint=f"--set batch_size={_fit_batch(n_train, n_dev)}, or use more data "
+                 "(data.limit, data.val_fraction, data.test_fraction)")])
+    spe = steps_per_epoch(n_train, exp.batch_size, False)
     total = exp.steps if exp.steps is not None else exp.epochs * spe
     if smoke:
         total = min(total, 3)
     dtype = jnp.bfloat16 if exp.precision == "bf16" else None
     model = build_model(graph, compute_dtype=dtype)
     tx, lr_fn = make_optimizer(exp.optimizer, total)
-    return Setup(exp, graph, dataset, model, head_losses(exp, graph, dataset), tx, lr_fn, mesh,
-                 total, spe, config, arch_text)
+    heads = head_losses(exp, graph, dataset, _pos(root, "data"), _loss_positions(root))
+    return Setup(exp, graph, dataset, model, heads, tx, lr_fn, mesh, total, spe, config,
+                 arch_text, chance_rate(dataset))
+
+
+def _pos(root, key: str):
+    return root.val_pos.get(key) if root is not None else None
+
+
+def _loss_positions(root) -> dict:
+    loss = root.get("loss") if root is not None else None
+    return dict(loss.key_pos) if hasattr(loss, "key_pos") else {}
+
+
+def _fit_batch(n_train: int, n_dev: int) -> int:
+    """The largest batch that fits the split and divides across the devices."""
+    return max(n_dev, n_train // n_dev * n_dev)
 
 
 class _StopFlag:
@@ -168,8 +179,9 @@ def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console
     console = console or default_console
     if run_dir is None:
         run_dir = new_run_dir(exp.output, exp.name)
-        write_setup(run_dir, setup.config, setup.arch_text, exp.seed)
-    attempts = _read_attempts(run_dir)
+        write_setup(run_dir, setup.config, setup.arch_text, exp.seed,
+                    experiment_file=setup.experiment_file)
+    attempts = read_attempts(run_dir)
     attempt = len(attempts)
     while True:
         seed = exp.seed + 1000 * attempt
@@ -184,7 +196,7 @@ def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console
             record = {"attempt": attempt, "seed": seed, "outcome": failed.outcome,
                       "step": failed.step, "detail": failed.detail}
             attempts.append(record)
-            _write_attempts(run_dir, attempts)
+            write_attempts(run_dir, attempts)
             _archive_checkpoints(run_dir, attempt)
             console.print(
                 f"[bold red]{failed.outcome}[/bold red] at step {failed.step}: {failed.detail}\n"
@@ -204,7 +216,7 @@ def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console
         attempts.append({"attempt": attempt, "seed": seed,
                          "outcome": "stopped" if result.stopped else "finished",
                          "step": int(jax.device_get(result.state.step))})
-        _write_attempts(run_dir, attempts)
+        write_attempts(run_dir, attempts)
         return result
 
 
@@ -218,7 +230,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     state = init_state(setup.model, setup.graph, setup.tx, seed, example)
     start_epoch, start_batch = 0, 0
     log = MetricsLog(run_dir)
-    best = _read_best(run_dir) if resume else None
+    best = read_best(run_dir) if resume else None
     if resume:
         state, pos = ckpt.restore(run_dir, state, warn=lambda m: console.print(
             f"[yellow]warning:[/yellow] {m}"))
@@ -277,6 +289,8 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                        "lr": float(setup.lr_fn(step - 1)), "seconds": seconds,
                        "examples_per_s": n_seen / seconds, **_clean(train),
                        **monitor.epoch_summary()}
+                if skip or not finished_epoch:  # metrics of part of an epoch only
+                    rec["partial"] = True
                 log.log(rec)
                 row = {"train": rec}
                 if "val" in exp.eval_splits and len(setup.dataset.val.x):
@@ -287,10 +301,12 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                     if best is None or score > best:
                         best = score
                         store.save("best", state, pos)
-                        _write_best(run_dir, best, step)
+                        write_best(run_dir, best, step)
                 store.save("latest", state, pos)
                 result.history.append(row)
                 printer.epoch(epoch + 1, epochs, row)
+                if finished_epoch:
+                    monitor.check_chance(step, _main_accuracy(train), setup.chance)
                 if flag.stop:
                     result.stopped = True
                     break
@@ -310,19 +326,6 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     log.log({"step": step, "split": "summary", "attempt": attempt, "seconds": result.seconds,
              "examples_per_s": result.examples_per_s, "status": result.outcome})
     return result
-
-
-def _read_attempts(run_dir: Path) -> list:
-    p = run_dir / "attempts.json"
-    if not p.exists():
-        return []
-    return [a for a in json.loads(p.read_text()) if a["outcome"] in ("collapsed", "diverged")]
-
-
-def _write_attempts(run_dir: Path, attempts: list) -> None:
-    tmp = run_dir / "attempts.json.tmp"
-    tmp.write_text(json.dumps(attempts, indent=2))
-    tmp.replace(run_dir / "attempts.json")
 
 
 def _archive_checkpoints(run_dir: Path, attempt: int) -> None:
@@ -349,20 +352,13 @@ def _clean(metrics: dict) -> dict:
     return {k.replace("/", "_"): float(v) for k, v in metrics.items()}
 
 
+def _main_accuracy(metrics: dict):
+    return next((v for k, v in metrics.items() if k.startswith("accuracy")), None)
+
+
 def _score(metrics: dict) -> float:
     acc = [v for k, v in metrics.items() if k.startswith("accuracy/")]
     return acc[0] if acc else -metrics["loss"]
-
-
-def _read_best(run_dir: Path):
-    p = run_dir / "best.json"
-    return json.loads(p.read_text())["score"] if p.exists() else None
-
-
-def _write_best(run_dir: Path, score: float, step: int):
-    tmp = run_dir / "best.json.tmp"
-    tmp.write_text(json.dumps({"score": score, "step": step}))
-    tmp.replace(run_dir / "best.json")
 
 
 __all__ = ["prepare", "fit", "evaluate", "TrainError", "RunError"]

@@ -104,7 +104,8 @@ def print_result(console: Console, result, setup):
     t.add_row("run", str(result.run_dir))
     status = {"stopped": f"stopped (resume with: archspec train --resume {result.run_dir})",
               "collapsed": "collapsed (no restarts left)",
-              "diverged": "diverged (no restarts left)"}.get(result.outcome, result.outcome)
+              "diverged": "diverged (no restarts left)",
+              "stalled": "stalled at chance accuracy (no restarts left)"}.get(result.outcome, result.outcome)
     t.add_row("status", status)
     if result.state is not None:
         t.add_row("time", f"{result.seconds:.1f} s  ({result.examples_per_s:,.0f} examples/s)")

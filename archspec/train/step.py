@@ -95,8 +95,12 @@ def make_train_step(model, heads, tx, mesh):
         metrics["grad_norm"] = optax.tree.norm(grads)
         for layer, g in grads.items():  # per-layer norms; non-finite ones locate a divergence
             health["grad:" + layer] = optax.tree.norm(g)
-        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+        # A finite gradient can still give a non-finite update (lr=nan, an overflowing
+        # second moment): check what would be applied, not only what was computed.
+        finite = (jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+                  & jnp.isfinite(optax.tree.norm(updates)))
         health["finite"] = finite
+        health["loss"] = metrics["loss"]
         new = state.replace(params=params, batch_stats=stats, opt_state=opt_state)
         # A non-finite step is not applied: the parameters stay as they were.
         new = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, state)

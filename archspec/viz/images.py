@@ -1,5 +1,9 @@
 """Reading one picture for `archspec maps` and `archspec pool`: PNG/JPEG through PIL, or a
-NumPy `.npy` array."""
+NumPy `.npy` array.
+
+The file must be a regular file (a FIFO would be waited on forever), an image may
+declare at most archspec.data.images.MAX_PIXELS pixels (checked before decoding), and
+an array must hold finite values only."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +19,26 @@ def is_array_file(path) -> bool:
     return Path(path).suffix.lower() == ".npy"
 
 
+def _checked(path) -> Path:
+    """`path` if it is a regular file; the data package's message otherwise."""
+    from archspec.data import DataError
+    from archspec.data.files import require_file
+
+    try:
+        return require_file(path, "input file")
+    except DataError as exc:
+        raise _viz_error(exc) from None
+
+
+def _viz_error(exc) -> VizError:
+    return VizError(f"{exc.file}: {exc.message}", exc.hint, code=2)
+
+
 def read_npy(path) -> np.ndarray:
+    from archspec.data import DataError
+    from archspec.data.values import check_values
+
+    path = _checked(path)
     try:
         a = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -23,19 +46,29 @@ def read_npy(path) -> np.ndarray:
                        "save it with numpy.save(path, array)", code=2) from None
     if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
         raise VizError(f"{path} holds {a.dtype} values, not numbers", code=2)
+    if np.iscomplexobj(a):
+        raise VizError(f"{path} holds {a.dtype} values, not real numbers", code=2)
+    try:  # NaN or inf would turn the whole picture into one colour
+        check_values(a.reshape(1, -1), str(path), "the array", record=lambda i: None)
+    except DataError as exc:
+        raise _viz_error(exc) from None
     return a.astype(np.float32)
 
 
 def open_image(path, channels: int | None = None, size: tuple[int, int] | None = None):
     """A PIL image, converted to grey (1 channel) or RGB (3) and resized to (h, w) if asked."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from archspec.data import DataError
+    from archspec.data.images import is_sixteen_bit
+    from archspec.data.images import open_image as open_checked
 
     try:
-        img = Image.open(path)
-        img.load()
-    except (OSError, UnidentifiedImageError) as exc:
-        raise VizError(f"cannot read {path} as an image: {exc}",
-                       "pass a PNG or JPEG file, or a .npy array", code=2) from None
+        img = open_checked(_checked(path))
+    except DataError as exc:  # damaged, not an image, or declaring too many pixels
+        raise _viz_error(exc) from None
+    if is_sixteen_bit(img):  # to 8-bit: converting would clip the values to 255
+        img = Image.fromarray(np.round(np.asarray(img, np.float32) / 257).astype(np.uint8))
     if channels == 1:
         img = img.convert("L")
     elif channels == 3 or channels is None and img.mode not in ("L", "I;16", "I", "F"):

@@ -6,27 +6,36 @@ Pickle can still run code while loading, so the unpickler below only resolves th
 NumPy names an array needs; any other global (a function, a class) is refused before
 it is called, and the result must be a dict of arrays, lists and bytes, as a real
 batch is.
+
+Nor may a small pickle grow while it is read: the few callables it may use are guarded
+(an empty array to fill in, latin1 text, a view of bytes already in the file), and
+lists must be flat lists of plain values before NumPy turns them into arrays, since
+lists that share their items (a few bytes each) would expand exponentially. So memory
+stays about the size of the file.
 """
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+try:
+    from numpy._core.multiarray import _reconstruct
+    from numpy._core.numeric import _frombuffer
+except ImportError:  # NumPy 1.x
+    from numpy.core.multiarray import _reconstruct
+    from numpy.core.numeric import _frombuffer
+
 from ..dataset import Raw
 from ..errors import DataError
-from ..files import require_folder
+from ..files import require_file, require_folder
 from ..labels import check_class_ids
 from ..options import SourceOptions
 
 ROW = 3 * 32 * 32  # one image: 1024 red, then 1024 green, then 1024 blue bytes
-_ALLOWED = {
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-}
 
 
 class Options(SourceOptions):
@@ -71,15 +80,21 @@ def _cifar100(folder: Path, mode: str) -> Raw:
 
 
 def _need(path: Path) -> Path:
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path.name} is missing from the CIFAR folder", file=str(path))
-    return path
+    return require_file(path, "CIFAR batch")
 
 
 def _read_batch(path: Path, label_key: str, n_classes: int):
-    d = load_pickle(path)
+    d = load_pickle(require_file(path, "CIFAR batch"))
     data, labels = _get(d, "data", path), _get(d, label_key, path)
-    data = np.asarray(data)
+    if not isinstance(data, np.ndarray):  # a list would be expanded by NumPy
+        raise DataError(f"not a CIFAR batch: 'data' must be a uint8 array, found a "
+                        f"{type(data).__name__}", file=str(path))
+    if not isinstance(labels, (list, np.ndarray)) or isinstance(labels, list) and any(
+            isinstance(v, (list, tuple, dict, np.ndarray)) for v in labels):
+        raise DataError(f"not a CIFAR batch: '{label_key}' must be a flat list of class ids",
+                        file=str(path))
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != ROW:
         raise DataError(f"'data' must be uint8 rows of {ROW} bytes (3x32x32), found "
                         f"{data.dtype} {data.shape}", file=str(path))
@@ -99,16 +114,59 @@ def _get(d: dict, key: str, path: Path):
 
 def _names(path: Path, key: str, n: int) -> list[str]:
     names = load_pickle(path).get(key) if path.is_file() else None
-    if not isinstance(names, list) or len(names) != n:
+    if not isinstance(names, list) or len(names) != n or not all(
+            isinstance(v, (bytes, str)) for v in names):
         return [str(i) for i in range(n)]  # the meta file is optional
     return [v.decode() if isinstance(v, bytes) else str(v) for v in names]
+
+
+class _Refused(Exception):
+    """A pickle asked for something a CIFAR batch never holds."""
+
+
+def _guarded_reconstruct(subtype, shape, dtype):
+    # NumPy pickles an array as an empty (0,) array, then fills it from bytes in the file.
+    if subtype is not _NDARRAY:
+        raise _Refused("an array of an unexpected type")
+    if not isinstance(shape, tuple) or math.prod(shape) > 1:
+        raise _Refused(f"the pickle declares an array of {shape} before its data")
+    return _reconstruct(np.ndarray, shape, dtype)
+
+
+def _guarded_encode(text, encoding="utf-8"):
+    # NumPy stores array bytes as latin1 text; other codecs (hex, ...) could grow them.
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise _Refused(f"only latin1 text is decoded, not {encoding!r}")
+    return text.encode("latin1")
+
+
+def _guarded_frombuffer(buf, dtype, shape, order):
+    return _frombuffer(buf, dtype, shape, order)  # a view of bytes already read
+
+
+class _NdarrayName:
+    """Stands for numpy.ndarray in a pickle: it may be passed on, never called."""
+
+    def __call__(self, *args, **kwargs):
+        raise _Refused("refused to call numpy.ndarray")
+
+
+_NDARRAY = _NdarrayName()
+_ALLOWED = {
+    ("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _guarded_encode,
+    ("numpy.core.multiarray", "_reconstruct"): _guarded_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _guarded_reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _guarded_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _guarded_frombuffer,
+}
 
 
 class _ArraysOnly(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(f"refused to load {module}.{name}")
-        return super().find_class(module, name)
+        return _ALLOWED[module, name]
 
 
 def load_pickle(path: Path) -> dict:

@@ -1,9 +1,11 @@
 """CSV tables: a header row, numeric feature columns, and a target column.
 
-The task, unless set, is classification when the target holds at most
-MAX_AUTO_CLASSES distinct integers, or any text; otherwise regression. Integer labels
+The task, unless set, follows the rule in labels.py: one target column holding any text,
+or only whole numbers (however many distinct ones), is classification; otherwise
+(a number with a fraction, or several target columns) regression. Whole-number labels
 are class ids as written (so they must be >= 0); text labels get ids in sorted order.
-Errors name the file line (the header is line 1) and the column.
+Every number read must be finite and fit float32. Errors name the file line (the header
+is line 1) and the column.
 """
 from __future__ import annotations
 
@@ -19,17 +21,18 @@ from ...errors import did_you_mean, parses_as_float
 from ..dataset import Raw
 from ..errors import DataError
 from ..files import require_file
-from ..labels import check_class_ids, encode_strings
+from ..labels import check_class_ids, encode_strings, range_hint
 from ..options import SourceOptions
-
-MAX_AUTO_CLASSES = 50
+from ..values import F32_RANGE, fits_float32
 
 
 class Options(SourceOptions):
     target: str | list[str] | None = Field(
         None, description="target column; a list of columns for multi-output regression; "
         "default: the last column")
-    task: Literal["classification", "regression"] | None = None
+    task: Literal["classification", "regression"] | None = Field(
+        None, description="default: classification for text or whole-number targets, "
+        "else regression")
     delimiter: str = Field(",", min_length=1, max_length=1)
     num_classes: int | None = Field(None, ge=1, description="default: largest label + 1")
 
@@ -52,7 +55,8 @@ def load(cfg, options: Options, input_shape, seed) -> Raw:
     if len(targets) != 1:
         raise DataError("classification takes one target column", file=str(path),
                         option="target")
-    y, n, names = _classes(rows, targets[0], header, options.num_classes, path)
+    y, n, names = _classes(rows, targets[0], header, options.num_classes, path,
+                           guessed=options.task is None)
     return Raw(x, y, task, n, names, str(path))
 
 
@@ -104,6 +108,10 @@ def _number(row: _Row, i: int, header: list[str], path: Path) -> float:
     if not math.isfinite(value):
         raise DataError(f"'{cell}' (NaN or inf) is not allowed", file=str(path),
                         record=record, hint="fill in or remove the row")
+    if not fits_float32(value):  # it would become inf once stored as float32
+        raise DataError(f"'{cell}' is beyond the float32 range ({F32_RANGE})",
+                        file=str(path), record=record, hint="rescale the column (the "
+                        "network computes in float32), or remove the row")
     return value
 
 
@@ -113,12 +121,10 @@ def _guess_task(cells: list[list[str]], n_targets: int) -> str:
     values = [c[0].strip() for c in cells]
     if not all(_is_number(v) for v in values):
         return "classification"  # text labels cannot be regressed on
-    ints = all(_is_integer(v) for v in values)
-    return "classification" if ints and len(set(map(float, values))) <= MAX_AUTO_CLASSES \
-        else "regression"
+    return "classification" if all(_is_integer(v) for v in values) else "regression"
 
 
-def _classes(rows, col: int, header, num_classes, path: Path):
+def _classes(rows, col: int, header, num_classes, path: Path, guessed: bool = False):
     values = [r.cells[col].strip() for r in rows]
     where = [f"line {r.line}, column '{header[col]}'" for r in rows]
     for v, record in zip(values, where):
@@ -137,9 +143,9 @@ def _classes(rows, col: int, header, num_classes, path: Path):
                    "classes" if num_classes is not None and float(v) >= num_classes else None)
         if problem:
             raise DataError(f"label {v} {problem}", file=str(path), record=record,
-                            hint="class ids run from 0 to num_classes - 1")
+                            hint=range_hint(guessed))
     ids, n = check_class_ids(np.array([int(float(v)) for v in values]), num_classes,
-                             str(path))
+                             str(path), guessed=guessed)
     return ids, n, [str(i) for i in range(n)]
 
 

@@ -7,7 +7,9 @@ major. Files may be gzip-compressed (detected from the content, not the name).
 from __future__ import annotations
 
 import gzip
+import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,11 @@ from ..errors import DataError
 from ..files import require_file
 from ..labels import check_class_ids
 from ..options import SourceOptions
+from ..values import check_values
 
+# Deflate cannot inflate data by more than about 1032:1, so a gzip file of n bytes holds
+# at most this many times n: a header declaring more is refused without inflating.
+GZIP_MAX_RATIO = 1032
 DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -54,6 +60,7 @@ def _pair(images: Path, labels: str | None, option: str, num_classes: int | None
                         file=str(images), hint=_labels_hint(images), option=option)
     labels_path = _beside(labels, images, option)
     x = as_images(read_idx(images), images)
+    check_values(x, str(images), "the image")
     raw_y = read_idx(labels_path)
     if raw_y.ndim != 1:
         raise DataError(f"a labels file holds one value per record, found shape "
@@ -90,43 +97,76 @@ def as_images(a: np.ndarray, file: Path) -> np.ndarray:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    data = _read_bytes(path)
-    dtype, dims, offset = _header(data, path)
-    record = int(np.prod(dims[1:], dtype=np.int64)) * dtype.itemsize
-    expected = offset + dims[0] * record
+    """The array in an IDX file. The header's sizes are checked against what the file can
+    hold before the data is read, so a damaged header never allocates more than that."""
+    size = path.stat().st_size
+    compressed = _is_gzip(path)
+    try:
+        with gzip.open(path, "rb") if compressed else path.open("rb") as f:
+            dtype, dims, offset = _header(f, path)
+            record = math.prod(dims[1:]) * dtype.itemsize  # Python ints: no overflow
+            expected = dims[0] * record
+            _check_declared(dims, record, expected, size, offset, compressed, path)
+            data = f.read(expected)
+            extra = (size - offset - len(data)) if not compressed else _count_rest(f)
+    except (OSError, EOFError, zlib.error) as exc:
+        what = "broken gzip data" if compressed else "cannot read"
+        raise DataError(f"{what}: {exc}", file=str(path)) from None
     if len(data) < expected:
-        whole = (len(data) - offset) // record if record else 0
+        whole = len(data) // record
         raise DataError(f"truncated: the header promises {dims[0]} records of {record} "
                         f"bytes, but the file ends inside record {whole}", file=str(path),
                         record=f"index {whole}", hint="the download was cut short?")
-    if len(data) > expected:
-        raise DataError(f"{len(data) - expected} bytes after the last of {dims[0]} records",
+    if extra:
+        raise DataError(f"{extra} bytes after the last of {dims[0]} records",
                         file=str(path), hint="the header's sizes do not match the data")
-    a = np.frombuffer(data, dtype=dtype, count=int(np.prod(dims)), offset=offset)
+    a = np.frombuffer(data, dtype=dtype)
     return a.reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
-        raise DataError(f"broken gzip data: {exc}", file=str(path)) from None
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(2) == b"\x1f\x8b"
 
 
-def _header(data: bytes, path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
-    if len(data) < 4 or data[:2] != b"\0\0":
-        raise DataError(f"not an IDX file: it starts with {data[:4].hex(' ') or 'nothing'}, "
+def _check_declared(dims, record: int, expected: int, size: int, offset: int,
+                    compressed: bool, path: Path) -> None:
+    if 0 in dims:
+        raise DataError(f"the header declares a dimension of 0: {dims}", file=str(path),
+                        hint="every record needs at least one value; the header is damaged "
+                        "or the file was not written as IDX")
+    declared = f"the header declares {dims[0]} records of {record} bytes {dims}"
+    if compressed and offset + expected > size * GZIP_MAX_RATIO + 1024:
+        raise DataError(f"{declared}, more than the compressed file can hold ({size} bytes "
+                        f"inflate to at most about {size * GZIP_MAX_RATIO})",
+                        file=str(path), hint="the header is damaged, or this is not an IDX "
+                        "file")
+    if not compressed and record > size - offset:
+        raise DataError(f"{declared}, more than the file holds ({size - offset} bytes after "
+                        "the header)", file=str(path), hint="the header is damaged, or this is "
+                        "not an IDX file")
+
+
+def _count_rest(f) -> int:
+    n = 0
+    while chunk := f.read(1 << 20):  # bounded: the gzip ratio caps the total
+        n += len(chunk)
+    return n
+
+
+def _header(f, path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    head = f.read(4)
+    if len(head) < 4 or head[:2] != b"\0\0":
+        raise DataError(f"not an IDX file: it starts with {head.hex(' ') or 'nothing'}, "
                         "not 00 00 <type> <dims>", file=str(path),
                         hint="IDX files start with two zero bytes (MNIST's magic numbers "
                         "are 2049 for labels and 2051 for images)")
-    code, ndim = data[2], data[3]
+    code, ndim = head[2], head[3]
     if code not in DTYPES:
         raise DataError(f"unknown IDX type code 0x{code:02x}", file=str(path),
                         hint="known codes: " + ", ".join(f"0x{c:02x}" for c in DTYPES))
-    if ndim == 0 or len(data) < 4 + 4 * ndim:
+    sizes = f.read(4 * ndim) if ndim else b""
+    if ndim == 0 or len(sizes) < 4 * ndim:
         raise DataError(f"truncated IDX header: {ndim} dimensions declared", file=str(path))
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}I", sizes)
     return np.dtype(DTYPES[code]), dims, 4 + 4 * ndim

@@ -1,6 +1,10 @@
 """NumPy .npz archives: arrays `x` and `y`, or pre-split `x_train`/`y_train`
 (with `x_test`/`y_test` used as the test split when present).
 
+The task, unless set, follows the rule in labels.py: string, bool or whole-number y
+(integer-valued floats included), one value per example, is class ids; other y is
+regression targets. Every float value must be finite and fit float32.
+
 x of shape (N, H, W) or (N, H, W, C) is images, (N, F) rows of features. Integer x other
 than uint8 is token ids (never normalised or resized); uint8 is read as pixels. Object
 arrays are refused: reading them would unpickle arbitrary code.
@@ -18,15 +22,17 @@ from ...errors import did_you_mean
 from ..dataset import Raw
 from ..errors import DataError
 from ..files import require_file
-from ..labels import check_class_ids, encode_strings
+from ..labels import check_class_ids, encode_strings, looks_like_classes
 from ..options import SourceOptions
+from ..values import check_values
 
 
 class Options(SourceOptions):
     x_key: str | None = Field(None, description="default: x, else x_train")
     y_key: str | None = Field(None, description="default: y, else y_train")
     task: Literal["classification", "regression"] | None = Field(
-        None, description="default: classification for integer or string y")
+        None, description="default: classification for string or whole-number y (floats "
+        "such as 3.0 included), one per example; else regression")
     tokens: bool | None = Field(None, description="x is token ids; default: integer x "
                                 "other than uint8")
     num_classes: int | None = Field(None, ge=1, description="default: largest label + 1")
@@ -42,8 +48,8 @@ def load(cfg, options: Options, input_shape, seed) -> Raw:
     x = splits["train"][0]
     tokens = options.tokens if options.tokens is not None else _looks_like_tokens(x)
     y = splits["train"][1]
-    task = options.task or ("regression" if np.issubdtype(y.dtype, np.floating)
-                            else "classification")
+    guessed = options.task is None
+    task = options.task or ("classification" if looks_like_classes(y) else "regression")
     xs = {k: _inputs(v[0], tokens, path) for k, v in splits.items()}
     keys = {"train": y_key, "test": "y_test"}
     if task == "regression":
@@ -51,7 +57,7 @@ def load(cfg, options: Options, input_shape, seed) -> Raw:
         n, names = None, None
     else:
         ys, n, names = _classes({k: v[1] for k, v in splits.items()}, keys,
-                                options.num_classes, path)
+                                options.num_classes, path, guessed)
     test = (xs["test"], ys["test"]) if "test" in splits else None
     image = xs["train"].ndim == 4 and not tokens
     return Raw(xs["train"], ys["train"], task, n, names, str(path), image=image,
@@ -101,11 +107,8 @@ def _get(arrays: dict, key: str, path: Path) -> np.ndarray:
 
 
 def _finite(a: np.ndarray, key: str, path: Path) -> None:
-    bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataError(f"'{key}' holds NaN or inf", file=str(path),
-                        record=f"{key}[{i}]", hint="remove or fill in those examples")
+    """NaN, inf and values beyond float32 (they would become inf) are refused."""
+    check_values(a, str(path), f"'{key}'", record=lambda i: f"{key}[{i}]")
 
 
 def _looks_like_tokens(x: np.ndarray) -> bool:
@@ -131,12 +134,11 @@ def _targets(y: np.ndarray, key: str, path: Path) -> np.ndarray:
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
         raise DataError(f"regression targets '{key}' must be numeric, found {y.dtype}",
                         file=str(path))
-    y = y.astype(np.float32).reshape(len(y), -1)
-    _finite(y, key, path)
-    return y
+    _finite(y, key, path)  # before the cast: 1e300 would become inf
+    return y.astype(np.float32).reshape(len(y), -1)
 
 
-def _classes(ys: dict, keys: dict, num_classes: int | None, path: Path):
+def _classes(ys: dict, keys: dict, num_classes: int | None, path: Path, guessed: bool):
     if ys["train"].dtype.kind in "US":  # string labels: ids in sorted order
         both = np.concatenate(list(ys.values()))
         ids, names = encode_strings([_text(v) for v in both.tolist()])
@@ -144,7 +146,8 @@ def _classes(ys: dict, keys: dict, num_classes: int | None, path: Path):
         return dict(zip(ys, parts)), len(names), names
     out, n = {}, 0
     for k, y in ys.items():
-        out[k], n_k = check_class_ids(y, num_classes, str(path), key=keys[k])
+        out[k], n_k = check_class_ids(y, num_classes, str(path), key=keys[k],
+                                      guessed=guessed)
         n = max(n, n_k)
     return out, n, [str(i) for i in range(n)]
 

@@ -1,0 +1,88 @@
+"""Does each head fit the data? Checked before step 1, because a head that cannot fit its
+targets still trains: a softmax over regression targets ends at chance, a 1-unit sigmoid on
+three classes reports a negative loss and 100% accuracy. Each refusal names the head's line
+in the architecture, the data's line in the experiment, and the fix."""
+from __future__ import annotations
+
+import numpy as np
+
+from archspec.errors import Pos, SpecError, SpecErrors
+from archspec.train.losses import DEFAULT_FOR_OUTPUT
+from archspec.train.step import HeadLoss
+
+
+def head_losses(exp, graph, dataset, data_pos: Pos | None = None,
+                loss_pos: dict | None = None) -> list[HeadLoss]:
+    """One HeadLoss per head, after checking it against the data; every mismatch of every
+    head is reported at once."""
+    loss_pos = loss_pos or {}
+    errors, out = [], []
+    unknown = sorted(set(exp.loss) - set(graph.heads))
+    for name in unknown:
+        errors.append(SpecError(f"loss names unknown head '{name}'", loss_pos.get(name),
+                                f"loss.{name}", expected="one of: " + ", ".join(graph.heads),
+                                found=repr(name)))
+    for name, head in graph.heads.items():
+        spec = exp.loss.get(name)
+        kind = (spec if isinstance(spec, str) else spec.kind) if spec else DEFAULT_FOR_OUTPUT[head.output]
+        weight = (spec.weight if spec is not None and not isinstance(spec, str)
+                  and spec.weight is not None else head.loss_weight)
+        problem = _mismatch(kind, head, dataset, graph.variables)
+        if problem:
+            message, expected, found, hint = problem
+            where = f"{dataset.name} data" + (f" at {data_pos}" if data_pos else "")
+            errors.append(SpecError(message, head.pos, f"heads.{name}", expected=expected,
+                                    found=f"{found} ({where})", hint=hint))
+        out.append(HeadLoss(name, kind, head.output, float(weight)))
+    if errors:
+        raise SpecErrors(errors)
+    return out
+
+
+def _mismatch(kind: str, head, dataset, variables: dict):
+    """(message, expected, found, hint) when the loss `kind` cannot fit the data, else None."""
+    units = head.shape[-1] if head.shape else None
+    y = dataset.train.y
+    if dataset.task == "classification":
+        c = dataset.num_classes
+        if kind == "mse":
+            return (f"a regression head ({head.output} output, mse) cannot fit class labels",
+                    "`output: softmax` for class labels", f"{c} classes",
+                    f"use `output: softmax` with {c} units, or a regression data set")
+        if kind == "categorical_crossentropy" and units is not None and c and units != c:
+            same = [k for k, v in variables.items() if v == units and not isinstance(v, bool)]
+            return (f"the head has {units} outputs but the data has {c} classes",
+                    f"{c} outputs (one per class)", f"{units} outputs, {c} classes",
+                    f"--set variables.{same[0]}={c}" if same else
+                    f"give the last layer units: {c}")
+        if kind == "binary_crossentropy" and not (c == 2 and units == 1):
+            return (f"a sigmoid head with {units} output(s) cannot fit {c} classes",
+                    "1 sigmoid output for two classes", f"{units} output(s), {c} classes",
+                    f"use `output: softmax` with units: {c}" if c != 2 else
+                    "give the last layer units: 1 (the probability of class 1)")
+        return None
+    dims = 1 if y.ndim == 1 else int(np.prod(y.shape[1:]))
+    if kind == "categorical_crossentropy":
+        return ("a softmax head needs class labels, but the data's targets are real-valued "
+                "(regression)", "integer class ids", f"regression targets, {dims} per example",
+                "class ids stored as whole numbers are read as classes (also as floats); "
+                "set the data option `task: classification`, or use `output: linear` for "
+                "regression")
+    if kind == "binary_crossentropy" and len(y) and (y.min() < 0 or y.max() > 1):
+        return ("a sigmoid head needs targets between 0 and 1",
+                "targets in [0, 1] for binary cross-entropy",
+                f"targets from {float(y.min()):g} to {float(y.max()):g}",
+                "use `output: linear` (mse) for unbounded targets, or rescale them")
+    if units is not None and head.shape and len(head.shape) == 1 and units != dims:
+        return (f"the head has {units} outputs but the data has {dims} target(s) per example",
+                f"{dims} outputs", f"{units} outputs",
+                f"give the last layer units: {dims}")
+    return None
+
+
+def chance_rate(dataset) -> float | None:
+    """Accuracy of always predicting the most common training class; None for regression."""
+    if dataset.task != "classification" or not len(dataset.train.y):
+        return None
+    y = np.asarray(dataset.train.y).ravel().astype(np.int64)
+    return float(np.bincount(y).max() / len(y))
