@@ -11,38 +11,34 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error
 console = Console(highlight=False, soft_wrap=True)
 
 
+def _print_located(e: SpecError, label: str, style: str, fields=("expected", "found", "hint")):
+    head = Text()
+    if e.pos:
+        head.append(f"{e.pos}: ", style="bold")
+    head.append(f"{label}: ", style=style)
+    if e.path:
+        head.append(f"{e.path}: ", style="cyan")
+    head.append(e.message)
+    err_console.print(head)
+    styles = {"expected": "green", "found": "red", "hint": "yellow"}
+    for name in fields:
+        value = getattr(e, name)
+        if value is not None:
+            err_console.print(Text(f"    {name + ':':<10}", style="dim") + Text(str(value), style=styles[name]))
+
+
 def print_errors(errors: list[SpecError], file_label: str | None = None) -> None:
     for e in errors:
-        head = Text()
-        if e.pos:
-            head.append(f"{e.pos}: ", style="bold")
-        head.append("error: ", style="bold red")
-        if e.path:
-            head.append(f"{e.path}: ", style="cyan")
-        head.append(e.message)
-        err_console.print(head)
-        for label, value, style in (("expected", e.expected, "green"), ("found", e.found, "red"),
-                                    ("hint", e.hint, "yellow")):
-            if value is not None:
-                err_console.print(Text(f"    {label + ':':<10}", style="dim") + Text(str(value), style=style))
+        _print_located(e, "error", "bold red")
     n = len(errors)
     err_console.print(Text(f"{n} error{'s' if n != 1 else ''}" +
                            (f" in {file_label}" if file_label else ""), style="bold red"))
 
 
 def print_warnings(warnings: list[SpecError]) -> None:
-    """Located warnings: the same layout as errors, on stderr, without ending the command."""
+    """Located warnings: the layout of errors, on stderr, without ending the command."""
     for w in warnings:
-        head = Text()
-        if w.pos:
-            head.append(f"{w.pos}: ", style="bold")
-        head.append("warning: ", style="bold yellow")
-        if w.path:
-            head.append(f"{w.path}: ", style="cyan")
-        head.append(w.message)
-        err_console.print(head)
-        if w.hint:
-            err_console.print(Text(f"    {'hint:':<10}", style="dim") + Text(w.hint, style="yellow"))
+        _print_located(w, "warning", "bold yellow", fields=("hint",))
 
 
 def human(n: float, unit: str = "") -> str:
