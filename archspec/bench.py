@@ -119,7 +119,7 @@ def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float3
     import jax
     import jax.numpy as jnp
 
-    from archspec.build import build_model
+    from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture
     from archspec.train.config import Optimizer
     from archspec.train.optim import make_optimizer
@@ -183,7 +183,7 @@ def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float3
 def table(r: BenchResult):
     from rich.table import Table
 
-    from archspec.render import human, human_bytes
+    from archspec.ui.render import human, human_bytes
 
     t = Table(title=f"{r.name}: batch {r.batch}, {r.precision}, {r.devices} × {r.device}",
               show_header=False)

@@ -21,7 +21,7 @@ def _fail_on_spec_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from archspec.errors import SpecErrors
-        from archspec.render import print_errors
+        from archspec.ui.render import print_errors
 
         try:
             return fn(*args, **kwargs)
@@ -37,7 +37,7 @@ def validate(files: List[Path] = typer.Argument(..., help="architecture YAML fil
                                                 dir_okay=False, readable=True)):
     """Check architecture files: every error at once, each with file:line:col."""
     from archspec.errors import SpecErrors
-    from archspec.render import console, print_errors, print_warnings
+    from archspec.ui.render import console, print_errors, print_warnings
     from archspec.spec.lint import head_warnings
     from archspec.spec.resolve import load_architecture
 
@@ -69,15 +69,15 @@ def summary(
     if depth is not None and depth < 0:
         raise typer.BadParameter("depth must be >= 0", param_hint="--depth")
     shape = _parse_shape(input_shape)
-    from archspec.render import console, summary_table, summary_totals
+    from archspec.ui.render import console, summary_table, summary_totals
     from archspec.spec.resolve import load_architecture
 
     graph = load_architecture(spec, input_shape=shape)
-    from archspec.render import print_warnings
+    from archspec.ui.render import print_warnings
     from archspec.spec.lint import head_warnings
 
     print_warnings(head_warnings(graph))
-    from archspec.summary import summarize  # JAX: only once the spec is known to be good
+    from archspec.model.summary import summarize  # JAX: only once the spec is known to be good
 
     s = summarize(graph, depth)
     if as_json:
@@ -126,7 +126,7 @@ def _user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from archspec.data import DataError
-        from archspec.render import print_problem
+        from archspec.ui.render import print_problem
         from archspec.train.checkpoint import CheckpointError
         from archspec.train.loop import TrainError
         from archspec.train.runs import RunError
@@ -171,7 +171,7 @@ def train(
         import jax  # several processes, one per host: join them into one device mesh
 
         jax.distributed.initialize()
-    from archspec.render import console
+    from archspec.ui.render import console
     from archspec.train import config as C
     from archspec.train.loop import fit, prepare
     from archspec.train.report import print_result
@@ -217,7 +217,7 @@ def train(
         exp, root = C.load_experiment(file, overrides)
         exp_path = str(file)
     graph, arch_text = C.architecture_graph(exp, exp_path, root)
-    from archspec.render import print_warnings
+    from archspec.ui.render import print_warnings
     from archspec.spec.lint import head_warnings
 
     print_warnings(head_warnings(graph))
@@ -260,7 +260,7 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ):
     """Measure a trained run: loss, accuracy, per-class precision/recall, confusion matrix."""
-    from archspec.render import console, eval_tables
+    from archspec.ui.render import console, eval_tables
     from archspec.train.evaluate import run_eval
 
     if split not in ("train", "val", "test"):
@@ -281,7 +281,7 @@ def _viz_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from archspec.render import print_problem
+        from archspec.ui.render import print_problem
         from archspec.runs_table import RunsError
         from archspec.viz import VizError
 
@@ -302,7 +302,7 @@ def plot(
     terminal: bool = typer.Option(False, "--terminal", help="draw the curves in the terminal"),
 ):
     """Loss and accuracy per epoch (train and validation) of one or more runs, overlaid."""
-    from archspec.render import console
+    from archspec.ui.render import console
     from archspec.viz import check_image_path
     from archspec.viz.plot import find_runs, load_curves, plot_curves, print_terminal
 
@@ -336,7 +336,7 @@ def graph_cmd(
     """The architecture as a diagram: branches, skip connections, heads, shapes."""
     if depth is not None and depth < 0:
         raise typer.BadParameter("depth must be >= 0", param_hint="--depth")
-    from archspec.render import console
+    from archspec.ui.render import console
     from archspec.train import config as C
     from archspec.viz.graph import build_diagram, output_format, write_diagram
 
@@ -378,7 +378,7 @@ def maps(
                                             "paper for data of light ink on dark)"),
 ):
     """Feature maps of chosen layers of a trained run for one input picture."""
-    from archspec.render import console
+    from archspec.ui.render import console
     from archspec.viz import check_image_path
     from archspec.viz.maps import feature_maps, output_paths, plot_layer
 
@@ -406,7 +406,7 @@ def pool_cmd(
     output: Path = typer.Option(Path("pooling.png"), "-o", "--output", help="picture to write"),
 ):
     """Downsampling by pooling: a picture and its max, min and average pooled versions."""
-    from archspec.render import console
+    from archspec.ui.render import console
     from archspec.viz import check_image_path
     from archspec.viz.pool import OPS, load, plot_pooling, pool_all
 
@@ -432,7 +432,7 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ):
     """A table of runs: experiment, date, best validation and test metric, speed, status."""
-    from archspec.render import console
+    from archspec.ui.render import console
     from archspec.runs_table import list_runs, runs_table, sort_runs
 
     rows = sort_runs(list_runs(directory), sort, reverse)
@@ -460,7 +460,7 @@ def sweep(
                                                     "file's output, else runs)"),
 ):
     """Train an experiment at every point of a grid or random search, resumably."""
-    from archspec.render import console
+    from archspec.ui.render import console
     from archspec.sweep import (check_points, load_sweep, parallel_hint as hint_lines,
                                 point_status, run_point, summary_table, write_manifest, DONE)
 
@@ -516,7 +516,7 @@ def predict(
 ):
     """Class probabilities or values of a trained run for new examples."""
     from archspec.predict import predict as run_predict, render
-    from archspec.render import console
+    from archspec.ui.render import console
 
     if checkpoint not in ("best", "latest"):
         raise typer.BadParameter("expected best or latest", param_hint="--checkpoint")
@@ -558,7 +558,7 @@ def bench(
     graph = load_architecture(spec, input_shape=shape)
     _check_bench_sizes(graph, batch, matmul_size)
     from archspec.bench import bench as run_bench, table
-    from archspec.render import console, print_problem
+    from archspec.ui.render import console, print_problem
 
     try:
         result = run_bench(spec, batch, steps, precision, warmup, matmul_size, graph=graph,
@@ -576,13 +576,13 @@ def _check_bench_sizes(graph, batch: int, matmul_size: int) -> None:
     """Refuse a batch or a peak matmul that could not fit in memory, before allocating it."""
     import math
 
-    from archspec.errors import fmt_bytes
+    from archspec.fmt import BYTES_PER_VALUE, fmt_bytes
     from archspec.spec.resolve import MAX_ACTIVATIONS
 
     values = batch * sum(math.prod(n.shape or ()) for n in graph.nodes.values())
     if values > MAX_ACTIVATIONS:
         raise typer.BadParameter(f"a batch of {batch:,} holds {values:,} layer output values "
-                                 f"(~{fmt_bytes(values * 4)} in float32); at most "
+                                 f"(~{fmt_bytes(values * BYTES_PER_VALUE)} in float32); at most "
                                  f"{MAX_ACTIVATIONS:,}", param_hint="--batch")
     if 3 * matmul_size ** 2 > MAX_ACTIVATIONS:  # two operands and the product
         raise typer.BadParameter(f"three {matmul_size:,}×{matmul_size:,} matrices take "

@@ -48,12 +48,37 @@ class SpecError:
         return d
 
 
-class SpecErrors(Exception):
+class ArchspecError(Exception):
+    """The base of every problem a user can cause and fix.
+
+    It carries the message, where the mistake is (`pos`: a line of a YAML file or a flag),
+    a hint, and the exit code the command ends with (2: bad input; subclasses choose
+    others). The CLI has one handler for all of them, so a new error type needs no wiring.
+    """
+
+    exit_code: int = 2
+
+    def __init__(self, message: str, hint: str | None = None, *, pos: Pos | None = None,
+                 exit_code: int | None = None):
+        super().__init__(message)
+        self.message, self.hint, self.pos = message, hint, pos
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def located(self) -> list[SpecError]:
+        """The problem as located messages, the form every printer and JSON writer takes."""
+        return [SpecError(self.message, self.pos, hint=self.hint)]
+
+
+class SpecErrors(ArchspecError):
     """All the errors found in one file, raised together."""
 
     def __init__(self, errors: list[SpecError]):
         super().__init__("\n".join(e.render_plain() for e in errors))
         self.errors = errors
+
+    def located(self) -> list[SpecError]:
+        return self.errors
 
 
 class ErrorCollector:
@@ -121,37 +146,9 @@ def _clip(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[:n - 3] + "..."
 
 
-def fmt_count(n: int) -> str:
-    """A count a person can read, however absurd: 1,234,567 or 7.69e+62."""
-    return f"{n:,}" if n < 10**15 else _sci(n)
-
-
-def _sci(n) -> str:
-    """1.23e+45, also for integers too large for a float (about 10**308 and up)."""
-    try:
-        return f"{n:.2e}"
-    except OverflowError:
-        e = math.floor(math.log10(n))  # exact for integers of any size
-        return f"{n / 10**e:.2f}e+{e}"
-
-
-def fmt_bytes(n: float) -> str:
-    if n >= 2**70:
-        return f"{_sci(n)} bytes"
-    for suffix, scale in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20),
-                          ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {suffix}"
-    return f"{int(n)} B"
-
-
 def did_you_mean(word: str, choices) -> str | None:
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
-
-
-def fmt_shape(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")" if shape is not None else "?"
 
 
 def parses_as_float(text: str) -> bool:

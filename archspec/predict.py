@@ -231,7 +231,7 @@ def _run(model, state, x: np.ndarray) -> dict:
 def _head_values(output: str, raw: np.ndarray) -> np.ndarray:
     import jax.numpy as jnp
 
-    from archspec.build import output_function
+    from archspec.model.build import output_function
 
     return np.asarray(output_function(output, jnp.asarray(raw)), np.float64)
 

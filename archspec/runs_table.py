@@ -11,17 +11,19 @@ from pathlib import Path
 
 import yaml
 
-from archspec.errors import did_you_mean
+from archspec.errors import ArchspecError, did_you_mean
 
 RUNNING = "running/killed"   # no summary record: still running, or killed hard
 SORT_KEYS = ("date", "experiment", "run", "val", "test", "epochs", "speed", "status")
 
 
-class RunsError(Exception):
+class RunsError(ArchspecError):
     def __init__(self, message: str, hint: str | None = None, code: int = 2):
-        super().__init__(message)
-        self.hint = hint
-        self.code = code
+        super().__init__(message, hint, exit_code=code)
+
+    @property
+    def code(self) -> int:
+        return self.exit_code
 
 
 @dataclass

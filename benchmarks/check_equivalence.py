@@ -34,7 +34,7 @@ def main():
     import ref_flax
     import ref_keras
     import ref_torch
-    from archspec.build import build_model
+    from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture
 
     train = a.model != "lenet"

@@ -32,7 +32,7 @@ def main():
     import jax
 
     from archspec.bench import _random_batch
-    from archspec.build import build_model
+    from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture
     from archspec.train.config import Optimizer
     from archspec.train.optim import make_optimizer

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/train_throughput.py --model resnet50 --batch 8 --rounds 3 --steps 1
 
 Implementations (--impl, comma-separated, default all):
-  archspec       the spec compiled by archspec.build, trained by archspec.train.step.make_train_step
+  archspec       the spec compiled by archspec.model.build, trained by archspec.train.step.make_train_step
   archspec-xla   the same with reduce_window pooling (pooling_ops.FAST_BLOCKS off): the
                  "before" of archspec's non-overlapping pooling lowering
   archspec-patchgrad  archspec with the opt-in patch-matmul conv weight gradient
@@ -66,7 +66,7 @@ class ArchspecRunner:
         import jax
         import jax.numpy as jnp
 
-        from archspec.build import build_model
+        from archspec.model.build import build_model
         from archspec.layers import pooling_ops
         from archspec.spec.resolve import load_architecture
         from archspec.train.config import Optimizer

@@ -203,7 +203,7 @@ def test_grouped_conv_gradients_unchanged(conv_fast):
 
 def test_spec_model_gradients_with_fast_ops(conv_fast, pool_flag):
     """A whole built model: parameter gradients with both lowerings on equal the plain ones."""
-    from archspec.build import build_model
+    from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture_text
 
     text = """
@@ -265,7 +265,7 @@ heads:
 
 
 def test_scan_blocks_same_function_and_counts():
-    from archspec.build import Run, build_model, scan_plan
+    from archspec.model.build import Run, build_model, scan_plan
     from archspec.spec.resolve import load_architecture_text
 
     graph = load_architecture_text(REPEATED)

@@ -71,7 +71,7 @@ def test_train_step_keeps_parameters_on_nonfinite_batch():
     import jax
     import jax.numpy as jnp
 
-    from archspec.build import build_model
+    from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture_text
     from archspec.train.optim import make_optimizer
     from archspec.train.config import Optimizer

@@ -69,7 +69,7 @@ def time_limit(seconds: float):
 
 def check(text: str, filename: str = "hostile.yaml", input_shape=None) -> str:
     """Validate and summarise `text`: "ok", or "refused" with every error located."""
-    from archspec.summary import summarize
+    from archspec.model.summary import summarize
 
     with time_limit(HANG_S):
         try:

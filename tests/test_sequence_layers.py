@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from archspec.build import OUT, build_model
+from archspec.model.build import OUT, build_model
 from archspec.errors import SpecErrors
 from archspec.spec.resolve import load_architecture_text
 

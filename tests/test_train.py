@@ -180,7 +180,7 @@ def test_gradient_accumulation_equals_one_big_batch():
     import jax
     import jax.numpy as jnp
 
-    from archspec.build import build_model
+    from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture_text
     from archspec.train.config import Optimizer
     from archspec.train.optim import make_optimizer

@@ -244,7 +244,7 @@ def test_a_nonfinite_update_is_never_applied():
     import jax.numpy as jnp
     import optax
 
-    from archspec.build import build_model
+    from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture_text
     from archspec.train.step import HeadLoss, init_state, make_mesh, make_train_step
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from archspec.spec.resolve import load_architecture, load_architecture_text
-from archspec.summary import summarize
+from archspec.model.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = ROOT / "architectures"

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..errors import fmt_shape
+from ..fmt import fmt_shape
 from .errors import DataError
 
 RESIZE_HINT = "set `resize: true` in the data section, or change the architecture's input shape"

@@ -3,7 +3,7 @@ mistakes at a head that train without an error and quietly cost accuracy."""
 from __future__ import annotations
 
 from archspec.errors import SpecError
-from archspec.graph import Graph
+from archspec.spec.graph import Graph
 
 # A head's output function already applies these to the logits.
 _OUTPUT_ACTS = {"softmax": {"softmax"}, "sigmoid": {"sigmoid", "logistic"}}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from archspec.errors import (ErrorCollector, Pos, SpecErrors, describe, did_you_mean, fmt_bytes,
-                             fmt_count, fmt_shape)
-from archspec.graph import Graph, Head, Node
+from archspec.errors import ErrorCollector, Pos, SpecErrors, describe, did_you_mean
+from archspec.fmt import BYTES_PER_VALUE, fmt_bytes, fmt_count, fmt_shape
+from archspec.spec.graph import Graph, Head, Node
 from archspec.layers.base import REGISTRY, ShapeError, kinds
 from archspec.layers.init import check_init
 from archspec.spec import expr
@@ -239,8 +239,8 @@ class Resolver:
         acts = sum(math.prod(n.shape) for n in added if n.shape) * count
         layers = len(added) * count
         self.errors.add(f"repeat {count:,} is too deep: about {layers:,} layers, "
-                        f"{params:,} parameters (~{fmt_bytes(params * 4)}) and "
-                        f"~{fmt_bytes(acts * 4)} of activations per example",
+                        f"{params:,} parameters (~{fmt_bytes(params * BYTES_PER_VALUE)}) and "
+                        f"~{fmt_bytes(acts * BYTES_PER_VALUE)} of activations per example",
                         value.val_pos["repeat"], path, expected=f"at most {MAX_REPEAT:,}",
                         found=f"{count:,}", hint="nothing has been allocated; check the expression")
 
@@ -678,7 +678,7 @@ class Resolver:
         if total > MAX_PARAMS:
             biggest = max(self.graph.layers, key=lambda n: n.params)
             self.errors.add(f"the model has {fmt_count(total)} parameters "
-                            f"(~{fmt_bytes(total * 4)} in float32); refusing to build it",
+                            f"(~{fmt_bytes(total * BYTES_PER_VALUE)} in float32); refusing to build it",
                             biggest.pos, biggest.id,
                             expected=f"at most {MAX_PARAMS:,} parameters",
                             found=f"{fmt_count(biggest.params)} in this layer alone",
@@ -689,7 +689,7 @@ class Resolver:
         if values > MAX_ACTIVATIONS:
             biggest = max(self.graph.nodes.values(), key=lambda n: sizes[n.id])
             self.errors.add(f"one example's layer outputs hold {fmt_count(values)} values "
-                            f"(~{fmt_bytes(values * 4)} in float32); refusing to build it",
+                            f"(~{fmt_bytes(values * BYTES_PER_VALUE)} in float32); refusing to build it",
                             biggest.pos, biggest.id,
                             expected=f"at most {MAX_ACTIVATIONS:,} values per example",
                             found=f"{fmt_count(sizes[biggest.id])} in this layer's output "

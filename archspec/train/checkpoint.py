@@ -17,11 +17,17 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from archspec.errors import ArchspecError
 
-class CheckpointError(Exception):
+
+class CheckpointError(ArchspecError):
+    """A checkpoint that cannot be read or written (exit 1)."""
+
+    exit_code = 1
+
     def __init__(self, message: str, hint: str | None = None, mismatch: bool = False):
-        super().__init__(message)
-        self.hint, self.mismatch = hint, mismatch
+        super().__init__(message, hint)
+        self.mismatch = mismatch
 
 
 MANIFEST = "archspec.sha256"

@@ -38,7 +38,7 @@ _warned: set = set()
 def warn_changed_sources(run_dir: Path) -> None:
     """Name every data (or experiment) file that moved or changed since the run started,
     once per process: the run folder's config is used as it is, the change is not silent."""
-    from archspec.render import print_problem
+    from archspec.ui.render import print_problem
     from archspec.train.runs import changed_sources
 
     for message in changed_sources(run_dir):
@@ -84,7 +84,7 @@ def load_state(run_dir: Path, which: str = "best"):
     state = init_state(setup.model, graph, setup.tx, exp.seed, example)
     if which == "best" and not (Path(run_dir) / "checkpoints" / "best").exists():
         which = "latest"
-    from archspec.render import print_problem
+    from archspec.ui.render import print_problem
 
     state, _ = ckpt.restore(run_dir, state, which,
                             warn=lambda m: print_problem("warning", m))
@@ -130,7 +130,7 @@ def dead_units(setup, state, split, batch_size: int = 256) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from archspec.build import OUT, relu_nodes
+    from archspec.model.build import OUT, relu_nodes
 
     watch = relu_nodes(setup.graph)
     if not watch:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archspec.build import DEAD
+from archspec.model.build import DEAD
 
 
 class AttemptFailed(Exception):

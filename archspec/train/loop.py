@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from archspec.data import batches, load_dataset, prefetch, steps_per_epoch
-from archspec.errors import SpecError, SpecErrors
+from archspec.errors import ArchspecError, SpecError, SpecErrors
 from archspec.train import checkpoint as ckpt
 from archspec.train.health import AttemptFailed, Monitor
 from archspec.train.heads import chance_rate, head_losses
@@ -28,10 +28,8 @@ from archspec.train.step import (fetch, init_state, make_eval_step, make_mesh,
 EXIT_CODES = {"finished": 0, "diverged": 3, "collapsed": 4, "stalled": 5, "stopped": 130}
 
 
-class TrainError(Exception):
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.hint = hint
+class TrainError(ArchspecError):
+    """A run that cannot start as configured (exit 2); `pos` names the config line."""
 
 
 @dataclass
@@ -68,7 +66,7 @@ def prepare(exp, graph, arch_text: str, config: dict, smoke: bool = False,
             root=None) -> Setup:
     """Everything a run needs, checked before step 1. `root` is the experiment's YAML tree:
     errors that involve the data point at its lines (absent on resume)."""
-    from archspec.build import build_model
+    from archspec.model.build import build_model
 
     if len(graph.inputs) != 1:
         raise TrainError("training reads one input; this architecture has "
@@ -173,7 +171,7 @@ def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console
         progress: bool = True) -> Result:
     """Train, restarting with a new seed after a collapse or divergence while restarts are
     left (health.restarts). Every attempt's record stays in the run folder."""
-    from archspec.render import console as default_console
+    from archspec.ui.render import console as default_console
 
     exp = setup.exp
     console = console or default_console

@@ -31,11 +31,13 @@ from pathlib import Path
 
 import yaml
 
+from archspec.errors import ArchspecError
 
-class RunError(Exception):
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.hint = hint
+
+class RunError(ArchspecError):
+    """A run folder that cannot be used as asked (exit 1)."""
+
+    exit_code = 1
 
 
 # ---------------------------------------------------------------- the folder of a new run
@@ -246,7 +248,7 @@ class _Damaged:
 
 
 def _warn(message: str, hint: str | None = None) -> None:
-    from archspec.render import print_problem
+    from archspec.ui.render import print_problem
     print_problem("warning", message, hint)
 
 

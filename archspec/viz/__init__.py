@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from archspec.errors import ArchspecError
 
-class VizError(Exception):
-    """A problem the user can fix: a message, a hint and the exit code to end with."""
+
+class VizError(ArchspecError):
+    """A picture that cannot be drawn; by default a file problem (exit 1)."""
+
+    exit_code = 1
 
     def __init__(self, message: str, hint: str | None = None, code: int = 1):
-        super().__init__(message)
-        self.hint = hint
-        self.code = code
+        super().__init__(message, hint, exit_code=code)
+
+    @property
+    def code(self) -> int:
+        return self.exit_code
 
 
 def pyplot():

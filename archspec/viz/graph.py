@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archspec.graph import Graph, Node
+from archspec.spec.graph import Graph, Node
 from archspec.viz import VizError
 
 AUTO_COLLAPSE = 80      # nodes: bigger graphs are collapsed unless --no-collapse

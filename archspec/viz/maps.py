@@ -111,7 +111,7 @@ def feature_maps(run_dir: Path, image: Path, layers: list[str], which: str = "be
     import jax
     import jax.numpy as jnp
 
-    from archspec.build import OUT
+    from archspec.model.build import OUT
     from archspec.train.evaluate import load_state
     from archspec.viz.graph import describe
 

@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from archspec.graph import Graph
+from archspec.spec.graph import Graph
 from archspec.layers import REGISTRY, activation
 
 

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 import jax
 
-from archspec.graph import Graph
+from archspec.fmt import BYTES_PER_VALUE
+from archspec.spec.graph import Graph
 
 
 @dataclass
@@ -51,7 +52,7 @@ def _sizes(tree) -> dict[str, int]:
 
 
 def summarize(graph: Graph, depth: int | None = None) -> Summary:
-    from archspec.build import OUT, abstract_variables, build_model
+    from archspec.model.build import OUT, abstract_variables, build_model
 
     model = build_model(graph)
     inter = variables = abstract_variables(model, graph, intermediates=True)  # one trace
@@ -66,10 +67,10 @@ def summarize(graph: Graph, depth: int | None = None) -> Summary:
         rows.append(Row(node.id, node.kind, flax_shape, params.get(node.id, 0),
                         state.get(node.id, 0), node.macs, node.rf, node.jump,
                         node.id.count(".")))
-    act = sum(math.prod(n.shape) for n in graph.nodes.values()) * 4  # float32/int32 bytes
+    act = sum(math.prod(n.shape) for n in graph.nodes.values()) * BYTES_PER_VALUE
     trainable, st = sum(params.values()), sum(state.values())
     return Summary(
-        graph.name, collapse(rows, depth), trainable, st, (trainable + st) * 4, act,
+        graph.name, collapse(rows, depth), trainable, st, (trainable + st) * BYTES_PER_VALUE, act,
         sum(r.macs for r in rows),
         {k: {"shape": list(n.shape), "dtype": n.dtype} for k, n in graph.inputs.items()},
         {k: {"shape": list(h.shape or ()), "output": h.output, "loss_weight": h.loss_weight,

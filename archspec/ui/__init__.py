@@ -1,0 +1,1 @@
+"""The terminal edge: everything a person reads is printed here, from data the library returns."""
