@@ -24,6 +24,8 @@ class DataConfig(BaseModel):
     normalize: Literal["standard", "minmax", "none"] = "standard"
     resize: bool = Field(True, description="resize images to the input shape, else error")
     limit: int | None = Field(None, ge=1, description="use at most this many examples")
+    workers: int = Field(0, ge=0, le=64, description="processes that decode streamed images "
+                                                     "(0: the prefetch thread decodes them)")
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:

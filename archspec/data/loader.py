@@ -3,10 +3,13 @@
 Sources check their own labels, since only they know which file each label came from."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .config import DataConfig
 from .dataset import Dataset, Raw, Split
+from .lazy import is_lazy
 from .normalize import apply_normalization, compute_stats
 from .registry import SOURCES
 from .shaping import fit_to_shape
@@ -26,7 +29,7 @@ def load_dataset(cfg: DataConfig, input_shape: tuple[int, ...] | None = None,
     train, val, test = _split(raw, cfg, seed)
     train, val, test = (_fit(s, raw, cfg, input_shape) for s in (train, val, test))
     stats = compute_stats(train.x, cfg.normalize)
-    train, val, test = (Split(apply_normalization(s.x, stats), s.y) for s in (train, val, test))
+    train, val, test = (Split(_normalized(s.x, stats), s.y) for s in (train, val, test))
     return Dataset(name=cfg.name, task=raw.task, train=train, val=val, test=test,
                    num_classes=raw.num_classes, class_names=raw.class_names,
                    input_shape=tuple(train.x.shape[1:]), norm_stats=stats,
@@ -37,11 +40,27 @@ def _split(raw: Raw, cfg: DataConfig, seed: int) -> tuple[Split, Split, Split]:
     train, val, test = split_indices(raw, cfg.val_fraction, cfg.test_fraction, cfg.limit,
                                      seed)
     test_x, test_y = raw.test if raw.test is not None else (raw.x, raw.y)
-    return (Split(raw.x[train], raw.y[train]), Split(raw.x[val], raw.y[val]),
-            Split(test_x[test], test_y[test]))
+    return (Split(_take(raw.x, train), raw.y[train]), Split(_take(raw.x, val), raw.y[val]),
+            Split(_take(test_x, test), test_y[test]))
+
+
+def _take(x, idx):
+    return x.take(idx) if is_lazy(x) else x[idx]
 
 
 def _fit(split: Split, raw: Raw, cfg: DataConfig, input_shape) -> Split:
-    x = split.x.astype(np.int32 if raw.tokens else np.float32, copy=False)
-    x = fit_to_shape(x, input_shape, image=raw.image, resize=cfg.resize, source=raw.source)
-    return Split(x, split.y)
+    dtype = np.int32 if raw.tokens else np.float32
+    fit = partial(fit_to_shape, target=input_shape, image=raw.image, resize=cfg.resize,
+                  source=raw.source)
+    if is_lazy(split.x):
+        # Check the fit now on one stand-in example; replay it on every decoded batch.
+        probe = fit(np.zeros((1, *split.x.shape[1:]), dtype))
+        x = split.x.then(partial(np.asarray, dtype=dtype), dtype=dtype)
+        return Split(x.then(fit, probe.shape[1:]), split.y)
+    return Split(fit(split.x.astype(dtype, copy=False)), split.y)
+
+
+def _normalized(x, stats):
+    if is_lazy(x):
+        return x.then(partial(apply_normalization, norm_stats=stats), dtype=np.float32)
+    return apply_normalization(x, stats)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .lazy import is_lazy, mean_std_streaming, min_max_streaming
+
 _CHUNK = 1 << 16  # rows per pass, so float64 sums never copy a whole image set
 
 
@@ -19,6 +21,13 @@ def compute_stats(x: np.ndarray, kind: str) -> dict:
     """Statistics of `kind` ("standard", "minmax", "none") over all axes but the last."""
     if kind == "none" or is_tokens(x):
         return {"kind": "none"}  # token ids are indices: scaling them would break lookups
+    if is_lazy(x):  # one streaming pass; the data need not fit in memory
+        if kind == "minmax":
+            lo, hi = min_max_streaming(x)
+            return {"kind": "minmax", "min": lo.astype(float).tolist(),
+                    "max": hi.astype(float).tolist()}
+        mean, std = mean_std_streaming(x)
+        return {"kind": "standard", "mean": mean.tolist(), "std": std.tolist()}
     rows = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(-1, 1)
     if kind == "minmax":
         return {"kind": "minmax", "min": rows.min(0).astype(float).tolist(),

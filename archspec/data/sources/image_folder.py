@@ -8,9 +8,14 @@ Pixel values are in 8-bit units, 0..255, whatever the file's depth: 16-bit image
 divided by 257 (65535 / 255), so 8- and 16-bit files mix in one folder. Images of 32-bit
 integer or float pixels have no such full scale; they are read as they are, and may not
 be mixed with other kinds.
+
+A folder whose decoded images would take more than data.lazy.MEMORY_BUDGET is not decoded
+up front: it is indexed (path, label), every image header is checked, and each image is
+decoded when a batch needs it (option `in_memory` forces either way).
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +25,8 @@ from pydantic import Field
 from ..dataset import Raw
 from ..errors import DataError
 from ..files import require_folder
-from ..images import is_sixteen_bit, open_image
+from ..images import MAX_PIXELS, is_sixteen_bit, open_image, too_large
+from ..lazy import MEMORY_BUDGET, LazyExamples, decoded_bytes
 from ..options import SourceOptions
 from ..seeding import rng_for
 from ..shaping import RESIZE_HINT
@@ -33,6 +39,9 @@ class Options(SourceOptions):
     mode: Literal["L", "RGB", "RGBA"] | None = Field(
         None, description="convert every image to this PIL mode; default: keep each "
         "image's own, and require all to have the same channel count")
+    in_memory: bool | None = Field(
+        None, description="decode every image before training (true) or each when a batch "
+        f"needs it (false); default: in memory unless that takes over {MEMORY_BUDGET >> 30} GiB")
 
 
 def load(cfg, options: Options, input_shape, seed) -> Raw:
@@ -47,31 +56,102 @@ def load(cfg, options: Options, input_shape, seed) -> Raw:
         keep = rng_for(seed, "image_folder").choice(len(files), cfg.limit, replace=False)
         files = [files[i] for i in sorted(keep)]
     size = _target_size(input_shape)
+    y = np.array([k for _, k in files], dtype=np.int32)
+    if _lazy(options, files, size):
+        x = _index(files, size, options, cfg.resize)
+    else:
+        x = _decode_all(files, size, options, cfg.resize)
+    return Raw(x, y, "classification", len(classes), classes, str(root), image=True)
+
+
+def _lazy(options: Options, files, size) -> bool:
+    if options.in_memory is not None:
+        return not options.in_memory
+    if size is None:
+        size = open_image(files[0][0]).size
+    channels = 4  # the most a mode gives: an upper bound before any image is opened
+    return decoded_bytes(len(files), (size[1], size[0], channels)) > MEMORY_BUDGET
+
+
+def _decode_all(files, size, options: Options, resize: bool) -> np.ndarray:
     pixels, first = [], None
     for path, _ in files:
-        img, units = _read(path, options.mode)
-        size = size or img.size  # no input shape: the first image sets the size
-        a = np.asarray(_fit(img, size, cfg.resize, path))
-        if units == SIXTEEN:
-            a = a.astype(np.float32) / np.float32(257)  # 0..65535 -> 0..255
-        a = a[..., None] if a.ndim == 2 else a
+        a, units = _decode(path, size, options.mode, resize)
+        size = size or (a.shape[1], a.shape[0])  # no input shape: the first image's size
         first = first or (path, a.shape[-1], units)
-        if a.shape[-1] != first[1]:
-            raise DataError(f"image has {a.shape[-1]} channels, but {first[0]} has "
-                            f"{first[1]}", file=str(path), hint=(
-                                "convert the images to one kind, or set option "
-                                "`mode: RGB` (or L) to convert while reading"))
-        if _kind(units) != _kind(first[2]):
-            raise DataError(f"image has {_kind(units)} pixels, but {first[0]} has "
-                            f"{_kind(first[2])} pixels", file=str(path), hint=(
-                                "their values have no common scale: convert the images to "
-                                "one kind (8- and 16-bit images mix: both are read as "
-                                "0..255)"))
-        check_values(a[None], str(path), "the image", record=lambda i: None)  # float NaN
+        _same_kind(path, a.shape[-1], units, first)
         pixels.append(a)
-    x = np.stack(pixels)
-    y = np.array([k for _, k in files], dtype=np.int32)
-    return Raw(x, y, "classification", len(classes), classes, str(root), image=True)
+    return np.stack(pixels)
+
+
+def _index(files, size, options: Options, resize: bool) -> LazyExamples:
+    """Check every header (size bound, channels, kind) without decoding any pixel."""
+    first = None
+    for path, _ in files:
+        channels, units, wh = _peek(path, options.mode)
+        size = size or wh
+        first = first or (path, channels, units)
+        _same_kind(path, channels, units, first)
+        if wh != size and not resize:
+            _fit_size(wh, size, resize, path)
+    return LazyExamples([str(p) for p, _ in files],
+                        partial(decode, size=size, mode=options.mode, resize=resize),
+                        (size[1], size[0], first[1]),
+                        dtype=np.dtype(np.float32 if first[2] in (SIXTEEN, "F") else
+                                       np.int32 if first[2] == "I" else np.uint8))
+
+
+def decode(path, size, mode, resize) -> np.ndarray:
+    """One image as (H, W, C) pixels at `size` (W, H), or its own size when None."""
+    return _decode(path, size, mode, resize)[0]
+
+
+def _decode(path, size, mode, resize) -> tuple[np.ndarray, str]:
+    img, units = _read(Path(path), mode)
+    a = np.asarray(_fit(img, size or img.size, resize, Path(path)))
+    if units == SIXTEEN:
+        a = a.astype(np.float32) / np.float32(257)  # 0..65535 -> 0..255
+    a = a[..., None] if a.ndim == 2 else a
+    check_values(a[None], str(path), "the image", record=lambda i: None)  # float NaN
+    return a, units
+
+
+def _same_kind(path, channels: int, units: str, first) -> None:
+    if channels != first[1]:
+        raise DataError(f"image has {channels} channels, but {first[0]} has "
+                        f"{first[1]}", file=str(path), hint=(
+                            "convert the images to one kind, or set option "
+                            "`mode: RGB` (or L) to convert while reading"))
+    if _kind(units) != _kind(first[2]):
+        raise DataError(f"image has {_kind(units)} pixels, but {first[0]} has "
+                        f"{_kind(first[2])} pixels", file=str(path), hint=(
+                            "their values have no common scale: convert the images to "
+                            "one kind (8- and 16-bit images mix: both are read as "
+                            "0..255)"))
+
+
+_BANDS = {"1": 1, "L": 1, "P": 3, "LA": 2, "RGB": 3, "RGBA": 4, "I": 1, "F": 1}
+
+
+def _peek(path: Path, mode: str | None) -> tuple[int, str, tuple[int, int]]:
+    """(channels, units, (W, H)) from the header alone, as `_read` would give them."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            m, wh, info = img.mode, img.size, dict(img.info)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot read image: {exc}", file=str(path), hint=(
+            "the file is damaged or not an image; remove or replace it")) from None
+    if wh[0] * wh[1] > MAX_PIXELS:
+        raise too_large(path, f"{wh[0]}x{wh[1]} = {wh[0] * wh[1]:,}")
+    if mode:
+        return len(mode), EIGHT, wh
+    if m in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return 1, SIXTEEN, wh
+    if m == "P":
+        return (4 if "transparency" in info else 3), EIGHT, wh
+    return _BANDS.get(m, 3), (m if m in _KINDS else EIGHT), wh
 
 
 def _images(folder: Path, options: Options) -> list[Path]:
@@ -135,7 +215,11 @@ def _fit(img, size: tuple[int, int], resize: bool, path: Path):
 
     if img.size == size:
         return img
-    if not resize:
-        raise DataError(f"image is {img.size[1]}x{img.size[0]} (HxW), expected "
-                        f"{size[1]}x{size[0]}", file=str(path), hint=RESIZE_HINT)
+    _fit_size(img.size, size, resize, path)
     return img.resize(size, Image.Resampling.BILINEAR)
+
+
+def _fit_size(have: tuple[int, int], size: tuple[int, int], resize: bool, path: Path) -> None:
+    if have != size and not resize:
+        raise DataError(f"image is {have[1]}x{have[0]} (HxW), expected "
+                        f"{size[1]}x{size[0]}", file=str(path), hint=RESIZE_HINT)

@@ -1,0 +1,142 @@
+"""Image folders decoded as batches need them: the same values as the in-memory path,
+headers checked before step 1, and memory bounded whatever the folder's size."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from archspec.data import DataConfig, DataError, batches, load_dataset
+from archspec.data import lazy as lazy_mod
+from archspec.data.lazy import LazyExamples
+
+from helpers import ROOT
+
+
+def folder(root, n=60, size=(20, 24), classes=3, mode="RGB"):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        d = root / f"class{i % classes}"
+        d.mkdir(parents=True, exist_ok=True)
+        shape = (size[0], size[1], 3) if mode == "RGB" else size
+        a = rng.uniform(0, 255, shape).astype(np.uint8)
+        Image.fromarray(a).save(d / f"{i}.png")
+    return root
+
+
+def load(path, in_memory, shape=(16, 16, 3), **kw):
+    cfg = DataConfig(name="image_folder", path=str(path), options={"in_memory": in_memory}, **kw)
+    return load_dataset(cfg, shape, seed=1)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return folder(tmp_path_factory.mktemp("imgs"))
+
+
+@pytest.mark.parametrize("normalize", ["standard", "minmax", "none"])
+def test_lazy_splits_hold_the_in_memory_values(images, normalize):
+    eager, lazy = load(images, True, normalize=normalize), load(images, False, normalize=normalize)
+    assert isinstance(lazy.train.x, LazyExamples) and isinstance(eager.train.x, np.ndarray)
+    for name in ("train", "val", "test"):
+        e, z = getattr(eager, name), getattr(lazy, name)
+        assert z.x.shape == e.x.shape and z.x.dtype == e.x.dtype
+        np.testing.assert_allclose(z.x[:], e.x, rtol=1e-6, atol=1e-5)
+        np.testing.assert_array_equal(z.y, e.y)
+    for key in ("mean", "std", "min", "max"):
+        if key in eager.norm_stats:
+            np.testing.assert_allclose(lazy.norm_stats[key], eager.norm_stats[key], rtol=1e-12)
+
+
+def test_streamed_batches_are_the_in_memory_batches_from_any_start(images):
+    eager, lazy = load(images, True), load(images, False)
+    want = list(batches(eager.train, 7, shuffle=True, seed=3, epoch=2))
+    for start in (0, 3):
+        got = list(batches(lazy.train, 7, shuffle=True, seed=3, epoch=2, start=start))
+        assert len(got) == len(want) - start
+        for (gx, gy), (wx, wy) in zip(got, want[start:]):
+            np.testing.assert_allclose(gx, wx, rtol=1e-6, atol=1e-5)
+            np.testing.assert_array_equal(gy, wy)
+
+
+def test_grain_worker_processes_yield_the_same_batches(images):
+    lazy = load(images, False)
+    here = list(batches(lazy.train, 8, shuffle=True, seed=0, epoch=1, workers=0))
+    there = list(batches(lazy.train, 8, shuffle=True, seed=0, epoch=1, workers=2))
+    assert len(here) == len(there)
+    for (a, ya), (b, yb) in zip(here, there):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_headers_are_checked_before_any_pixel_is_decoded(tmp_path):
+    root = folder(tmp_path / "mixed", n=6)
+    Image.fromarray(np.zeros((20, 24), np.uint8)).save(root / "class0" / "grey.png")
+    with pytest.raises(DataError, match="channels"):
+        load(root, False)
+    with pytest.raises(DataError, match="expected 16x16"):
+        load(folder(tmp_path / "sizes", n=6), False, resize=False)
+
+
+def test_auto_mode_streams_only_what_would_not_fit(images, monkeypatch):
+    assert isinstance(load(images, None).train.x, np.ndarray)
+    monkeypatch.setattr(lazy_mod, "MEMORY_BUDGET", 1000)
+    from archspec.data.sources import image_folder
+
+    monkeypatch.setattr(image_folder, "MEMORY_BUDGET", 1000)
+    assert isinstance(load(images, None).train.x, LazyExamples)
+
+
+def test_training_on_a_folder_larger_than_memory_keeps_memory_bounded(tmp_path):
+    """6,000 images of 160x160x3 are 1.84 GB as float32; the streamed run must peak far
+    below that (the in-memory path peaks near three times it)."""
+    root = tmp_path / "big"
+    rng = np.random.default_rng(0)
+    tiles = [Image.fromarray(rng.uniform(0, 255, (8, 8, 3)).astype(np.uint8))
+             .resize((160, 160), Image.Resampling.BILINEAR) for _ in range(8)]
+    for c in range(2):
+        (root / f"c{c}").mkdir(parents=True)
+    for i in range(6000):
+        tiles[i % 8].save(root / f"c{i % 2}" / f"{i}.jpg", quality=80)
+    decoded = 6000 * 160 * 160 * 3 * 4
+    exp = tmp_path / "big.yaml"
+    exp.write_text(textwrap.dedent(f"""\
+        name: big
+        architecture:
+          name: tiny
+          input: {{shape: [160, 160, 3]}}
+          layers:
+            - conv: {{maps: 4, kernel: 8, stride: 8}}
+            - relu
+            - pool: {{op: avg, global: true}}
+            - dense: {{units: 2, activation: linear}}
+          heads:
+            out: {{output: softmax}}
+        data: {{name: image_folder, path: {root}}}
+        epochs: 1
+        batch_size: 64
+        output: {tmp_path / 'runs'}
+        """))
+    probe = textwrap.dedent("""\
+        import resource, sys
+        from archspec.cli import main
+        if __name__ == "__main__":
+            sys.argv = ["archspec", "train", sys.argv[1]]
+            try:
+                main()
+            except SystemExit as exc:
+                print("EXIT", exc.code)
+            print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        """)
+    script = tmp_path / "probe.py"
+    script.write_text(probe)
+    out = subprocess.run([sys.executable, str(script), str(exp)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300, env={"COLUMNS": "120",
+                                                                "PATH": "/usr/bin:/bin"})
+    assert "EXIT 0" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+    peak = int(out.stdout.rsplit("PEAK", 1)[1].split()[0])
+    assert peak < decoded / 2, f"peak RSS {peak / 2**20:.0f} MiB for {decoded / 2**20:.0f} MiB of images"
