@@ -6,6 +6,7 @@ conditional expressions and a few pure functions are allowed; nothing else is ev
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -50,7 +51,7 @@ def _eval_text(text: str, env: dict):
         raise ExprError(f"the expression is {len(text):,} characters long",
                         f"an expression has at most {MAX_SOURCE:,} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = _parse(text.strip())
     except (SyntaxError, ValueError):  # ValueError: a NUL byte in the text
         raise ExprError(f"cannot parse expression '{_short(text)}'",
                         "use arithmetic on numbers and variable names, e.g. ${maps * 4}") from None
@@ -62,6 +63,13 @@ def _eval_text(text: str, env: dict):
     except RecursionError:
         raise ExprError("the expression nests too deeply",
                         "write it with fewer nested parentheses or operators") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> ast.Expression:
+    """Parsed once per distinct text: a repeated block evaluates the same expressions for
+    every instance. Trees are only read; a text that fails to parse is not cached."""
+    return ast.parse(text, mode="eval")
 
 
 def _short(text: str, n: int = 60) -> str:

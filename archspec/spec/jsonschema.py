@@ -1,4 +1,4 @@
-"""JSON Schema of the spec language, generated from the same pydantic models that validate
+"""JSON Schema of the architecture language, generated from the same pydantic models that validate
 it, so editors and archspec agree. Numbers may also be `${...}` expressions."""
 from __future__ import annotations
 
@@ -35,12 +35,10 @@ def _layer_schemas(defs: dict) -> list:
 
 
 def schema_for(kind: str = "architecture") -> dict:
-    if kind == "experiment":
-        from archspec.train.config import Experiment
-        top = Experiment.model_json_schema(by_alias=True)
-        top["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        top["title"] = "archspec experiment"
-        return top  # experiments hold plain values: no expressions
+    """The architecture language's schema. The experiment schema describes training's
+    config models and is built beside the `schema` command (archspec.commands.schema)."""
+    if kind != "architecture":
+        raise ValueError(f"spec/ holds only the architecture schema, not {kind!r}")
     from archspec.spec.schema import Architecture
 
     top = Architecture.model_json_schema(by_alias=True)

@@ -6,9 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from archspec.layers.base import ActivationSpec, InitSpec
+from archspec.layers.activation import ActivationSpec
+from archspec.layers.base import InitSpec
 
-OUTPUTS = ("softmax", "sigmoid", "linear", "softplus")
+HeadOutput = Literal["softmax", "sigmoid", "linear", "softplus"]
 
 
 class Strict(BaseModel):
@@ -38,7 +39,7 @@ class BlockDef(Strict):
 class HeadSpec(Strict):
     from_: str | None = Field(None, alias="from", description="node the head reads; default: the last layer")
     layers: list[Any] = Field(default_factory=list)
-    output: Literal["softmax", "sigmoid", "linear", "softplus"] = "linear"
+    output: HeadOutput = "linear"
     loss_weight: float = 1.0
 
 

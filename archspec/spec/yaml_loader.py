@@ -12,7 +12,7 @@ import yaml
 from archspec.errors import Pos, SpecError, SpecErrors
 
 MAX_ALIASES = 100          # aliases per document
-MAX_NODES = 200_000        # nodes after alias expansion
+MAX_YAML_NODES = 200_000   # YAML nodes of one document after alias expansion
 MAX_VALUES = 50_000        # nodes written in the file (each file of the zoo has under 500)
 MAX_CHARS = 2**20          # characters per file (the zoo's largest has under 4,000): the
                            # pure-Python safe loader takes seconds per megabyte
@@ -49,9 +49,10 @@ def _pos(loader, node) -> Pos:
 
 def _count(loader):
     loader.archspec_nodes += 1
-    if loader.archspec_nodes > MAX_NODES:
+    if loader.archspec_nodes > MAX_YAML_NODES:
         raise yaml.constructor.ConstructorError(
-            None, None, f"the document has more than {MAX_NODES:,} nodes; refusing to load it", None)
+            None, None,
+            f"the document has more than {MAX_YAML_NODES:,} nodes; refusing to load it", None)
 
 
 _MERGE = "tag:yaml.org,2002:merge"
@@ -200,8 +201,8 @@ def load_yaml_text(text: str, filename: str = "<string>"):
 
 
 def _check_expansion(root, filename: str, aliases: int) -> None:
-    """Refuse a document whose aliases would expand it beyond MAX_NODES nodes, before anything
-    is constructed. Sizes are counted once per distinct node, so this takes linear time."""
+    """Refuse a document whose aliases would expand it beyond MAX_YAML_NODES nodes, before
+    anything is constructed. Sizes are counted once per distinct node, so this takes linear time."""
     sizes: dict[int, int] = {}
 
     def children(node):
@@ -214,23 +215,24 @@ def _check_expansion(root, filename: str, aliases: int) -> None:
     def size(node) -> int:
         if id(node) not in sizes:
             sizes[id(node)] = 1
-            sizes[id(node)] = min(1 + sum(size(c) for c in children(node)), 10 * MAX_NODES)
+            sizes[id(node)] = min(1 + sum(size(c) for c in children(node)), 10 * MAX_YAML_NODES)
         return sizes[id(node)]
 
-    if size(root) <= MAX_NODES:
+    if size(root) <= MAX_YAML_NODES:
         return
     node = root
     while True:  # the innermost value that is already too big: where the aliases multiply
-        big = [c for c in children(node) if size(c) > MAX_NODES]
+        big = [c for c in children(node) if size(c) > MAX_YAML_NODES]
         if not big:
             break
         node = big[0]
     n = size(node)
     raise SpecErrors([SpecError(
-        "aliases expand this value to " + (f"{n:,}" if n < 10 * MAX_NODES else
-                                             f"more than {10 * MAX_NODES:,}")
+        "aliases expand this value to " + (f"{n:,}" if n < 10 * MAX_YAML_NODES else
+                                           f"more than {10 * MAX_YAML_NODES:,}")
         + " nodes; refusing to load it (a 'billion laughs' alias bomb?)",
-        _pos_of(node, filename), expected=f"at most {MAX_NODES:,} nodes after expanding aliases",
+        _pos_of(node, filename),
+        expected=f"at most {MAX_YAML_NODES:,} nodes after expanding aliases",
         found=f"{aliases} aliases in the file, nested inside each other",
         hint="write the repeated part once in a block and use `repeat:`")])
 
