@@ -161,13 +161,8 @@ def test_in_loop_gradients_equal_xla(shape, k, s, pads, d, maps):
     dx, dw = vjp(g)
     assert _rel(conv_ops.swapped_weight_grad(x, g, w.shape, s, pads, d), dw) < 1e-6
     assert _rel(conv_ops.flipped_input_grad(g, w, x.shape, s, pads, d), dx) < 1e-6
-    old = conv_ops.IN_LOOP[0]
-    conv_ops.IN_LOOP[0] = True
-    try:
-        y2, vjp2 = jax.vjp(lambda x, w: conv_ops.conv_general_dilated(
-            x, w, s, pads, rhs_dilation=d, dimension_numbers=dn), x, w)
-    finally:
-        conv_ops.IN_LOOP[0] = old
+    y2, vjp2 = jax.vjp(lambda x, w: conv_ops.conv_general_dilated(
+        x, w, s, pads, rhs_dilation=d, dimension_numbers=dn, in_loop=True), x, w)
     np.testing.assert_array_equal(y2, y)
     dx2, dw2 = vjp2(g)
     assert _rel(dx2, dx) < 1e-6 and _rel(dw2, dw) < 1e-6
@@ -265,11 +260,11 @@ heads:
 
 
 def test_scan_blocks_same_function_and_counts():
-    from archspec.model.build import Run, build_model, scan_plan
+    from archspec.model.build import BlockRun, build_model, scan_plan
     from archspec.spec.resolve import load_architecture_text
 
     graph = load_architecture_text(REPEATED)
-    runs = [s for s in scan_plan(graph) if isinstance(s, Run)]
+    runs = [s for s in scan_plan(graph) if isinstance(s, BlockRun)]
     assert [len(r.instances) for r in runs] == [3]
     x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 8, 8, 3)), jnp.float32)
     plain, scanned = build_model(graph), build_model(graph, scan_blocks=True)

@@ -2,27 +2,65 @@
 
 An activation is usable three ways: as the `activation:` option of dense/conv, as an
 `activation` layer, or as a layer named after the function (`- relu`, `- elu: {beta: 2}`).
+ACTIVATIONS is the one table of them: the builder, the validator, the linter and the diagram
+all read it.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Literal, Union
 
-from pydantic import create_model, model_validator
+from pydantic import Field, create_model, model_validator
 
-from archspec.layers.base import ActivationSpec, Layer, Options, ShapeError
+from archspec.layers.base import Example, Layer, Options, ShapeError
 
-# name -> (allowed parameters with defaults)
-PARAMS: dict[str, dict[str, float]] = {
-    "relu": {"beta": 1.0}, "sigmoid": {"beta": 1.0}, "logistic": {"beta": 1.0},
-    "tanh": {"beta": 1.0}, "softmax": {"beta": 1.0}, "softplus": {"beta": 1.0},
-    "elu": {"beta": 1.0, "a": 1.0}, "linear": {"beta": 1.0}, "leaky_relu": {"slope": 0.01},
-    "relu6": {}, "gelu": {}, "swish": {"beta": 1.0},
+
+@dataclass(frozen=True)
+class Function:
+    """One activation. `apply(bx, x, p, nn, jnp)`: bx is βx, p the parameters, nn jax.nn."""
+
+    params: dict[str, float]
+    apply: Callable
+    formula: str               # f(x), for docs/spec.md
+    zeroing: bool = False      # exactly 0 below 0: units can die, logits can't be negative
+    head_output: str | None = None  # the head `output:` that applies this function again
+
+
+ACTIVATIONS: dict[str, Function] = {
+    "relu": Function({"beta": 1.0}, lambda bx, x, p, nn, jnp: nn.relu(bx), "max(0, βx)",
+                     zeroing=True),
+    "sigmoid": Function({"beta": 1.0}, lambda bx, x, p, nn, jnp: nn.sigmoid(bx),
+                        "1 / (1 + e^(−βx))", head_output="sigmoid"),
+    "logistic": Function({"beta": 1.0}, lambda bx, x, p, nn, jnp: nn.sigmoid(bx),
+                         "1 / (1 + e^(−βx))", head_output="sigmoid"),
+    "tanh": Function({"beta": 1.0}, lambda bx, x, p, nn, jnp: jnp.tanh(bx), "tanh(βx)"),
+    "softmax": Function({"beta": 1.0}, lambda bx, x, p, nn, jnp: nn.softmax(bx, axis=-1),
+                        "softmax(βx) over the last axis", head_output="softmax"),
+    "softplus": Function({"beta": 1.0}, lambda bx, x, p, nn, jnp: nn.softplus(bx),
+                         "log(1 + e^(βx))"),
+    "elu": Function({"beta": 1.0, "a": 1.0}, lambda bx, x, p, nn, jnp: jnp.where(
+        bx >= 0, bx, p["a"] * jnp.expm1(jnp.minimum(bx, 0))),
+        "βx if βx ≥ 0 else a(e^(βx) − 1)"),
+    "linear": Function({"beta": 1.0}, lambda bx, x, p, nn, jnp: bx, "βx"),
+    "leaky_relu": Function({"slope": 0.01}, lambda bx, x, p, nn, jnp: nn.leaky_relu(
+        x, p["slope"]), "x if x ≥ 0 else slope·x"),
+    "relu6": Function({}, lambda bx, x, p, nn, jnp: nn.relu6(x), "min(max(0, x), 6)",
+                      zeroing=True),
+    "gelu": Function({}, lambda bx, x, p, nn, jnp: nn.gelu(x, approximate=False), "x·Φ(x)"),
+    "swish": Function({"beta": 1.0}, lambda bx, x, p, nn, jnp: x * nn.sigmoid(bx),
+                      "x·sigmoid(βx)"),
 }
-RELU_FAMILY = {"relu", "relu6", "leaky_relu", "elu", "gelu", "swish"}
+PARAMS: dict[str, dict[str, float]] = {k: f.params for k, f in ACTIVATIONS.items()}
+
+ActivationName = Literal[tuple(ACTIVATIONS)]
+ActivationSpec = Union[ActivationName, dict[str, dict[str, float] | None]]
 
 
 def parse(spec: ActivationSpec) -> tuple[str, dict[str, float]]:
-    """`relu` or `{elu: {beta: 2, a: 1}}` -> ("elu", {"beta": 2.0, "a": 1.0})."""
+    """`relu` or `{elu: {beta: 2, a: 1}}` -> ("elu", {"beta": 2.0, "a": 1.0}); a parsed
+    (name, parameters) pair is returned as it is."""
+    if isinstance(spec, tuple):
+        return spec
     if isinstance(spec, str):
         name, given = spec, {}
     elif isinstance(spec, dict) and len(spec) == 1:
@@ -31,10 +69,10 @@ def parse(spec: ActivationSpec) -> tuple[str, dict[str, float]]:
     else:
         raise ShapeError("an activation is a name or a one-key mapping",
                          expected="e.g. relu or {elu: {beta: 2.0, a: 1.0}}", found=str(spec))
-    if name not in PARAMS:
+    if name not in ACTIVATIONS:
         from archspec.errors import did_you_mean
-        raise ShapeError(f"unknown activation '{name}'", expected=", ".join(PARAMS),
-                         found=repr(name), hint=did_you_mean(name, PARAMS))
+        raise ShapeError(f"unknown activation '{name}'", expected=", ".join(ACTIVATIONS),
+                         found=repr(name), hint=did_you_mean(name, ACTIVATIONS))
     params = dict(PARAMS[name])
     for key, value in given.items():
         if key not in params:
@@ -46,52 +84,40 @@ def parse(spec: ActivationSpec) -> tuple[str, dict[str, float]]:
     return name, params
 
 
+def name_of(spec) -> str | None:
+    """The function's name without parsing its parameters (for labels)."""
+    if spec is None or isinstance(spec, str):
+        return spec
+    if isinstance(spec, tuple):
+        return spec[0]
+    return next(iter(spec)) if isinstance(spec, dict) and len(spec) == 1 else str(spec)
+
+
 def apply(spec, x):
     import jax
     import jax.numpy as jnp
 
-    name, p = parse(spec) if not isinstance(spec, tuple) else spec
+    name, p = parse(spec)
     b = p.get("beta", 1.0)
-    bx = x if b == 1.0 else b * x
-    if name == "relu":
-        return jax.nn.relu(bx)
-    if name in ("sigmoid", "logistic"):
-        return jax.nn.sigmoid(bx)
-    if name == "tanh":
-        return jnp.tanh(bx)
-    if name == "softmax":
-        return jax.nn.softmax(bx, axis=-1)
-    if name == "softplus":
-        return jax.nn.softplus(bx)
-    if name == "elu":
-        return jnp.where(bx >= 0, bx, p["a"] * jnp.expm1(jnp.minimum(bx, 0)))
-    if name == "linear":
-        return bx
-    if name == "leaky_relu":
-        return jax.nn.leaky_relu(x, p["slope"])
-    if name == "relu6":
-        return jax.nn.relu6(x)
-    if name == "gelu":
-        return jax.nn.gelu(x, approximate=False)
-    if name == "swish":
-        return x * jax.nn.sigmoid(bx)
-    raise AssertionError(name)
+    return ACTIVATIONS[name].apply(x if b == 1.0 else b * x, x, p, jax.nn, jnp)
 
 
 class Activation(Layer):
     kind = "activation"
     doc = "An activation function as its own layer: `- activation: relu`."
     shorthand = "function"
+    category = "activation"
+    example = Example({"function": {"elu": {"beta": 2.0}}}, [(5, 3)])
 
     class Options(Options):
-        function: ActivationSpec
+        function: ActivationSpec = Field(description="a name, or {name: {parameters}}")
 
         @model_validator(mode="before")
         @classmethod
         def _inline_function(cls, data):
             """`- activation: {elu: {beta: 2}}` means `function: {elu: {beta: 2}}`."""
             if isinstance(data, dict) and "function" not in data:
-                named = [k for k in data if k in PARAMS]
+                named = [k for k in data if k in ACTIVATIONS]
                 if len(named) == 1:
                     fn = named[0]
                     data = {k: v for k, v in data.items() if k != fn} | {
@@ -101,6 +127,12 @@ class Activation(Layer):
     def out_shape(self, o, shapes, dtypes):
         parse(o.function)
         return shapes[0]
+
+    def output_activation(self, o, default):
+        return o.function
+
+    def label(self, o, rank, default_activation=None):
+        return name_of(o.function) or "activation"
 
     def build(self, o, xs, *, train, name, defaults):
         return apply(o.function, xs[0])
@@ -116,14 +148,22 @@ def _named(fn: str) -> type[Layer]:
         kind: ClassVar[str] = fn
         doc: ClassVar[str] = f"The {fn} activation as a layer" + (
             f" (parameters: {', '.join(fields)})." if fields else ".")
+        category: ClassVar[str] = "activation"
+        example: ClassVar[Example] = Example({}, [(4, 3)])
         Options = Opts
 
+        def output_activation(self, o, default):
+            return (fn, {k: getattr(o, k) for k in fields})
+
+        def label(self, o, rank, default_activation=None):
+            return fn
+
         def build(self, o, xs, *, train, name, defaults):
-            return apply((fn, {k: getattr(o, k) for k in fields}), xs[0])
+            return apply(self.output_activation(o, None), xs[0])
 
     Named.__name__ = fn.title().replace("_", "")
     return Named
 
 
-for _fn in PARAMS:
+for _fn in ACTIVATIONS:
     _named(_fn)

@@ -11,26 +11,29 @@ from typing import Literal
 
 from pydantic import Field
 
-from archspec.layers.base import InitSpec, Layer, Options, ShapeError
+from archspec.layers.base import Example, InitSpec, Layer, Options, ShapeError
+from archspec.layers.init import initializer
 from archspec.layers.recurrent import _sequence
 
 
 class Attention(Layer):
     kind = "attention"
     spatial = True  # every output step sees the whole sequence (or all earlier steps)
+    example = Example({"heads": 2, "dim": 6, "causal": True}, [(5, 4)])
     doc = ("Multi-head self-attention over a (time, features) sequence: `heads` heads share "
            "`dim` query/key/value features; softmax(QKᵀ/√(dim/heads))·V per head, then an "
            "output projection back to the input's features. `causal` hides later steps.")
 
     class Options(Options):
-        heads: int = 1
+        heads: int = Field(1, description="must divide `dim`")
         dim: int | None = Field(None, description="query/key/value features over all heads; "
                                                   "default: the input's features")
         dropout: float = Field(0.0, ge=0.0, lt=1.0,
                                description="dropout on the attention weights while training")
         causal: bool = Field(False, description="step t attends to steps <= t only")
         bias: bool = True
-        init: InitSpec | None = None
+        init: InitSpec | None = Field(None, description="kernel initialiser; default: Flax's "
+                                                        "`lecun_normal`")
 
     def _dim(self, o, shape):
         return shape[-1] if o.dim is None else o.dim
@@ -71,7 +74,7 @@ class Attention(Layer):
         import flax.linen as nn
 
         x = xs[0]
-        kw = {"kernel_init": _init(o.init)} if o.init else {}
+        kw = {"kernel_init": initializer(o.init, defaults.shapes_only)} if o.init else {}
         mask = nn.make_causal_mask(x[..., 0]) if o.causal else None
         return nn.MultiHeadDotProductAttention(
             num_heads=o.heads, qkv_features=self._dim(o, x.shape[1:]), out_features=x.shape[-1],
@@ -84,12 +87,17 @@ class Positional(Layer):
     doc = ("Adds a position code to each step of a (time, features) sequence: a trained "
            "vector per position (`learned`), or the fixed sines and cosines of the "
            "Transformer (`sinusoidal`).")
+    example = Example({"max_len": 9}, [(5, 4)])
 
     class Options(Options):
-        mode: Literal["learned", "sinusoidal"] = "learned"
-        max_len: int | None = Field(None, description="positions available; default: the "
+        mode: Literal["learned", "sinusoidal"] = Field(
+            "learned", description="`learned`: a trained vector per position; `sinusoidal`: "
+                                   "the Transformer's fixed sin/cos code")
+        max_len: int | None = Field(None, description="positions in the learned table (at "
+                                                      "least the length); default: the "
                                                       "input's length")
-        init: InitSpec | None = Field(None, description="learned: default {normal: 0.02}")
+        init: InitSpec | None = Field(None, description="initialiser of the learned table; "
+                                                        "default: `{normal: 0.02}`")
 
     def _len(self, o, shape):
         return shape[0] if o.max_len is None else o.max_len
@@ -117,8 +125,8 @@ class Positional(Layer):
         if o.mode == "sinusoidal":
             pe = jnp.asarray(sinusoidal(t, f))
         else:  # a table of max_len vectors (param "embedding"), looked up at 0..t-1
-            pe = nn.Embed(self._len(o, (t, f)), f, embedding_init=_init(o.init or {"normal": 0.02}),
-                          name=name)(jnp.arange(t))
+            pe = nn.Embed(self._len(o, (t, f)), f, name=name, embedding_init=initializer(
+                o.init or {"normal": 0.02}, defaults.shapes_only))(jnp.arange(t))
         return x + pe.astype(x.dtype)[None]
 
 
@@ -130,9 +138,4 @@ def sinusoidal(length: int, features: int):
     rate = 10000.0 ** (-(np.arange(features) // 2 * 2) / features)
     angle = pos * rate[None, :]
     return np.where(np.arange(features) % 2 == 0, np.sin(angle), np.cos(angle)).astype(np.float32)
-
-
-def _init(spec):
-    from archspec.layers.init import initializer
-    return initializer(spec)
 

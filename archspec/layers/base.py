@@ -1,11 +1,13 @@
-"""What every layer kind is: options, output shape, counts, receptive field, Flax build.
+"""What every layer kind is: options, output shape, counts, receptive field, Flax build,
+and how it is drawn, health-checked and documented.
 
 A kind is one small class registered under its YAML name. Adding a kind means adding one
-class (and its tests); the loader, validator, summary, schema and builder pick it up.
+class with an `example` (tests/test_kinds.py checks it against the real Flax build); the
+loader, validator, summary, schema, builder, diagrams and docs/spec.md pick it up.
 """
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,9 +18,6 @@ Shape = tuple  # without the batch axis
 
 # --- option building blocks shared by several kinds -----------------------------------
 
-ActivationName = Literal["relu", "sigmoid", "logistic", "tanh", "softmax", "softplus", "elu",
-                         "linear", "leaky_relu", "relu6", "gelu", "swish"]
-ActivationSpec = Union[ActivationName, dict[str, dict[str, float] | None]]
 InitName = Literal["he_normal", "he_uniform", "glorot_normal", "glorot_uniform",
                    "lecun_normal", "lecun_uniform", "zeros", "ones"]
 InitSpec = Union[InitName, dict[str, float]]
@@ -44,6 +43,16 @@ class ShapeError(Exception):
         self.field = field  # option key to point at, when one is to blame
 
 
+@dataclass(frozen=True)
+class Example:
+    """A small valid use of a kind: its options and input shapes (without the batch axis)."""
+
+    options: dict
+    shapes: list
+    dtype: str = "float32"
+    defaults: dict = field(default_factory=dict)  # the spec's `defaults:` it is built under
+
+
 class Layer:
     """Base of all kinds. `kind` is the YAML name; `Options` the pydantic options model."""
 
@@ -53,11 +62,29 @@ class Layer:
     shorthand: ClassVar[str | None] = None  # `- dropout: 0.5` fills this option
     spatial: ClassVar[bool] = False         # contributes to receptive field
     doc: ClassVar[str] = ""
+    category: ClassVar[str] = "other"       # diagram colour group (viz.graph.STYLE)
+    feature_maps: ClassVar[bool] = False    # `archspec maps` shows its output by default
+    example: ClassVar[Example]              # checked by tests/test_kinds.py
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         if "kind" in cls.__dict__:
             REGISTRY[cls.kind] = cls()
+
+    def output_activation(self, o, default):
+        """The activation at the node's output (a spec as `activation.parse` reads it), or
+        None; `default` is the spec's `defaults.activation` for kinds that inherit it."""
+        return None
+
+    def label(self, o, rank: int, default_activation=None) -> str:
+        """Kind and key options for diagrams and plots: `conv 3×3/2, 64, relu`. `rank`: the
+        input's spatial axes."""
+        extras = []
+        for f in ("units", "maps", "heads", "dim", "size"):
+            v = getattr(o, f, None)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                extras.append(f"{f} {v}" if f in ("heads", "dim") else str(v))
+        return " ".join([self.kind, ", ".join(extras)]).strip()
 
     # Shape inference and analytics work on shapes without the batch axis.
     def out_shape(self, o, shapes: list[Shape], dtypes: list[str]) -> Shape:
@@ -80,10 +107,6 @@ class Layer:
 
     def build(self, o, xs: list, *, train: bool, name: str, defaults):
         raise NotImplementedError
-
-
-def spatial_rank(shape: Shape) -> int:
-    return len(shape) - 1
 
 
 def as_tuple(v, n: int, what: str) -> tuple:
@@ -130,19 +153,42 @@ def window_out(size: int, k: int, s: int, d: int, lo: int, hi: int, ceil: bool =
     return out
 
 
-def fmt(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
+def with_activation(text: str, spec) -> str:
+    """A label followed by its activation, unless that is linear (or none)."""
+    from archspec.layers.activation import name_of
+
+    act = name_of(spec)
+    return f"{text}, {act}" if act and act != "linear" else text
 
 
-def prod(xs) -> int:
-    return math.prod(int(x) for x in xs)
+def window_text(value, n: int) -> str:
+    """A kernel or window per axis for labels: `3×3`, or `5` on one axis."""
+    if value is None:
+        return ""
+    vals = [value] * n if isinstance(value, int) else list(value)
+    return "×".join(str(v) for v in vals) if len(set(vals)) > 1 or n > 1 else str(vals[0])
 
 
-def resolve_opt(value, default):
-    return default if value is None else value
+def uniform_text(value) -> str:
+    """A stride or dilation for labels: one number when it is the same on every axis."""
+    vals = [value] if isinstance(value, int) else list(value)
+    return str(vals[0]) if len(set(vals)) == 1 else "×".join(map(str, vals))
+
+
+def unregister(kind: str) -> None:
+    """Remove a kind (one registered by a test)."""
+    REGISTRY.pop(kind, None)
 
 
 def kinds() -> dict[str, "Layer"]:
     from archspec import layers  # noqa: F401  (registers every kind)
     return REGISTRY
 
+
+
+def __getattr__(name):
+    # The activation names live in the activation table; spec.schema imports them from here.
+    if name in ("ActivationName", "ActivationSpec"):
+        from archspec.layers import activation
+        return getattr(activation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,12 +19,6 @@ import jax.numpy as jnp
 from jax import lax
 
 FAST_GRAD = False    # True: patch-matmul weight gradients for small fan-in (see above)
-# Set while the builder traces the body of a scanned block run (build.SpecModel with
-# scan_blocks): inside a while loop XLA:CPU leaves the weight-gradient convolution in its
-# raw layout (f01b_i01o->01bf) and runs it ~10x slower (ResNet-50 step 0.76 s -> 8.0 s), so
-# there the weight gradient is written as the convolution XLA would emit outside a loop:
-# input (C, *spatial, N) with output gradient (*out, N, O) as kernel, explicit transposes.
-IN_LOOP = [False]
 SMALL_FAN_IN = 32    # measured: 3×3×3 and 3×3×1 gain, 3×3×8 and 7×7×3 lose
 
 
@@ -51,8 +45,16 @@ def uses_patch_grad(lhs_shape, rhs_shape, padding, lhs_dilation, dimension_numbe
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
-                         batch_group_count=1, precision=None, preferred_element_type=None):
-    """Drop-in for `lax.conv_general_dilated` (Flax's `Conv(conv_general_dilated=...)`)."""
+                         batch_group_count=1, precision=None, preferred_element_type=None,
+                         in_loop: bool = False):
+    """Drop-in for `lax.conv_general_dilated` (Flax's `Conv(conv_general_dilated=...)`).
+
+    `in_loop`: the convolution is traced inside a loop body (the scan over a run of identical
+    blocks, build.SpecModel with scan_blocks). There XLA:CPU leaves the weight-gradient
+    convolution in its raw layout (f01b_i01o->01bf) and runs it ~10x slower (ResNet-50 step
+    0.76 s -> 8.0 s), so the gradients are written as the convolutions XLA would emit outside
+    a loop: input (C, *spatial, N) with output gradient (*out, N, O) as kernel, explicit
+    transposes."""
     n = lhs.ndim - 2
     if isinstance(dimension_numbers, tuple) and not isinstance(dimension_numbers,
                                                                lax.ConvDimensionNumbers):
@@ -62,7 +64,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
         if uses_patch_grad(lhs.shape, rhs.shape, padding, lhs_dilation, dimension_numbers,
                            feature_group_count, batch_group_count):
             mode = "patch"
-        elif (IN_LOOP[0] and feature_group_count == 1 and batch_group_count == 1
+        elif (in_loop and feature_group_count == 1 and batch_group_count == 1
               and _explicit(padding) and (lhs_dilation is None or set(lhs_dilation) <= {1})
               and dimension_numbers == _channels_last_numbers(lhs.ndim)):
             mode = "swap"
@@ -74,6 +76,11 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
                                     rhs_dilation, dimension_numbers, feature_group_count,
                                     batch_group_count, precision, preferred_element_type)
+
+
+def conv_in_loop(*args, **kw):
+    """`conv_general_dilated` for convolutions inside a scanned block (see `in_loop`)."""
+    return conv_general_dilated(*args, **kw, in_loop=True)
 
 
 def _plain(x, w, strides, pads, dil):

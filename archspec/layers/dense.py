@@ -1,9 +1,12 @@
 """Fully connected layer (the lecture's hidden and output layers)."""
 from __future__ import annotations
 
+from pydantic import Field
+
+from archspec.fmt import fmt_shape, prod
 from archspec.layers import activation
-from archspec.layers.base import (ActivationSpec, InitSpec, Layer, Options, ShapeError, fmt,
-                                  prod)
+from archspec.layers.activation import ActivationSpec
+from archspec.layers.base import Example, InitSpec, Layer, Options, ShapeError, with_activation
 from archspec.layers.init import check_init, initializer
 
 
@@ -11,13 +14,16 @@ class Dense(Layer):
     kind = "dense"
     doc = "units outputs, each a weighted sum of all inputs plus a bias, then the activation."
     shorthand = "units"
+    category = "dense"
+    example = Example({"units": 5, "activation": "relu6"}, [(2, 7)])
 
     class Options(Options):
-        units: int
-        bias: bool | None = None
-        activation: ActivationSpec | None = None
-        init: InitSpec | None = None
-        bias_init: InitSpec | None = None
+        units: int = Field(description="outputs")
+        bias: bool | None = Field(None, description="default: `defaults.bias`")
+        activation: ActivationSpec | None = Field(None, description="default: "
+                                                                     "`defaults.activation`")
+        init: InitSpec | None = Field(None, description="default: `defaults.init`")
+        bias_init: InitSpec | None = Field(None, description="default: `defaults.bias_init`")
 
     def out_shape(self, o, shapes, dtypes):
         (shape,) = shapes
@@ -26,7 +32,7 @@ class Dense(Layer):
                              field="units")
         if len(shape) >= 3:
             raise ShapeError(f"dense needs a flat input but got a {len(shape)}-D feature map",
-                             expected="(features,)", found=fmt(shape),
+                             expected="(features,)", found=fmt_shape(shape),
                              hint="add `- flatten` (or a global pool) before this layer")
         if o.activation is not None:
             activation.parse(o.activation)
@@ -40,12 +46,19 @@ class Dense(Layer):
     def macs(self, o, shapes, out):
         return prod(shapes[0]) * o.units
 
+    def output_activation(self, o, default):
+        return o.activation if o.activation is not None else default
+
+    def label(self, o, rank, default_activation=None):
+        return with_activation(f"dense {o.units}", self.output_activation(o, default_activation))
+
     def build(self, o, xs, *, train, name, defaults):
         import flax.linen as nn
 
         y = nn.Dense(o.units, use_bias=defaults.bias if o.bias is None else o.bias,
-                     kernel_init=initializer(o.init or defaults.init),
-                     bias_init=initializer(o.bias_init or defaults.bias_init),
+                     kernel_init=initializer(o.init or defaults.init, defaults.shapes_only),
+                     bias_init=initializer(o.bias_init or defaults.bias_init,
+                                           defaults.shapes_only),
                      dtype=defaults.compute_dtype, name=name)(xs[0])
-        act = o.activation if o.activation is not None else defaults.activation
+        act = self.output_activation(o, defaults.activation)
         return activation.apply(act, y) if act else y

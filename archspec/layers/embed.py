@@ -1,7 +1,9 @@
 """Token inputs: a trained embedding, or a fixed one-hot code."""
 from __future__ import annotations
 
-from archspec.layers.base import InitSpec, Layer, Options, ShapeError
+from pydantic import Field
+
+from archspec.layers.base import Example, InitSpec, Layer, Options, ShapeError
 
 
 def _need_tokens(dtypes, kind):
@@ -13,11 +15,14 @@ def _need_tokens(dtypes, kind):
 class Embedding(Layer):
     kind = "embedding"
     doc = "A trained vector of `dimension` numbers per token of a `vocabulary`."
+    category = "dense"
+    example = Example({"vocabulary": 11, "dimension": 4}, [(6,)], dtype="int32")
 
     class Options(Options):
-        vocabulary: int
-        dimension: int
-        init: InitSpec | None = None
+        vocabulary: int = Field(description="token ids 0 .. vocabulary - 1")
+        dimension: int = Field(description="numbers per token")
+        init: InitSpec | None = Field(None, description="default: Flax's (normal, variance 1 / "
+                                                        "dimension)")
 
     def out_shape(self, o, shapes, dtypes):
         _need_tokens(dtypes, self.kind)
@@ -32,11 +37,14 @@ class Embedding(Layer):
     def params(self, o, shapes, out, defaults):
         return o.vocabulary * o.dimension, 0
 
+    def label(self, o, rank, default_activation=None):
+        return f"embedding {o.vocabulary}→{o.dimension}"
+
     def build(self, o, xs, *, train, name, defaults):
         import flax.linen as nn
         from archspec.layers.init import initializer
 
-        kw = {"embedding_init": initializer(o.init)} if o.init else {}
+        kw = {"embedding_init": initializer(o.init, defaults.shapes_only)} if o.init else {}
         return nn.Embed(o.vocabulary, o.dimension, name=name, **kw)(xs[0])
 
 
@@ -44,9 +52,11 @@ class OneHot(Layer):
     kind = "one_hot"
     doc = "Replaces each token id by a vector with a 1 at that id (no parameters)."
     shorthand = "classes"
+    category = "shape"
+    example = Example({"classes": 5}, [(3,)], dtype="int32")
 
     class Options(Options):
-        classes: int
+        classes: int = Field(description="length of each code")
 
     def out_shape(self, o, shapes, dtypes):
         _need_tokens(dtypes, self.kind)
@@ -56,6 +66,9 @@ class OneHot(Layer):
 
     def out_dtype(self, o, dtypes):
         return "float32"
+
+    def label(self, o, rank, default_activation=None):
+        return f"one_hot {o.classes}"
 
     def build(self, o, xs, *, train, name, defaults):
         import jax

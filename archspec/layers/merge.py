@@ -1,13 +1,18 @@
 """Merges of several nodes: add (residual), concat (Inception, DenseNet), multiply."""
 from __future__ import annotations
 
-from archspec.layers.base import Layer, Options, ShapeError, fmt
+from archspec.fmt import fmt_shape
+from pydantic import Field
+
+from archspec.layers.base import Example, Layer, Options, ShapeError
 
 
 class Add(Layer):
     kind = "add"
     n_inputs = None
     doc = "Element-wise sum of equally shaped inputs (a residual connection)."
+    category = "merge"
+    example = Example({}, [(4, 4, 3), (4, 4, 3), (4, 4, 3)])
 
     def out_shape(self, o, shapes, dtypes):
         first = shapes[0]
@@ -23,7 +28,8 @@ class Add(Layer):
                             + f" and {max(s[-1], first[-1])} maps"
                             + " (residual: {shortcut: projection})")
                 raise ShapeError(f"{self.kind} needs inputs of one shape",
-                                 expected=fmt(first), found=fmt(s), hint=hint, field="inputs")
+                                 expected=fmt_shape(first), found=fmt_shape(s), hint=hint,
+                                 field="inputs")
         return first
 
     def build(self, o, xs, *, train, name, defaults):
@@ -48,9 +54,12 @@ class Concat(Layer):
     kind = "concat"
     n_inputs = None
     doc = "Stacks inputs along the channel axis (Inception, DenseNet); other axes must agree."
+    category = "merge"
+    example = Example({"axis": 1}, [(4, 2, 3), (4, 5, 3)])
 
     class Options(Options):
-        axis: int = -1
+        axis: int = Field(-1, description="the axis to stack along (without the batch axis); "
+                                          "default: the channels")
 
     def out_shape(self, o, shapes, dtypes):
         first = shapes[0]
@@ -63,7 +72,8 @@ class Concat(Layer):
             if len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, first)) if i != ax):
                 raise ShapeError("concat needs inputs that agree on every axis but the "
                                  "concatenated one",
-                                 expected=fmt((*first[:ax], "*", *first[ax + 1:])), found=fmt(s),
+                                 expected=fmt_shape((*first[:ax], "*", *first[ax + 1:])),
+                                 found=fmt_shape(s),
                                  hint="give every branch the same stride and 'same' padding",
                                  field="inputs")
         return (*first[:ax], sum(s[ax] for s in shapes), *first[ax + 1:])

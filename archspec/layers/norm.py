@@ -1,7 +1,10 @@
 """Normalisation: batch norm, layer norm, and local response normalisation (AlexNet, ZF Net)."""
 from __future__ import annotations
 
-from archspec.layers.base import Layer, Options, ShapeError, fmt
+from archspec.fmt import fmt_shape
+from pydantic import Field
+
+from archspec.layers.base import Example, Layer, Options, ShapeError
 
 
 class BatchNorm(Layer):
@@ -12,11 +15,15 @@ class BatchNorm(Layer):
            "The variance is computed in two passes, mean((x - mean)²), which stays accurate "
            "when a channel's mean is large against its spread.")
 
+    category = "norm"
+    example = Example({"momentum": 0.8, "center": False}, [(5, 5, 3)])
+
     class Options(Options):
-        momentum: float = 0.9
-        epsilon: float = 1e-5
-        scale: bool = True
-        center: bool = True
+        momentum: float = Field(0.9, description="weight of the old running average: 0.9 here "
+                                                 "is PyTorch's `momentum=0.1`")
+        epsilon: float = Field(1e-5, description="GoogLeNet in torchvision uses `1e-3`")
+        scale: bool = Field(True, description="learn γ")
+        center: bool = Field(True, description="learn β")
 
     def params(self, o, shapes, out, defaults):
         c = shapes[0][-1]
@@ -34,9 +41,11 @@ class BatchNorm(Layer):
 class LayerNorm(Layer):
     kind = "layernorm"
     doc = ("Normalises each example over its last axis (two-pass variance, like batchnorm).")
+    category = "norm"
+    example = Example({}, [(4, 6)])
 
     class Options(Options):
-        epsilon: float = 1e-5
+        epsilon: float = Field(1e-5, description="added to the variance")
 
     def params(self, o, shapes, out, defaults):
         return 2 * shapes[0][-1], 0
@@ -54,18 +63,22 @@ class LRN(Layer):
            "b = a / (k + alpha/size * sum of a² over `size` neighbouring maps)^beta "
            "(PyTorch's convention; AlexNet: size 5, alpha 1e-4, beta 0.75, k 2).")
 
+    category = "norm"
+    example = Example({"size": 3}, [(4, 4, 6)])
+
     class Options(Options):
-        size: int = 5
-        alpha: float = 1e-4
-        beta: float = 0.75
-        k: float = 2.0
+        size: int = Field(5, description="neighbouring maps summed over")
+        alpha: float = Field(1e-4, description="scale of the sum")
+        beta: float = Field(0.75, description="exponent")
+        k: float = Field(2.0, description="additive constant")
 
     def out_shape(self, o, shapes, dtypes):
         if o.size < 1:
             raise ShapeError("size must be positive", found=str(o.size), field="size")
         if len(shapes[0]) < 2:
             raise ShapeError("lrn normalises across the maps of a feature map",
-                             expected="(..., channels) with spatial axes", found=fmt(shapes[0]))
+                             expected="(..., channels) with spatial axes",
+                             found=fmt_shape(shapes[0]))
         return shapes[0]
 
     def build(self, o, xs, *, train, name, defaults):

@@ -5,13 +5,18 @@ from typing import Literal
 
 from pydantic import Field
 
-from archspec.layers.base import (IntOrList, Layer, Options, Padding, ShapeError, as_tuple, fmt,
+from archspec.fmt import fmt_shape
+from archspec.layers.base import (Example, IntOrList, Layer, Options, Padding, ShapeError,
+                                  as_tuple, uniform_text, window_text,
                                   pad_pairs, window_out)
 
 
 class Pool(Layer):
     kind = "pool"
     spatial = True
+    category = "pool"
+    example = Example({"op": "avg", "size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+                      [(7, 6, 2)])
     doc = ("Keeps one value per window: the max (strongest signal), min or average. "
            "`global: true` pools each map to one value; `adaptive: [7, 7]` pools to a fixed size. "
            "A windowed average divides by the window including explicit padding "
@@ -20,17 +25,19 @@ class Pool(Layer):
 
     class Options(Options):
         op: Literal["max", "min", "avg"] = "max"
-        size: IntOrList | None = None
-        stride: IntOrList | None = None
-        padding: Padding = "valid"
-        ceil_mode: bool = False
-        global_: bool = Field(False, alias="global")
-        adaptive: IntOrList | None = None
-        keepdims: bool = False
+        size: IntOrList | None = Field(None, description="window size")
+        stride: IntOrList | None = Field(None, description="default: `size`")
+        padding: Padding = Field("valid", description="as for conv; an explicit padding is at "
+                                                      "most half the window")
+        ceil_mode: bool = Field(False, description="round the output size up (PyTorch's "
+                                                   "`ceil_mode`)")
+        global_: bool = Field(False, alias="global", description="pool each map to one value")
+        adaptive: IntOrList | None = Field(None, description="pool to this fixed output size")
+        keepdims: bool = Field(False, description="with `global`, keep the spatial axes as "
+                                                  "size 1")
         count_include_pad: bool | None = Field(
-            None, description="windowed avg only: divide by the window including explicit "
-                              "padding (true, the default) or by the input values it covers "
-                              "(false)")
+            None, description="windowed `op: avg` only: whether explicit padding counts in "
+                              "the divisor; default: `true`")
 
     def mode(self, o):
         chosen = [m for m, on in (("size", o.size is not None), ("global", o.global_),
@@ -62,7 +69,8 @@ class Pool(Layer):
         n = len(shape) - 1
         if n < 1:
             raise ShapeError("pool needs a spatial input", expected="rank 2 to 4 (channels last)",
-                             found=fmt(shape), hint="pooling works on feature maps, not vectors")
+                             found=fmt_shape(shape),
+                             hint="pooling works on feature maps, not vectors")
         k = as_tuple(o.size, n, "size")
         s = as_tuple(o.stride if o.stride is not None else o.size, n, "stride")
         if min(k) < 1 or min(s) < 1:
@@ -77,7 +85,8 @@ class Pool(Layer):
         n = len(shape) - 1
         if n < 1:
             raise ShapeError("pool needs a spatial input", expected="rank 2 to 4 (channels last)",
-                             found=fmt(shape), hint="pooling works on feature maps, not vectors")
+                             found=fmt_shape(shape),
+                             hint="pooling works on feature maps, not vectors")
         if mode == "global":
             return (*(1,) * n, shape[-1]) if o.keepdims else (shape[-1],)
         if mode == "adaptive":
@@ -106,6 +115,16 @@ class Pool(Layer):
             return None  # global/adaptive: receptive field becomes the whole input
         k, s, _ = self.geometry(o, shapes[0])
         return list(zip(k, s))
+
+    def label(self, o, rank, default_activation=None):
+        if o.global_:
+            return f"global {o.op} pool"
+        if o.adaptive is not None:
+            return f"adaptive {o.op} pool → {window_text(o.adaptive, rank)}"
+        text = f"{o.op} pool {window_text(o.size, rank)}"
+        if o.stride is not None and o.stride != o.size:
+            text += f"/{uniform_text(o.stride)}"
+        return text
 
     def build(self, o, xs, *, train, name, defaults):
         from archspec.layers import pooling_ops as ops

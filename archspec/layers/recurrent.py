@@ -8,13 +8,17 @@ at zero for every sequence.
 """
 from __future__ import annotations
 
-from archspec.layers.base import InitSpec, Layer, Options, ShapeError, fmt
+from archspec.fmt import fmt_shape
+from pydantic import Field
+
+from archspec.layers.base import Example, InitSpec, Layer, Options, ShapeError
+from archspec.layers.init import initializer
 
 
 def _sequence(shape, kind):
     if len(shape) != 2:
-        raise ShapeError(f"{kind} reads a sequence of feature vectors", expected="(time, features)",
-                         found=fmt(shape),
+        raise ShapeError(f"{kind} reads a sequence of feature vectors",
+                         expected="(time, features)", found=fmt_shape(shape),
                          hint="token ids need an `embedding` first; a feature map can be "
                               "`reshape`d to (time, features)")
 
@@ -22,12 +26,16 @@ def _sequence(shape, kind):
 class _Recurrent(Layer):
     gates: int  # weight matrices per input and per state: 4 (LSTM) or 3 (GRU)
     spatial = True  # each output step sees the whole input so far: no finite window
+    example = Example({"units": 3, "return_sequences": True, "bias": False}, [(5, 2)])
 
     class Options(Options):
-        units: int
-        return_sequences: bool = False
+        units: int = Field(description="size of the state and of each output")
+        return_sequences: bool = Field(False, description="`false`: the last step's output; "
+                                                          "`true`: every step's")
         bias: bool = True
-        init: InitSpec | None = None
+        init: InitSpec | None = Field(None, description="initialiser of the input kernels; the "
+                                                        "recurrent ones are orthogonal; "
+                                                        "default: Flax's `lecun_normal`")
 
     def out_shape(self, o, shapes, dtypes):
         (shape,) = shapes
@@ -51,16 +59,11 @@ class _Recurrent(Layer):
     def build(self, o, xs, *, train, name, defaults):
         import flax.linen as nn
 
-        kw = {"kernel_init": _init(o.init)} if o.init else {}
+        kw = {"kernel_init": initializer(o.init, defaults.shapes_only)} if o.init else {}
         # parent=None: the cell belongs to the RNN (params under <name>.cell), not the model
         cell = self.cell(o.bias)(o.units, dtype=defaults.compute_dtype, parent=None, **kw)
         y = nn.RNN(cell, name=name)(xs[0])
         return y if o.return_sequences else y[:, -1]
-
-
-def _init(spec):
-    from archspec.layers.init import initializer
-    return initializer(spec)
 
 
 class LSTM(_Recurrent):

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from archspec.layers.base import Layer, Options, ShapeError, fmt, prod
+from archspec.fmt import fmt_dims, fmt_shape, prod
+from archspec.layers.base import Example, Layer, Options, ShapeError
 
 
 class Flatten(Layer):
     kind = "flatten"
     doc = "Turns a feature map into one vector (before the dense head)."
+    category = "shape"
+    example = Example({}, [(3, 4, 2)])
 
     def out_shape(self, o, shapes, dtypes):
         return (prod(shapes[0]),)
@@ -22,9 +25,12 @@ class Reshape(Layer):
     kind = "reshape"
     doc = "Gives the tensor a new shape (without batch); one axis may be -1."
     shorthand = "shape"
+    category = "shape"
+    example = Example({"shape": [-1, 4]}, [(2, 3, 4)])
 
     class Options(Options):
-        shape: list[int]
+        shape: list[int] = Field(description="the new shape without the batch axis; one axis "
+                                             "may be -1")
 
     def out_shape(self, o, shapes, dtypes):
         total, target = prod(shapes[0]), list(o.shape)
@@ -40,10 +46,13 @@ class Reshape(Layer):
             target[target.index(-1)] = total // known
         if prod(target) != total:
             raise ShapeError("reshape must keep the number of elements",
-                             expected=f"{total} elements, as in the input {fmt(shapes[0])}",
-                             found=f"{fmt(target)}: {prod(target)} elements", field="shape",
+                             expected=f"{total} elements, as in the input {fmt_shape(shapes[0])}",
+                             found=f"{fmt_shape(target)}: {prod(target)} elements", field="shape",
                              hint="write -1 for one axis to have its size inferred")
         return tuple(target)
+
+    def label(self, o, rank, default_activation=None):
+        return f"reshape {fmt_dims(o.shape)}"
 
     def build(self, o, xs, *, train, name, defaults):
         return xs[0].reshape(xs[0].shape[0], *o.shape)
@@ -53,6 +62,8 @@ class Dropout(Layer):
     kind = "dropout"
     doc = "Zeroes a fraction `rate` of activations while training; identity at evaluation."
     shorthand = "rate"
+    category = "shape"
+    example = Example({"rate": 0.25}, [(6,)])
 
     class Options(Options):
         rate: float = Field(ge=0.0, lt=1.0, description="fraction of activations zeroed")
@@ -61,6 +72,9 @@ class Dropout(Layer):
         if not 0.0 <= o.rate < 1.0:
             raise ShapeError("rate must be in [0, 1)", found=str(o.rate), field="rate")
         return shapes[0]
+
+    def label(self, o, rank, default_activation=None):
+        return f"dropout {o.rate:g}"
 
     def build(self, o, xs, *, train, name, defaults):
         import flax.linen as nn

@@ -2,20 +2,19 @@
 path, so the variables mirror the spec ("stage2.bottleneck1.conv3")."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from archspec.spec.graph import Graph
 from archspec.layers import REGISTRY, activation
+from archspec.spec.graph import Graph
 
 
 OUT = "out:"  # sown node outputs are named apart from the submodule of the same node
 DEAD = "dead:"
-RELU_ZEROING = ("relu", "relu6")  # activations whose units can die (output exactly 0)
 
 
 def dead_fraction(y):
@@ -28,33 +27,28 @@ def dead_fraction(y):
 
 
 def relu_nodes(graph: Graph) -> frozenset:
-    """Nodes whose output passes through a ReLU-family activation that can die."""
-    from archspec.layers.activation import parse
-
+    """Nodes whose output passes through an activation whose units can die (exactly 0)."""
     out = set()
     default = graph.defaults.activation
     for node in graph.layers:
-        act = None
-        if node.kind in RELU_ZEROING:
-            act = node.kind
-        elif node.kind == "activation":
-            act = node.opts.function
-        elif node.kind in ("dense", "conv"):
-            act = node.opts.activation if node.opts.activation is not None else default
-        if act is not None and parse(act)[0] in RELU_ZEROING:
+        act = REGISTRY[node.kind].output_activation(node.opts, default)
+        if act is not None and activation.ACTIVATIONS[activation.parse(act)[0]].zeroing:
             out.add(node.id)
     return frozenset(out)
 
 
 @dataclass(frozen=True)
 class BuildDefaults:
-    """Model-wide defaults from the spec plus run-time choices (compute precision)."""
+    """Model-wide defaults from the spec plus how the model is being traced, handed to every
+    kind's build."""
 
     activation: Any
     bias: bool
     init: Any
     bias_init: Any
     compute_dtype: Any = None
+    in_loop: bool = False      # inside the scan over a BlockRun (conv_ops: `in_loop`)
+    shapes_only: bool = False  # under eval_shape: initialisers may return zeros
 
 
 def _freeze(value):
@@ -96,9 +90,9 @@ def _signature(prefix, nodes):
 
 
 @dataclass
-class Run:
-    """>= 2 consecutive identical block instances: `prefixes[k]` ("stage3.bottleneck7.")
-    names the nodes of instance k."""
+class BlockRun:
+    """>= 2 consecutive identical block instances, built as one scan: `prefixes[k]`
+    ("stage3.bottleneck7.") names the nodes of instance k."""
 
     prefixes: list
     instances: list
@@ -109,8 +103,10 @@ class Run:
         return f"{self.prefixes[0][:-1]}..{self.prefixes[-1][len(parent):-1]}"
 
 
+
+
 def scan_plan(graph: Graph) -> list:
-    """The graph's layers as segments: a single node, or a Run of >= 2 consecutive,
+    """The graph's layers as segments: a single node, or a BlockRun of >= 2 consecutive,
     identical, chained block instances (each reads only the previous one's output, and
     nothing outside reads inside the run but its last node)."""
     layers = graph.layers
@@ -130,7 +126,7 @@ def scan_plan(graph: Graph) -> list:
             sig, ext = _signature(*first)
             if ext is None:
                 continue
-            run, j = Run([first[0]], [first[1]]), i + len(first[1])
+            run, j = BlockRun([first[0]], [first[1]]), i + len(first[1])
             while j < len(layers):
                 nxt = _instance(layers, j, depth)
                 if nxt is None:
@@ -169,19 +165,13 @@ class _Block(nn.Module):
 
     @nn.compact
     def __call__(self, x, _):
-        from archspec.layers import conv_ops
-
         values = {}
-        outer, conv_ops.IN_LOOP[0] = conv_ops.IN_LOOP[0], True  # see conv_ops.IN_LOOP
-        try:
-            for node in self.nodes:
-                xs = [values.get(i, x) for i in node.inputs]
-                y = REGISTRY[node.kind].build(node.opts, xs, train=self.train,
-                                              name=node.id[len(self.prefix):],
-                                              defaults=self.defaults)
-                values[node.id] = y
-        finally:
-            conv_ops.IN_LOOP[0] = outer
+        defaults = replace(self.defaults, in_loop=True)
+        for node in self.nodes:
+            xs = [values.get(i, x) for i in node.inputs]
+            y = REGISTRY[node.kind].build(node.opts, xs, train=self.train,
+                                          name=node.id[len(self.prefix):], defaults=defaults)
+            values[node.id] = y
         return y, None
 
 
@@ -194,6 +184,7 @@ class SpecModel(nn.Module):
     # nodes inside a run are neither sown (intermediates) nor health-checked.
     scan_blocks: bool = False
     remat_blocks: bool = False  # with scan_blocks: recompute each block in the backward pass
+    shapes_only: bool = False   # set by abstract_variables: only shapes are wanted
 
     @nn.compact
     def __call__(self, inputs, train: bool = False):
@@ -201,7 +192,8 @@ class SpecModel(nn.Module):
         Returns a dict of head name -> raw outputs (logits, before the head's output function)."""
         g = self.graph
         d = g.defaults
-        defaults = BuildDefaults(d.activation, d.bias, d.init, d.bias_init, self.compute_dtype)
+        defaults = BuildDefaults(d.activation, d.bias, d.init, d.bias_init, self.compute_dtype,
+                                 shapes_only=self.shapes_only)
         if not isinstance(inputs, dict):
             (name,) = g.inputs
             inputs = {name: inputs}
@@ -213,7 +205,7 @@ class SpecModel(nn.Module):
                 x = x.astype(self.compute_dtype)
             values[node.id] = x
         for node in (scan_plan(g) if self.scan_blocks else g.layers):
-            if isinstance(node, Run):  # identical repeated blocks: one scan
+            if isinstance(node, BlockRun):  # identical repeated blocks: one scan
                 first, prefix = node.instances[0], node.prefixes[0]
                 inside = {n.id for n in first}
                 ext = next(i for n in first for i in n.inputs if i not in inside)
@@ -263,14 +255,9 @@ def abstract_variables(model: SpecModel, graph: Graph, intermediates: bool = Fal
     outputs, from the same single trace (summary needs both)."""
     from flax.core.scope import DenyList
 
-    from archspec.layers import init
-
     key = jax.random.key(0)
     mutable = True if intermediates else DenyList("intermediates")
-    init.SHAPES_ONLY[0] = True
-    try:
-        return jax.eval_shape(lambda x: model.init({"params": key, "dropout": key}, x,
-                                                   train=False, mutable=mutable),
-                              example_inputs(graph))
-    finally:
-        init.SHAPES_ONLY[0] = False
+    shapes = model.clone(shapes_only=True)
+    return jax.eval_shape(lambda x: shapes.init({"params": key, "dropout": key}, x,
+                                                train=False, mutable=mutable),
+                          example_inputs(graph))

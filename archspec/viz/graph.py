@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from archspec.fmt import fmt_dims, human
+from archspec.layers import REGISTRY
 from archspec.spec.graph import Graph, Node
 from archspec.viz import VizError
 
@@ -23,7 +25,7 @@ AUTO_COLLAPSE = 80      # nodes: bigger graphs are collapsed unless --no-collaps
 TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid"}
 RENDERED = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
 
-STYLE = {  # category -> (fill, border)
+STYLE = {  # category (a kind's `category`) -> (fill, border)
     "input": ("#e6e6e6", "#888888"), "conv": ("#cfe2f3", "#3d85c6"),
     "pool": ("#d9ead3", "#6aa84f"), "dense": ("#fce5cd", "#e69138"),
     "norm": ("#eeeeee", "#999999"), "merge": ("#ead1dc", "#a64d79"),
@@ -31,13 +33,6 @@ STYLE = {  # category -> (fill, border)
     "block": ("#d0e0e3", "#45818e"), "head": ("#f4cccc", "#cc0000"),
     "other": ("#ffffff", "#666666"),
 }
-CATEGORY = {"input": "input", "conv": "conv", "pool": "pool", "dense": "dense",
-            "batchnorm": "norm", "layernorm": "norm", "lrn": "norm", "add": "merge",
-            "multiply": "merge", "concat": "merge", "flatten": "shape", "reshape": "shape",
-            "dropout": "shape", "activation": "activation", "embedding": "dense",
-            "one_hot": "shape"}
-ACTIVATIONS = {"relu", "sigmoid", "logistic", "tanh", "softmax", "softplus", "elu", "linear",
-               "leaky_relu", "relu6", "gelu", "swish"}
 SKIP_COLOR = "#c0392b"
 
 
@@ -66,97 +61,23 @@ class Diagram:
 
 
 # --- labels ----------------------------------------------------------------------------------
-def fmt_shape(shape) -> str:
-    return "×".join(str(s) for s in shape) if shape else "?"
-
-
-def _window(value, n: int) -> str:
-    if value is None:
-        return ""
-    vals = [value] * n if isinstance(value, int) else list(value)
-    return "×".join(str(v) for v in vals) if len(set(vals)) > 1 or n > 1 else str(vals[0])
-
-
-def _uniform(value) -> str:
-    """A stride or dilation: one number when it is the same on every axis."""
-    vals = [value] if isinstance(value, int) else list(value)
-    return str(vals[0]) if len(set(vals)) == 1 else "×".join(map(str, vals))
-
-
-def _activation_name(spec) -> str | None:
-    if spec is None:
-        return None
-    if isinstance(spec, str):
-        return spec
-    if isinstance(spec, dict) and len(spec) == 1:
-        return next(iter(spec))
-    return str(spec)
-
-
-def _with_activation(text: str, spec, graph: Graph) -> str:
-    act = _activation_name(spec if spec is not None else getattr(graph.defaults, "activation", None))
-    return f"{text}, {act}" if act and act != "linear" else text
-
-
 def describe(node: Node, graph: Graph) -> str:
-    """Kind and key options: `conv 3×3/2, 64, relu`, `max pool 2×2`, `dense 128`."""
-    o, kind = node.opts, node.kind
-    spatial = max(len(graph.nodes[node.inputs[0]].shape or ()) - 1, 1) if node.inputs and \
-        graph.nodes.get(node.inputs[0]) is not None else 2
-    if kind == "input":
+    """Kind and key options, as the kind labels itself: `conv 3×3/2, 64, relu`."""
+    if node.kind == "input":
         return "input" + (f" ({node.dtype})" if node.dtype != "float32" else "")
-    if o is None:
-        return kind
-    if kind == "conv":
-        text = f"conv {_window(o.kernel, spatial)}"
-        if _uniform(o.stride) != "1":
-            text += f"/{_uniform(o.stride)}"
-        if _uniform(o.dilation) != "1":
-            text += f" dilation {_uniform(o.dilation)}"
-        text += f", {o.maps}"
-        if o.groups != 1:
-            text += f", groups {o.groups}"
-        return _with_activation(text, o.activation, graph)
-    if kind == "pool":
-        if getattr(o, "global_", False):
-            return f"global {o.op} pool"
-        if o.adaptive is not None:
-            return f"adaptive {o.op} pool → {_window(o.adaptive, spatial)}"
-        text = f"{o.op} pool {_window(o.size, spatial)}"
-        if o.stride is not None and o.stride != o.size:
-            text += f"/{_uniform(o.stride)}"
-        return text
-    if kind == "dense":
-        return _with_activation(f"dense {o.units}", o.activation, graph)
-    if kind == "dropout":
-        return f"dropout {o.rate:g}"
-    if kind == "activation":
-        return _activation_name(o.function) or "activation"
-    if kind == "reshape":
-        return f"reshape {fmt_shape(o.shape)}"
-    if kind == "embedding":
-        return f"embedding {o.vocabulary}→{o.dimension}"
-    if kind == "one_hot":
-        return f"one_hot {o.classes}"
-    extras = []
-    for f in ("units", "maps", "heads", "dim", "size"):
-        v = getattr(o, f, None)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            extras.append(f"{f} {v}" if f in ("heads", "dim") else str(v))
-    return " ".join([kind, ", ".join(extras)]).strip()
+    if node.opts is None:
+        return node.kind
+    src = graph.nodes.get(node.inputs[0]) if node.inputs else None
+    rank = max(len(src.shape or ()) - 1, 1) if src is not None else 2
+    return REGISTRY[node.kind].label(node.opts, rank,
+                                     getattr(graph.defaults, "activation", None))
 
 
 def category(kind: str) -> str:
-    if kind in ACTIVATIONS:
-        return "activation"
-    return CATEGORY.get(kind, "other")
-
-
-def _human(n: int) -> str:
-    for suffix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f}{suffix}"
-    return str(n)
+    if kind == "input":
+        return "input"
+    layer = REGISTRY.get(kind)
+    return layer.category if layer is not None and layer.category in STYLE else "other"
 
 
 # --- structure -------------------------------------------------------------------------------
@@ -248,7 +169,7 @@ def build_diagram(graph: Graph, collapse: bool | None = None, depth: int | None 
         hid = f"head:{name}"
         lines = [f"head: {name}", head.output]
         if head.shape:
-            lines[-1] += f" · {fmt_shape(head.shape)}"
+            lines[-1] += f" · {fmt_dims(head.shape)}"
         if head.loss_weight != 1.0:
             lines.append(f"loss weight {head.loss_weight:g}")
         boxes.append(Box(hid, lines, "head"))
@@ -262,13 +183,13 @@ def _box(graph: Graph, uid: str, members: list[str], count: int, grouped: bool) 
         n = graph.nodes[members[0]]
         what = describe(n, graph)
         lines = [n.id, what] if what != n.id else [n.id]
-        return Box(uid, lines + [fmt_shape(n.shape)], category(n.kind), members)
+        return Box(uid, lines + [fmt_dims(n.shape)], category(n.kind), members)
     last = graph.nodes[members[-1]]
     params = sum(graph.nodes[m].params for m in members)
     name = uid
     what = (f"{_stem(name.split('…')[0])} ×{count} · {len(members) // count} layers each" if count > 1
             else f"block · {len(members)} layers")
-    lines = [name, what + (f" · {_human(params)} params" if params else ""), fmt_shape(last.shape)]
+    lines = [name, what + (f" · {human(params, digits=1, space=False)} params" if params else ""), fmt_dims(last.shape)]
     return Box(uid, lines, "block", members)
 
 
