@@ -40,13 +40,6 @@ class SpecError:
             lines.append(f"    hint:     {self.hint}")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
-        d = {"message": self.message, "path": self.path, "expected": self.expected,
-             "found": self.found, "hint": self.hint}
-        if self.pos:
-            d.update(file=self.pos.file, line=self.pos.line, col=self.pos.col)
-        return d
-
 
 class ArchspecError(Exception):
     """The base of every problem a user can cause and fix.

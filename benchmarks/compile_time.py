@@ -31,7 +31,7 @@ def main():
     t0 = time.perf_counter()
     import jax
 
-    from archspec.bench import _random_batch
+    from archspec.train.bench import _random_batch
     from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture
     from archspec.train.config import Optimizer

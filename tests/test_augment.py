@@ -199,3 +199,57 @@ def test_ops_that_cannot_apply_to_the_data_are_named():
     assert [p[:2] for p in A.check_steps(steps, (8, 8, 1), "classification")] == [
         (1, "color_jitter")]
     assert A.check_steps(steps, (8, 8, 3), "classification") == []
+
+
+# --- through the CLI ---------------------------------------------------------------------
+import textwrap  # noqa: E402
+
+from helpers import run_cli  # noqa: E402
+
+EXPERIMENT = """\
+name: aug
+architecture:
+  name: tiny
+  input: {{shape: [32, 32, 3]}}
+  layers:
+    - conv: {{maps: 4, kernel: 3, stride: 2, activation: relu}}
+    - pool: {{op: avg, global: true}}
+    - dense: {{units: 4, activation: linear, name: logits}}
+  heads:
+    shapes: {{from: logits, output: softmax}}
+data: {{name: shapes, options: {{n: 200}}}}
+steps: 3
+batch_size: 16
+output: {out}
+augment:
+{augment}
+loss: {{shapes: {{kind: categorical_crossentropy, label_smoothing: 0.1}}}}
+"""
+
+
+def experiment(tmp_path, augment):
+    path = tmp_path / "aug.yaml"
+    path.write_text(EXPERIMENT.format(out=tmp_path / "runs",
+                                      augment=textwrap.indent(augment, "  ")))
+    return path
+
+
+def test_train_with_augmentation_and_data_show(tmp_path):
+    exp = experiment(tmp_path, "- random_crop: {padding: 2}\n- flip\n- cutmix: {alpha: 1.0}\n")
+    r = run_cli("train", exp)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_cli("data", "show", exp, "-o", tmp_path / "ex.png", "--count", "8")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "ex.png").stat().st_size > 1000
+    assert "circle" in r.stdout and "all" in r.stdout  # the class balance table
+    assert "random_crop, flip, cutmix" in r.stdout
+
+
+def test_an_op_that_does_not_fit_the_data_is_located(tmp_path):
+    exp = experiment(tmp_path, "- flip\n- color_jitter: {saturation: 0.5}\n")
+    text = exp.read_text().replace("[32, 32, 3]", "[32, 32, 1]")
+    exp.write_text(text)
+    r = run_cli("train", exp)
+    assert r.returncode == 2
+    assert f"{exp}:17:5: error: augment[1]: color_jitter cannot apply" in r.stderr
+    assert "Traceback" not in r.stderr

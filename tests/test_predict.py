@@ -103,7 +103,7 @@ def test_predict_errors_and_text_table(digits_run, tmp_path):
     # the table the command prints without --json
     from rich.console import Console
 
-    from archspec.predict import render
+    from archspec.ui.predictions import render
 
     result = {"run": "runs/x/1", "checkpoint": "best", "step": 7, "heads": {"classes": "softmax"},
               "predictions": [{"input": "a.npy", "index": 1, "heads": {"classes": {

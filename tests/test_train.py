@@ -164,10 +164,10 @@ def test_losses_match_numpy_formulas():
 
 
 def test_experiment_schema_file_is_current():
-    from archspec.spec.jsonschema import schema_for
+    from archspec.commands.schema import experiment_schema
 
     committed = json.loads((ROOT / "schema/experiment.schema.json").read_text())
-    assert committed == schema_for("experiment")
+    assert committed == experiment_schema()
     props = committed["properties"]
     assert {"architecture", "data", "optimizer", "loss", "health", "checkpoint"} <= set(props)
     for exp in EXPERIMENTS:  # every experiment points editors at it

@@ -29,7 +29,3 @@ class DataError(ArchspecError):
     def located(self) -> list[SpecError]:
         where = ": ".join(p for p in (self.file, self.record) if p)
         return [SpecError(self.message, self.pos, where, hint=self.hint)]
-
-    def to_dict(self) -> dict:
-        return {"message": self.message, "file": self.file, "record": self.record,
-                "hint": self.hint, "option": self.option}

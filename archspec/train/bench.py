@@ -1,8 +1,9 @@
-"""`archspec bench`: how fast this machine trains a spec, and how close that is to its peak.
+"""How fast this machine trains a spec, and how close that is to its peak.
 
 Compiles the real train step (archspec.train.step.make_train_step, Adam) for a resident
 random batch, then reports compile time, median step time, examples/s, achieved FLOP/s,
 utilisation against the device's matmul peak measured in the same run, and peak memory.
+The command and its table: archspec/commands/bench.py, archspec/ui/bench_table.py.
 
 FLOPs are an estimate: training = 3 × forward (forward, input gradient, weight gradient),
 2 FLOPs per multiply-accumulate, forward MACs from the resolver (conv and dense layers).
@@ -180,27 +181,19 @@ def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float3
         memory_source=source, step_memory_bytes=_step_memory(compiled))
 
 
-def table(r: BenchResult):
-    from rich.table import Table
+def size_problem(graph, batch: int, matmul_size: int) -> tuple[str, str] | None:
+    """(flag, why) when a batch or the peak matmul could not fit in memory: checked before
+    anything is allocated, against the resolver's bound on layer outputs."""
+    from archspec.fmt import BYTES_PER_VALUE, fmt_bytes, prod
+    from archspec.spec.resolve import MAX_ACTIVATIONS
 
-    from archspec.ui.render import human, human_bytes
-
-    t = Table(title=f"{r.name}: batch {r.batch}, {r.precision}, {r.devices} × {r.device}",
-              show_header=False)
-    t.add_column(style="bold")
-    t.add_column(justify="right")
-    t.add_row("parameters", f"{r.params:,}")
-    t.add_row("compile time", f"{r.compile_s:.2f} s")
-    t.add_row("step time (median)", f"{r.step_s * 1e3:.2f} ms  "
-              f"(min {r.step_s_min * 1e3:.2f}, max {r.step_s_max * 1e3:.2f}, {r.steps} steps)")
-    t.add_row("examples/s", f"{r.examples_per_s:,.1f}")
-    t.add_row("training FLOPs / step", f"{human(r.train_flops_per_step, 'FLOP')}  "
-              "(estimate: 3 × forward MACs × 2)")
-    t.add_row("achieved", human(r.achieved_flops, "FLOP/s"))
-    t.add_row("matmul peak (measured)", f"{human(r.peak_matmul_flops, 'FLOP/s')}  "
-              f"({r.matmul_size}² {'bf16' if r.precision == 'bf16' else 'float32'})")
-    t.add_row("utilisation", f"{r.utilisation:.1%}")
-    t.add_row("peak memory", f"{human_bytes(r.peak_memory_bytes)}  ({r.memory_source})")
-    if r.step_memory_bytes is not None:
-        t.add_row("step memory (XLA)", human_bytes(r.step_memory_bytes))
-    return t
+    values = batch * sum(prod(n.shape or ()) for n in graph.nodes.values())
+    if values > MAX_ACTIVATIONS:
+        return "--batch", (f"a batch of {batch:,} holds {values:,} layer output values "
+                           f"(~{fmt_bytes(values * BYTES_PER_VALUE)} in float32); at most "
+                           f"{MAX_ACTIVATIONS:,}")
+    if 3 * matmul_size ** 2 > MAX_ACTIVATIONS:  # two operands and the product
+        return "--matmul-size", (f"three {matmul_size:,}×{matmul_size:,} matrices take "
+                                 f"~{fmt_bytes(3 * BYTES_PER_VALUE * matmul_size ** 2)}; at "
+                                 f"most {math.isqrt(MAX_ACTIVATIONS // 3):,}")
+    return None

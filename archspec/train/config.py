@@ -12,6 +12,8 @@ from archspec.data import DataConfig
 from archspec.errors import ErrorCollector, Pos, SpecErrors, parses_as_float
 from archspec.spec.locate import validate
 from archspec.spec.yaml_loader import YMap, load_yaml_file
+from archspec.train.augment import AugmentStep
+from archspec.train.losses import LossKind
 
 SEED_MAX = 2**63 - 1  # seeds become int64 PRNG keys
 
@@ -22,8 +24,10 @@ class Strict(BaseModel):
 
 
 class LossSpec(Strict):
-    kind: Literal["categorical_crossentropy", "binary_crossentropy", "mse"]
+    kind: LossKind
     weight: float | None = Field(None, ge=0, description="default: the head's loss_weight")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="categorical_crossentropy: "
+                                   "train towards (1 - s) on the class and s spread evenly")
 
 
 class Schedule(Strict):
@@ -88,7 +92,7 @@ class Experiment(Strict):
     architecture: str | dict[str, Any] = Field(
         description="path (relative to this file) or an inline architecture")
     data: DataConfig
-    loss: dict[str, Literal["categorical_crossentropy", "binary_crossentropy", "mse"] | LossSpec] = Field(
+    loss: dict[str, LossKind | LossSpec] = Field(
         default_factory=dict, description="per head; default from the head's output function")
     optimizer: Optimizer = Field(default_factory=Optimizer)
     epochs: int = Field(10, ge=1)
@@ -101,6 +105,9 @@ class Experiment(Strict):
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     health: Health = Field(default_factory=Health)
     output: str = "runs"
+    augment: list[AugmentStep] = Field(default_factory=list, description="ops applied in order "
+                                       "to every training batch, e.g. [flip, {random_crop: "
+                                       "{padding: 4}}]")
     variables: dict[str, int | float | bool | str] = Field(
         default_factory=dict, description="override the architecture's variables, e.g. "
                                           "{classes: 6} for a 1000-way network on 6 classes")
@@ -171,7 +178,7 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> tup
         errors.raise_if_any()
     apply_overrides(root, overrides or [])
     _fix_floats(root)
-    exp = validate(Experiment, root, root, errors, "", root.pos, "the experiment")
+    exp = _validate(root, errors, root.pos)
     errors.raise_if_any()
     return exp, root
 
@@ -189,9 +196,38 @@ def experiment_for_architecture(arch_path: str, data: str | None, overrides: lis
     apply_overrides(root, overrides)
     _fix_floats(root)
     errors = ErrorCollector()
-    exp = validate(Experiment, root, root, errors, "", pos, "the experiment")
+    exp = _validate(root, errors, pos)
     errors.raise_if_any()
     return exp, root
+
+
+def _validate(root: YMap, errors: ErrorCollector, pos: Pos):
+    """The Experiment of a loaded tree; a data error (raised by the data options' checks)
+    points at its line."""
+    from archspec.data import DataError
+
+    try:
+        return validate(Experiment, root, root, errors, "", pos, "the experiment")
+    except DataError as exc:
+        locate_data_error(exc, root)
+        raise
+
+
+def locate_data_error(exc, root) -> None:
+    """Give a data error without a place the line of `data.options.<option>` in the
+    experiment (or the --set flag that gave it), else of `data:`. A data file's own problem
+    (exc.file without an option) keeps its place in that file."""
+    if exc.pos is None and root is not None and (exc.option or not exc.file):
+        exc.pos = data_position(root, exc.option)
+
+
+def data_position(root: YMap, option: str | None) -> Pos | None:
+    data = root.get("data")
+    options = data.get("options") if isinstance(data, dict) else None
+    key = option.split(".")[0] if option else None
+    if key is not None and key in getattr(options, "key_pos", {}):
+        return options.key_pos[key]
+    return root.val_pos.get("data")
 
 
 def is_architecture_file(path) -> bool:

@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from archspec.train.reporter import Warn, ignore
 from archspec.train.runs import RunError
 
 
-def load_run(run_dir: Path):
-    """(Experiment, Graph, arch_text) from a run folder: config.yaml + architecture.yaml."""
+def load_run(run_dir: Path, warn: Warn = ignore):
+    """(Experiment, Graph, arch_text) from a run folder: config.yaml + architecture.yaml.
+    Data or experiment files changed since the run started are told to `warn`."""
     from archspec.errors import SpecErrors
     from archspec.spec.resolve import load_architecture
     from archspec.train.config import Experiment
@@ -28,24 +30,24 @@ def load_run(run_dir: Path):
         graph = load_architecture(arch_path)
     except SpecErrors:
         raise
-    warn_changed_sources(run_dir)
+    warn_changed_sources(run_dir, warn)
     return exp, graph, arch_path.read_text()
 
 
 _warned: set = set()
 
 
-def warn_changed_sources(run_dir: Path) -> None:
+def warn_changed_sources(run_dir: Path, warn: Warn) -> None:
     """Name every data (or experiment) file that moved or changed since the run started,
     once per process: the run folder's config is used as it is, the change is not silent."""
-    from archspec.ui.render import print_problem
     from archspec.train.runs import changed_sources
 
+    if warn is ignore:  # nobody to tell: keep the once-per-process warning for a caller who is
+        return
     for message in changed_sources(run_dir):
         if (str(Path(run_dir).resolve()), message) not in _warned:
             _warned.add((str(Path(run_dir).resolve()), message))
-            print_problem("warning", message,
-                          "this run uses its own config.yaml; results may differ from the "
+            warn(message, "this run uses its own config.yaml; results may differ from the "
                           "original run's")
 
 
@@ -70,31 +72,28 @@ def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     return {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err)))}
 
 
-def load_state(run_dir: Path, which: str = "best"):
-    """(setup, state) of a trained run, rebuilt from its folder alone."""
+def load_state(run_dir: Path, which: str = "best", warn: Warn = ignore):
+    """(setup, state, which) of a trained run, rebuilt from its folder alone."""
     import jax.numpy as jnp
 
     from archspec.train import checkpoint as ckpt
     from archspec.train.loop import prepare
     from archspec.train.step import init_state
 
-    exp, graph, arch_text = load_run(run_dir)
+    exp, graph, arch_text = load_run(run_dir, warn)
     setup = prepare(exp, graph, arch_text, {})
     example = jnp.zeros((1, *setup.dataset.train.x.shape[1:]), setup.dataset.train.x.dtype)
     state = init_state(setup.model, graph, setup.tx, exp.seed, example)
     if which == "best" and not (Path(run_dir) / "checkpoints" / "best").exists():
         which = "latest"
-    from archspec.ui.render import print_problem
-
-    state, _ = ckpt.restore(run_dir, state, which,
-                            warn=lambda m: print_problem("warning", m))
+    state, _ = ckpt.restore(run_dir, state, which, warn=warn)
     return setup, state, which
 
 
-def run_eval(run_dir: Path, split: str = "test", which: str = "best"):
+def run_eval(run_dir: Path, split: str = "test", which: str = "best", warn: Warn = ignore):
     from archspec.train.loop import evaluate
 
-    setup, state, which = load_state(run_dir, which)
+    setup, state, which = load_state(run_dir, which, warn)
     data = getattr(setup.dataset, split)
     metrics, outputs = evaluate(setup, state, data)
     head = setup.heads[0]

@@ -33,7 +33,12 @@ def head_losses(exp, graph, dataset, data_pos: Pos | None = None,
             where = f"{dataset.name} data" + (f" at {data_pos}" if data_pos else "")
             errors.append(SpecError(message, head.pos, f"heads.{name}", expected=expected,
                                     found=f"{found} ({where})", hint=hint))
-        out.append(HeadLoss(name, kind, head.output, float(weight)))
+        smoothing = spec.label_smoothing if spec is not None and not isinstance(spec, str) else 0.0
+        if smoothing and kind != "categorical_crossentropy":
+            errors.append(SpecError(f"label smoothing applies to categorical_crossentropy, not "
+                                    f"{kind}", loss_pos.get(name), f"loss.{name}",
+                                    hint="remove label_smoothing, or use a softmax head"))
+        out.append(HeadLoss(name, kind, head.output, float(weight), float(smoothing)))
     if errors:
         raise SpecErrors(errors)
     return out

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+from flax import linen as nn
+from jax.sharding import Mesh
 
-from archspec.data import batches, load_dataset, prefetch, steps_per_epoch
+from archspec.data import DataError, Dataset, batches, load_dataset, prefetch, steps_per_epoch
 from archspec.errors import ArchspecError, SpecError, SpecErrors
+from archspec.spec.graph import Graph
 from archspec.train import checkpoint as ckpt
 from archspec.train.health import AttemptFailed, Monitor
 from archspec.train.heads import chance_rate, head_losses
+from archspec.train.config import Experiment, locate_data_error
 from archspec.train.optim import make_optimizer
+from archspec.train.reporter import NullReporter, Reporter
 from archspec.train.runs import (MetricsLog, RunError, new_run_dir, read_attempts, read_best,
                                  write_attempts, write_best, write_setup)
-from archspec.train.step import (fetch, init_state, make_eval_step, make_mesh,
+from archspec.train.step import (HeadLoss, fetch, init_state, make_eval_step, make_mesh,
                                  make_train_step, pad_batch, put_batch, shardings)
 
 
@@ -32,22 +39,32 @@ class TrainError(ArchspecError):
     """A run that cannot start as configured (exit 2); `pos` names the config line."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Setup:
-    exp: object
-    graph: object
-    dataset: object
-    model: object
-    heads: list
-    tx: object
-    lr_fn: object
-    mesh: object
+    """Everything one attempt trains with. A restart builds a new one (`with_lr_factor`)."""
+
+    exp: Experiment
+    graph: Graph
+    dataset: Dataset
+    model: nn.Module
+    heads: list[HeadLoss]
+    tx: optax.GradientTransformation
+    lr_fn: optax.Schedule
+    mesh: Mesh
     total_steps: int
     steps_per_epoch: int
     config: dict
     arch_text: str
     chance: float | None = None      # majority-class rate of the train split
     experiment_file: str | None = None  # fingerprinted, so a resume names a later edit
+    augment: Callable | None = None  # (key, x, y) -> (x, y): the experiment's `augment:`
+
+    def with_lr_factor(self, factor: float) -> "Setup":
+        """The same run with its learning rate scaled (a restart after a failed attempt)."""
+        opt = self.exp.optimizer
+        tx, lr_fn = make_optimizer(opt.model_copy(update={"lr": opt.lr * factor}),
+                                   self.total_steps)
+        return replace(self, tx=tx, lr_fn=lr_fn)
 
 
 @dataclass
@@ -62,8 +79,8 @@ class Result:
     outcome: str = "finished"
 
 
-def prepare(exp, graph, arch_text: str, config: dict, smoke: bool = False,
-            root=None) -> Setup:
+def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: bool = False,
+            root=None, experiment_file: str | None = None) -> Setup:
     """Everything a run needs, checked before step 1. `root` is the experiment's YAML tree:
     errors that involve the data point at its lines (absent on resume)."""
     from archspec.model.build import build_model
@@ -73,14 +90,18 @@ def prepare(exp, graph, arch_text: str, config: dict, smoke: bool = False,
                          f"{len(graph.inputs)} ({', '.join(graph.inputs)})",
                          "multi-input data sets are not supported yet")
     (inp,) = graph.inputs.values()
-    dataset = load_dataset(exp.data, tuple(inp.shape), seed=exp.seed)
+    try:
+        dataset = load_dataset(exp.data, tuple(inp.shape), seed=exp.seed)
+    except DataError as exc:
+        locate_data_error(exc, root)
+        raise
     for node in graph.layers:  # ids beyond the table: NaN vectors (embedding), zeros (one_hot)
         size = {"embedding": "vocabulary", "one_hot": "classes"}.get(node.kind)
         if size and dataset.vocabulary and getattr(node.opts, size) < len(dataset.vocabulary):
             raise TrainError(f"{node.id} has {size} {getattr(node.opts, size)} but the data "
                              f"has {len(dataset.vocabulary)} token ids",
                              f"set {size}: {len(dataset.vocabulary)}, or the data's "
-                             f"vocabulary_size: {getattr(node.opts, size)}")
+                             f"vocabulary_size: {getattr(node.opts, size)}", pos=node.pos)
     mesh = make_mesh()
     n_dev = mesh.devices.size
     if exp.batch_size % n_dev:
@@ -104,7 +125,27 @@ def prepare(exp, graph, arch_text: str, config: dict, smoke: bool = False,
     tx, lr_fn = make_optimizer(exp.optimizer, total)
     heads = head_losses(exp, graph, dataset, _pos(root, "data"), _loss_positions(root))
     return Setup(exp, graph, dataset, model, heads, tx, lr_fn, mesh, total, spe, config,
-                 arch_text, chance_rate(dataset))
+                 arch_text, chance_rate(dataset), experiment_file, _augment(exp, dataset, root))
+
+
+def _augment(exp: Experiment, dataset: Dataset, root):
+    """The experiment's augmentation as one function, after checking each op fits the data."""
+    from archspec.train.augment import check_steps, make_augment
+
+    problems = check_steps(exp.augment, dataset.input_shape, dataset.task)
+    if problems:
+        entries = root.get("augment") if root is not None else None
+        raise SpecErrors([SpecError(
+            f"{name} cannot apply to this data: {why}",
+            _item_pos(entries, i) or _pos(root, "augment"),
+            f"augment[{i}]", hint="remove the op, or use data it fits")
+            for i, name, why in problems])
+    return make_augment([s.op for s in exp.augment], dataset.norm_stats, dataset.num_classes)
+
+
+def _item_pos(items, i: int):
+    positions = getattr(items, "item_pos", None)
+    return positions[i] if positions and i < len(positions) else None
 
 
 def _pos(root, key: str):
@@ -167,94 +208,86 @@ def evaluate(setup: Setup, state, split, eval_step=None, batch_size=None):
     return result, {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]} if outputs else {}
 
 
-def fit(setup: Setup, run_dir: Path | None = None, resume: bool = False, console=None,
-        progress: bool = True) -> Result:
+def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = None,
+        resume: bool = False) -> Result:
     """Train, restarting with a new seed after a collapse or divergence while restarts are
-    left (health.restarts). Every attempt's record stays in the run folder."""
-    from archspec.ui.render import console as default_console
-
+    left (health.restarts). Every attempt's record stays in the run folder; what a person
+    should see goes to `reporter`."""
     exp = setup.exp
-    console = console or default_console
+    reporter = reporter or NullReporter()
     if run_dir is None:
         run_dir = new_run_dir(exp.output, exp.name)
         write_setup(run_dir, setup.config, setup.arch_text, exp.seed,
                     experiment_file=setup.experiment_file)
     attempts = read_attempts(run_dir)
     attempt = len(attempts)
+    reporter.run_start(setup, run_dir, resume)
     while True:
         seed = exp.seed + 1000 * attempt
         if attempt:
-            factor = exp.health.restart_lr_factor ** attempt
-            setup.tx, setup.lr_fn = make_optimizer(
-                exp.optimizer.model_copy(update={"lr": exp.optimizer.lr * factor}),
-                setup.total_steps)
+            setup = setup.with_lr_factor(exp.health.restart_lr_factor ** attempt)
         try:
-            result = _attempt(setup, run_dir, seed, attempt, resume, console, progress)
+            result = _attempt(setup, run_dir, seed, attempt, resume, reporter)
         except AttemptFailed as failed:
             record = {"attempt": attempt, "seed": seed, "outcome": failed.outcome,
                       "step": failed.step, "detail": failed.detail}
             attempts.append(record)
             write_attempts(run_dir, attempts)
             _archive_checkpoints(run_dir, attempt)
-            console.print(
-                f"[bold red]{failed.outcome}[/bold red] at step {failed.step}: {failed.detail}\n"
-                f"    hint: {failed.hint}")
+            reporter.attempt_failed(failed.outcome, failed.step, failed.detail, failed.hint)
             if attempt >= exp.health.restarts:
                 result = Result(run_dir, None, stopped=True, outcome=failed.outcome)
                 MetricsLog(run_dir, tensorboard=False).log(
                     {"step": failed.step, "split": "summary", "attempt": attempt,
                      "status": failed.outcome})
+                reporter.finish(result, setup)
                 return result
             attempt += 1
             resume = False
-            console.print(
-                f"restarting (attempt {attempt + 1} of {exp.health.restarts + 1}) with seed "
-                f"{exp.seed + 1000 * attempt}")
+            reporter.restarting(attempt + 1, exp.health.restarts + 1, exp.seed + 1000 * attempt)
             continue
         attempts.append({"attempt": attempt, "seed": seed,
                          "outcome": "stopped" if result.stopped else "finished",
                          "step": int(jax.device_get(result.state.step))})
         write_attempts(run_dir, attempts)
+        reporter.finish(result, setup)
         return result
 
 
-def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool, console,
-             progress: bool) -> Result:
-    from archspec.train.report import EpochPrinter
-
+def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
+             reporter: Reporter) -> Result:
     exp = setup.exp
     data_sh, repl = shardings(setup.mesh)
     example = jnp.zeros((1, *setup.dataset.train.x.shape[1:]), setup.dataset.train.x.dtype)
     state = init_state(setup.model, setup.graph, setup.tx, seed, example)
     start_epoch, start_batch = 0, 0
-    log = MetricsLog(run_dir)
-    best = read_best(run_dir) if resume else None
+    log = MetricsLog(run_dir, warn=reporter.warning)
+    best = read_best(run_dir, reporter.warning) if resume else None
     if resume:
-        state, pos = ckpt.restore(run_dir, state, warn=lambda m: console.print(
-            f"[yellow]warning:[/yellow] {m}"))
+        state, pos = ckpt.restore(run_dir, state, warn=reporter.training_warning)
         start_epoch, start_batch = pos["epoch"], pos["batch"]
         log.truncate_after(int(state.step))
     state = jax.device_put(state, repl)
     store = ckpt.Checkpoints(run_dir, exp.checkpoint.keep)
-    train_step = make_train_step(setup.model, setup.heads, setup.tx, setup.mesh)
+    train_step = make_train_step(setup.model, setup.heads, setup.tx, setup.mesh, setup.augment)
     eval_step = make_eval_step(setup.model, setup.heads, setup.mesh)
-    printer = EpochPrinter(console, setup, progress)
     monitor = Monitor(exp.health, [n.id for n in setup.graph.layers if n.params],
-                      lambda msg: printer.warn(msg))
+                      reporter.training_warning)
     result = Result(run_dir, state)
     step = int(state.step)
     t_start, trained = time.perf_counter(), 0
     epochs = -(-setup.total_steps // setup.steps_per_epoch)
+    reporter.compiling(setup)
     try:
-        with _StopFlag() as flag, printer:
+        with _StopFlag() as flag:
             for epoch in range(start_epoch, epochs):
                 if step >= setup.total_steps:
                     break
                 skip = start_batch if epoch == start_epoch else 0
                 t0, sums, n_seen, b = time.perf_counter(), {}, 0, skip - 1
                 it = batches(setup.dataset.train, exp.batch_size, shuffle=True, seed=exp.seed,
-                             epoch=epoch)
-                it = prefetch(_padded(it, exp.batch_size, skip), 2,
+                             epoch=epoch, start=skip, workers=exp.data.workers)
+                it = prefetch(_padded(it, exp.batch_size), 2,
                               put=lambda b: (put_batch(b[:3], data_sh), b[3]))
                 pending = None
                 for b, ((x, y, w), real) in enumerate(it, start=skip):
@@ -267,7 +300,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                     pending = (step, health)
                     for k, v in metrics.items():
                         sums[k] = sums.get(k, 0.0) + v * real
-                    printer.step(step, epoch, metrics, n_seen / (time.perf_counter() - t0))
+                    reporter.step(step, epoch, metrics, n_seen / (time.perf_counter() - t0))
                     every = exp.checkpoint.every_steps
                     if every and step % every == 0 and b + 1 < setup.steps_per_epoch:
                         monitor.observe(*jax.device_get(pending))
@@ -292,6 +325,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 log.log(rec)
                 row = {"train": rec}
                 if "val" in exp.eval_splits and len(setup.dataset.val.x):
+                    reporter.evaluating("val", len(setup.dataset.val.x))
                     val, _ = evaluate(setup, state, setup.dataset.val, eval_step)
                     log.log({"step": step, "epoch": epoch + 1, "split": "val", **_clean(val)})
                     row["val"] = val
@@ -302,7 +336,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                         write_best(run_dir, best, step)
                 store.save("latest", state, pos)
                 result.history.append(row)
-                printer.epoch(epoch + 1, epochs, row)
+                reporter.epoch_end(epoch + 1, epochs, row)
                 if finished_epoch:
                     monitor.check_chance(step, _main_accuracy(train), setup.chance)
                 if flag.stop:
@@ -313,11 +347,13 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     finally:
         store.close()
         log.close()
+        reporter.attempt_end()
     log = MetricsLog(run_dir, tensorboard=False)
     result.seconds = time.perf_counter() - t_start
     result.examples_per_s = trained / max(result.seconds, 1e-9)
     result.state = state
     if not result.stopped and "test" in exp.eval_splits and len(setup.dataset.test.x):
+        reporter.evaluating("test", len(setup.dataset.test.x))
         result.test, _ = evaluate(setup, state, setup.dataset.test, eval_step)
         log.log({"step": step, "split": "test", **_clean(result.test)})
     result.outcome = "stopped" if result.stopped else "finished"
@@ -338,10 +374,8 @@ def _archive_checkpoints(run_dir: Path, attempt: int) -> None:
             (run_dir / name).unlink()
 
 
-def _padded(it, size, skip):
-    for k, (x, y) in enumerate(it):
-        if k < skip:
-            continue
+def _padded(it, size):
+    for x, y in it:
         xb, yb, w = pad_batch(x, y, size)
         yield xb, yb, w, len(x)
 
@@ -359,4 +393,4 @@ def _score(metrics: dict) -> float:
     return acc[0] if acc else -metrics["loss"]
 
 
-__all__ = ["prepare", "fit", "evaluate", "TrainError", "RunError"]
+__all__ = ["Setup", "Result", "prepare", "fit", "evaluate", "TrainError", "RunError"]

@@ -3,18 +3,25 @@ forms, and the metrics that go with them. Every loss is per example; the step we
 and averages (padded examples in a last partial batch get weight 0)."""
 from __future__ import annotations
 
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 import optax
 
+LossKind = Literal["categorical_crossentropy", "binary_crossentropy", "mse"]
 DEFAULT_FOR_OUTPUT = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy",
                       "linear": "mse", "softplus": "mse"}
 
 
-def per_example(kind: str, output: str, logits, y):
+def per_example(kind: str, output: str, logits, y, label_smoothing: float = 0.0):
     logits = logits.astype(jnp.float32)
     if kind == "categorical_crossentropy":
-        if y.ndim == logits.ndim:      # one-hot or soft targets
+        if label_smoothing:
+            if y.ndim != logits.ndim:
+                y = jax.nn.one_hot(y, logits.shape[-1], dtype=jnp.float32)
+            y = optax.smooth_labels(y, label_smoothing)
+        if y.ndim == logits.ndim:      # one-hot or soft targets (mixup, cutmix, smoothing)
             return optax.softmax_cross_entropy(logits, y)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y)
     if kind == "binary_crossentropy":

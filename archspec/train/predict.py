@@ -1,4 +1,4 @@
-"""`archspec predict RUN INPUT...`: a trained run's outputs for new examples in files.
+"""A trained run's outputs for new examples in files.
 
 The serving path after training. A run folder holds everything needed: the architecture,
 the config (which data set, hence the class names and the normalisation statistics of its
@@ -35,14 +35,19 @@ PIXEL_MAX = {"digits": 16.0, "shapes": 1.0}  # image sets not stored as 0..255
 CHUNK = 256
 
 
-def predict(run_dir: Path, inputs: list[Path], top: int = 5, which: str = "best") -> dict:
-    """Predictions for every example of every input file, as a JSON-ready dict."""
+def predict(run_dir: Path, inputs: list[Path], top: int = 5, which: str = "best",
+            warn=None) -> dict:
+    """Predictions for every example of every input file, as a JSON-ready dict. Changed
+    sources and a missing best checkpoint are told to `warn`."""
     from archspec.train.evaluate import load_run, load_state
+    from archspec.train.reporter import ignore
     from archspec.train.runs import RunError
+
+    warn = warn or ignore
 
     for path in inputs:  # before anything slow: a typo fails at once
         _check_file(Path(path))
-    exp, graph, _ = load_run(Path(run_dir))
+    exp, graph, _ = load_run(Path(run_dir), warn)
     if len(graph.inputs) != 1:
         raise RunError(f"predict reads one input; this network has {len(graph.inputs)} "
                        f"({', '.join(graph.inputs)})")
@@ -54,7 +59,7 @@ def predict(run_dir: Path, inputs: list[Path], top: int = 5, which: str = "best"
         examples.append(x)
         origins += [{"input": str(path), **w} for w in where]
     x = np.concatenate(examples)
-    setup, state, which = load_state(Path(run_dir), which)
+    setup, state, which = load_state(Path(run_dir), which, warn)
     graph, dataset = setup.graph, setup.dataset
     x = apply_normalization(x, dataset.norm_stats).astype(
         np.int32 if dtype == "int32" else np.float32)
@@ -252,28 +257,3 @@ def _names(output: str, width: int, class_names) -> list:
     if output == "sigmoid" and width == 1 and len(names) == 2:
         return [names[1]]  # one sigmoid output: the probability of the second class
     return [names[i] if i < len(names) else None for i in range(width)]
-
-
-# --- text output -----------------------------------------------------------------------------
-
-def render(result: dict, console) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{result['run']} ({result['checkpoint']} checkpoint, step "
-                        f"{result['step']})", title_justify="left")
-    table.add_column("input")
-    multi = len(result["heads"]) > 1
-    if multi:
-        table.add_column("head")
-    table.add_column("prediction")
-    for p in result["predictions"]:
-        where = p["input"] + "".join(f" [{k} {p[k]}]" for k in ("index", "line") if k in p)
-        for name, h in p["heads"].items():
-            if "top" in h:
-                text = "  ".join(f"{t['name'] if t['name'] is not None else t['class']} "
-                                 f"{t['probability']:.1%}" for t in h["top"])
-            else:
-                text = ", ".join(f"{v:.6g}" for v in np.asarray(h["values"]).reshape(-1))
-            table.add_row(*([where.replace("[", "\\["), name, text] if multi
-                            else [where.replace("[", "\\["), text]))
-    console.print(table)

@@ -1,6 +1,6 @@
-"""`archspec runs [DIR]`: every run under a folder, one row each, read from the run folders
-alone (config.yaml, env.json, metrics.jsonl): experiment, date, best validation metric,
-test metric, epochs, speed and how the run ended."""
+"""The runs under a folder, one row each, read from the run folders alone (config.yaml,
+env.json, metrics.jsonl): experiment, date, best validation metric, test metric, epochs,
+speed and how the run ended. The table: archspec/ui/runs.py."""
 from __future__ import annotations
 
 import datetime as dt
@@ -152,43 +152,3 @@ def sort_runs(rows: list[RunRow], key: str = "date", reverse: bool = False) -> l
         "speed": lambda r: -(r.examples_per_s or 0.0), "status": lambda r: (r.status, r.date),
     }
     return sorted(rows, key=keys[key], reverse=reverse)
-
-
-def fmt_metric(metric: str | None, value: float | None) -> str:
-    if value is None or metric is None:
-        return "-"
-    if metric.startswith("accuracy"):
-        return f"{100 * value:.2f}%"
-    return f"{value:.4f} loss"
-
-
-STATUS_STYLE = {"finished": "green", "stopped": "yellow", "collapsed": "red", "diverged": "red",
-                "stalled": "red", RUNNING: "magenta"}
-
-
-def runs_table(rows: list[RunRow], title: str = ""):
-    """The run folder (which names the experiment: <experiment>/<timestamp>) leads; an
-    experiment column is added when some folder is named otherwise (sweep points)."""
-    from rich.table import Table
-
-    from rich import box
-
-    show_exp = any(Path(r.run).parent.name != r.experiment for r in rows)
-    t = Table(title=title or None, title_justify="left", header_style="bold",
-              box=box.SIMPLE_HEAD)
-    cols = [("run", "left")] + ([("experiment", "left")] if show_exp else []) + [
-        ("started", "left"), ("best val", "right"), ("test", "right"),
-        ("epochs", "right"), ("ex/s", "right"), ("status", "left")]
-    for col, just in cols:
-        t.add_column(col, justify=just, no_wrap=True)
-    for r in rows:
-        best = fmt_metric(r.val_metric, r.best_val)
-        if r.best_val is not None and r.best_epoch is not None:
-            best += f" @{r.best_epoch}"
-        epochs = f"{r.epochs}/{r.planned_epochs}" if r.planned_epochs else str(r.epochs)
-        cells = [r.run] + ([r.experiment] if show_exp else []) + [
-            r.date[:16], best, fmt_metric(r.test_metric, r.test), epochs,
-            f"{r.examples_per_s:,.0f}" if r.examples_per_s else "-",
-            f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]"]
-        t.add_row(*cells)
-    return t

@@ -35,6 +35,7 @@ class HeadLoss:
     kind: str
     output: str
     weight: float
+    label_smoothing: float = 0.0  # training only: evaluation scores the true labels
 
 
 def make_mesh() -> Mesh:
@@ -45,9 +46,19 @@ def shardings(mesh: Mesh):
     return NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
 
 
+def _keys(seed: int):
+    """(parameters, dropout at init, the per-step stream) keys of a run's seed."""
+    return jax.random.split(jax.random.key(seed), 3)
+
+
+def augment_key(seed: int, step: int):
+    """The key the train step augments batch `step` with (what `data show` draws)."""
+    rng = jax.random.fold_in(_keys(seed)[2], step)
+    return jax.random.fold_in(rng, AUGMENT_STREAM)
+
+
 def init_state(model, graph, tx, seed: int, example) -> TrainState:
-    key = jax.random.key(seed)
-    pkey, dkey, rkey = jax.random.split(key, 3)
+    pkey, dkey, rkey = _keys(seed)
     variables = model.init({"params": pkey, "dropout": dkey}, example, train=False)
     params = variables["params"]
     return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
@@ -62,7 +73,8 @@ def _forward_loss(model, heads: list[HeadLoss], params, batch_stats, x, y, w, rn
     wsum = jnp.maximum(w.sum(), 1.0)
     total, metrics = 0.0, {}
     for h in heads:
-        per = losses.per_example(h.kind, h.output, outputs[h.head], y)
+        per = losses.per_example(h.kind, h.output, outputs[h.head], y,
+                                 h.label_smoothing if train else 0.0)
         loss = (per * w).sum() / wsum
         total = total + h.weight * loss
         metrics[f"loss/{h.head}"] = loss
@@ -82,11 +94,17 @@ def _bcast(w, x):
     return w.reshape((-1,) + (1,) * (x.ndim - 1))
 
 
-def make_train_step(model, heads, tx, mesh):
+AUGMENT_STREAM = 0x617567  # folded into the step's key: augmentation draws apart from dropout
+
+
+def make_train_step(model, heads, tx, mesh, augment=None):
+    """`augment`: (key, x, y) -> (x, y) from train.augment, or None."""
     data, repl = shardings(mesh)
 
     def step(state: TrainState, x, y, w):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+        if augment is not None:  # a pure function of (seed, step): a resume redraws it exactly
+            x, y = augment(jax.random.fold_in(rng, AUGMENT_STREAM), x, y)
         grad_fn = jax.value_and_grad(_forward_loss, argnums=2, has_aux=True)
         (_, (metrics, stats, _, health)), grads = grad_fn(model, heads, state.params,
                                                           state.batch_stats, x, y, w, rng, True)

@@ -31,12 +31,14 @@ class LayerMaps:
 
 def choose_layers(graph, names: list[str]) -> list[str]:
     """Node ids for --layer names (full dotted ids or their last part); default: the first
-    MAX_LAYERS conv layers."""
+    MAX_LAYERS layers whose kind makes feature maps (conv)."""
+    from archspec.layers import REGISTRY
+
     if not names:
-        convs = [n.id for n in graph.layers if n.kind == "conv"]
+        convs = [n.id for n in graph.layers if REGISTRY[n.kind].feature_maps]
         if not convs:
             spatial = [n.id for n in graph.layers if n.shape and len(n.shape) >= 2][:8]
-            raise VizError(f"{graph.name} has no conv layers to show",
+            raise VizError(f"{graph.name} has no feature-map (conv) layers to show",
                            "choose layers with --layer NAME" +
                            (f", e.g. {', '.join(spatial)}" if spatial else
                             f"; its layers: {', '.join(n.id for n in graph.layers[:8])}"),
@@ -106,16 +108,17 @@ def prepare_input(path: Path, shape: tuple, dataset, invert: bool = False) -> np
 
 
 def feature_maps(run_dir: Path, image: Path, layers: list[str], which: str = "best",
-                 invert: bool = False):
+                 invert: bool = False, warn=None):
     """(maps per chosen layer, prediction text or None, checkpoint used)."""
     import jax
     import jax.numpy as jnp
 
     from archspec.model.build import OUT
     from archspec.train.evaluate import load_state
+    from archspec.train.reporter import ignore
     from archspec.viz.graph import describe
 
-    setup, state, which = load_state(run_dir, which)
+    setup, state, which = load_state(run_dir, which, warn or ignore)
     graph = setup.graph
     chosen = choose_layers(graph, layers)
     (inp,) = graph.inputs.values()
@@ -152,13 +155,13 @@ def output_paths(output: Path, maps: list[LayerMaps]) -> list[Path]:
 
 def plot_layer(m: LayerMaps, output: Path, caption: str = "") -> Path:
     from archspec.viz import pyplot, save_figure
-    from archspec.viz.graph import fmt_shape
+    from archspec.fmt import fmt_dims
 
     plt = pyplot()
     v = m.values
     if v.ndim == 4:               # (time, h, w, c): the middle frame
         v = v[v.shape[0] // 2]
-    title = f"{m.node_id}  ·  {m.description}  ·  output {fmt_shape(m.values.shape)}"
+    title = f"{m.node_id}  ·  {m.description}  ·  output {fmt_dims(m.values.shape)}"
     if v.ndim == 3:
         n = min(v.shape[-1], MAX_MAPS)
         cols = min(8, n)

@@ -268,11 +268,12 @@ def terminal_legend(curves: list[Curves]):
     return out
 
 
-def print_terminal(curves: list[Curves], console) -> None:
-    width = max(min(console.width, 120), 40)
+def terminal_lines(curves: list[Curves], width: int) -> list:
+    """Every line of the terminal drawing: one chart per metric, then the legend
+    (archspec/ui/curves.py prints them)."""
+    from rich.text import Text
+
+    lines = []
     for metric, _ in _panels(curves):
-        for line in terminal_chart(curves, metric, width=width):
-            console.print(line, no_wrap=True, overflow="crop")
-        console.print()
-    for line in terminal_legend(curves):
-        console.print(line)
+        lines += [*terminal_chart(curves, metric, width=width), Text("")]
+    return lines + terminal_legend(curves)

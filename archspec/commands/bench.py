@@ -1,0 +1,39 @@
+"""`archspec bench`: compile and time the train step of a spec on a random batch."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from archspec import jsonout
+from archspec.commands import BadParameter
+from archspec.commands.options import at_least, choose, parse_shape
+from archspec.errors import ArchspecError
+
+
+def bench(spec: Path, batch: int, steps: int, precision: str, warmup: int, matmul_size: int,
+          input_shape: Optional[str], scan_blocks: bool, as_json: bool) -> None:
+    choose(precision, ("float32", "bf16"), "--precision")
+    for flag, value, low in (("--batch", batch, 1), ("--steps", steps, 1),
+                             ("--warmup", warmup, 0), ("--matmul-size", matmul_size, 1)):
+        at_least(value, low, flag)
+    shape = parse_shape(input_shape)
+    from archspec.train.experiment import graph_of
+
+    graph = graph_of(spec, input_shape=shape)
+    from archspec.train.bench import bench as run_bench, size_problem
+
+    problem = size_problem(graph, batch, matmul_size)
+    if problem:
+        raise BadParameter(problem[1], param_hint=problem[0])
+    from archspec.ui.bench_table import bench_table
+    from archspec.ui.render import console
+
+    try:
+        result = run_bench(spec, batch, steps, precision, warmup, matmul_size, graph=graph,
+                           scan_blocks=scan_blocks)
+    except ValueError as exc:
+        raise ArchspecError(str(exc)) from None
+    if as_json:
+        print(jsonout.dumps(result.to_dict(), indent=2))
+        return
+    console.print(bench_table(result))

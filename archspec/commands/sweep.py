@@ -1,0 +1,77 @@
+"""`archspec sweep`: an experiment trained at every point of a grid or random search,
+resumably; or only the table of points and the commands that run them in parallel."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from archspec.commands import BadParameter
+
+if TYPE_CHECKING:
+    from archspec.train.sweep import Point, Sweep
+
+
+def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: bool,
+          output: Optional[str]) -> None:
+    from archspec.train.sweep import (DONE, check_points, load_sweep, point_status,
+                                      write_manifest)
+    from archspec.train.sweep import parallel_hint as hint_lines
+    from archspec.ui.render import console
+
+    sw = load_sweep(file, output)
+    points = sw.points()
+    if parallel_hint or summary_only:
+        console.print(summary_table(sw, points))
+        if parallel_hint:
+            for line in hint_lines(sw, points, file):
+                console.print(line, style="dim" if line.startswith("#") else None)
+        return
+    if point is not None and not 0 <= point < len(points):
+        raise BadParameter(f"this sweep has {len(points)} points: 0 to {len(points) - 1}",
+                           param_hint="--point")
+    chosen = points if point is None else [points[point]]
+    todo = [p for p in chosen if point_status(sw.point_dir(p)) not in DONE]
+    check_points(sw, todo)
+    write_manifest(sw, points)
+    console.print(f"[bold]sweep {sw.name}[/bold]: {len(points)} points, "
+                  f"{len(chosen) - len(todo)} already finished, {len(todo)} to run "
+                  f"-> {sw.folder}")
+    if todo:  # JAX only when something trains
+        _sweep_points(sw, todo, file, console)
+    console.print()
+    console.print(summary_table(sw, chosen))
+
+
+def _sweep_points(sw, todo, file, console) -> None:
+    from archspec.train.sweep import run_point
+    from archspec.ui.progress import RichReporter
+
+    reporter = RichReporter(console, summary=False)  # a line per point instead
+    for k, p in enumerate(todo, start=1):
+        console.print(f"\n[bold]point {p.index}[/bold] ({k}/{len(todo)}) {p.id}: {p.describe()}")
+        what, result = run_point(sw, p, reporter)
+        if result is not None and result.stopped:
+            console.print(f"stopped; run `archspec sweep {file}` again to resume")
+            break
+        if result is not None:
+            test = result.test or {}
+            acc = next((v for key, v in test.items() if key.startswith("accuracy")), None)
+            console.print(f"{what} {result.run_dir} in {result.seconds:.1f} s" +
+                          (f", test accuracy {100 * acc:.2f}%" if acc is not None else ""))
+
+
+def summary_rows(sweep: Sweep, points: list[Point]) -> list[dict]:
+    from archspec.train.run_list import read_run
+
+    rows = []
+    for p in points:
+        d = sweep.point_dir(p)
+        row = read_run(d, sweep.folder).to_dict() if d.exists() else {"status": "not run"}
+        rows.append({"index": p.index, "id": p.id, "overrides": p.varying, **row})
+    return rows
+
+
+def summary_table(sweep: Sweep, points: list[Point]):
+    from archspec.ui.train_tables import sweep_table
+
+    return sweep_table(sweep, points, summary_rows(sweep, points))

@@ -1,0 +1,79 @@
+"""`archspec train`: an experiment (or an architecture on a built-in data set), from the
+first step or resumed, then its result and the exit code of how it ended."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+from archspec.commands import BadParameter, Exit
+from archspec.commands.options import overrides as flag_overrides
+
+
+def train(file: Optional[Path], data: Optional[str], epochs: Optional[int],
+          steps: Optional[int], batch_size: Optional[int], set_: List[str],
+          resume: Optional[Path], smoke: bool, output: Optional[str],
+          track: Optional[str]) -> None:
+    from archspec.train import distributed
+
+    distributed.start()  # before anything touches a device
+    from archspec.spec.lint import head_warnings
+    from archspec.train import experiment
+    from archspec.train.loop import fit
+    from archspec.ui.progress import RichReporter
+    from archspec.ui.render import console, print_warnings
+
+    if track is not None:
+        from archspec.train.tracking import check_tracker
+
+        check_tracker(track)
+    reporter = RichReporter(console)
+    if resume is not None:
+        from archspec.train.checkpoint import finished_step
+
+        setup = experiment.prepare_loaded(experiment.load(resume=resume, warn=reporter.warning))
+        done = finished_step(resume, setup)
+        if done is not None:
+            console.print(f"{resume} already finished: all {setup.total_steps} steps done "
+                          f"(checkpoint {done}); nothing to resume")
+            return
+        console.print(f"resuming [bold]{resume}[/bold]")
+        result = fit(setup, reporter, run_dir=Path(resume), resume=True)
+        _track(track, result.run_dir, console)
+        _exit_for(result.outcome)
+        return
+    if file is None:
+        raise BadParameter("give an experiment file, or --resume RUN_DIR", param_hint="FILE")
+    overrides = flag_overrides(set_, smoke, epochs=epochs, steps=steps, batch_size=batch_size,
+                               output=output)
+    loaded = experiment.load(file, overrides, data=data)
+    print_warnings(head_warnings(loaded.graph))
+    setup = experiment.prepare_loaded(loaded, smoke=smoke)
+    console.print(_header(setup))
+    result = fit(setup, reporter)
+    _track(track, result.run_dir, console)
+    _exit_for(result.outcome)
+
+
+def _header(setup) -> str:
+    """What is about to train: model, parameters, data splits, steps, devices."""
+    ds = setup.dataset
+    return (f"[bold]{setup.exp.name}[/bold]: {setup.graph.name}, "
+            f"{setup.graph.total('params'):,} parameters, {ds.name} ({len(ds.train.x)} train / "
+            f"{len(ds.val.x)} val / {len(ds.test.x)} test), "
+            f"{setup.total_steps} steps on {setup.mesh.devices.size} device(s)")
+
+
+def _exit_for(outcome: str) -> None:
+    """A run that did not finish never exits 0 (docs/reliability.md lists the codes)."""
+    from archspec.train.loop import EXIT_CODES
+
+    code = EXIT_CODES.get(outcome, 1)
+    if code:
+        raise Exit(code)
+
+
+def _track(tracker: Optional[str], run_dir: Path, console) -> None:
+    if tracker is not None:
+        from archspec.train.tracking import log_run
+
+        console.print(f"logged to {tracker}: {log_run(tracker, run_dir)}")

@@ -1,0 +1,121 @@
+"""Writing inside a run folder: every file written whole (a temporary file renamed over
+the old one) or appended and fsynced, and never through a symbolic link."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import stat
+from pathlib import Path
+
+from archspec.errors import ArchspecError
+
+
+class RunError(ArchspecError):
+    """A run folder that cannot be used as asked (exit 1)."""
+
+    exit_code = 1
+
+RUN_FILES = ("config.yaml", "architecture.yaml", "env.json", "sources.json", "metrics.jsonl",
+             "attempts.json", "best.json", "checkpoints", "checkpoints/latest",
+             "checkpoints/best", "events")
+LINK_HINT = "a run folder holds its own files: replace the link with the file it points to"
+
+
+def refuse_link(path: Path) -> None:
+    """Files of a run are never written through a symbolic link: the link's target (a file
+    of another run, or anything else) would be overwritten. A link to a device (/dev/null,
+    /dev/full) overwrites nothing and is let through."""
+    path = Path(path)
+    if not path.is_symlink():
+        return
+    try:
+        if stat.S_ISCHR(os.stat(path).st_mode):
+            return
+    except OSError:
+        pass
+    raise RunError(f"refusing to write {path}: it is a symbolic link (to "
+                   f"{os.readlink(path)})", LINK_HINT)
+
+
+def refuse_links(run_dir: Path) -> None:
+    """Every file and folder training writes in `run_dir`, checked before it starts."""
+    for name in RUN_FILES:
+        refuse_link(Path(run_dir) / name)
+
+
+def _is_device_link(path: Path) -> bool:
+    try:
+        return path.is_symlink() and stat.S_ISCHR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def write_text(path: Path, text: str, hint: str = "check free disk space and permissions") -> None:
+    """Write a run file whole: a temporary file beside it, fsynced, renamed over it (a kill
+    leaves the old or the new content, never half), never through a symbolic link."""
+    path = Path(path)
+    refuse_link(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if _is_device_link(path):
+            with open(path, "w") as f:
+                f.write(text)
+            return
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
+
+
+def write_json(path: Path, value, hint: str = "check free disk space and permissions") -> None:
+    write_text(path, json.dumps(value, indent=2), hint)
+
+
+def append_line(path: Path, line: str, hint: str) -> None:
+    """Append one line, flushed and fsynced, never through a symbolic link."""
+    path = Path(path)
+    refuse_link(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (0 if _is_device_link(path) else _NOFOLLOW)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a link after the check
+            raise RunError(f"refusing to write {path}: it is a symbolic link", LINK_HINT) from None
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def read_json(path: Path):
+    """The JSON in `path`; None when absent; a `Damaged` (saying why) when unreadable."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        return Damaged(getattr(exc, "strerror", None) or str(exc).splitlines()[0])
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        return Damaged("not JSON: " + str(exc).splitlines()[0] if text.strip() else "empty")
+
+
+class Damaged:
+    def __init__(self, why: str):
+        self.why = why

@@ -1,0 +1,305 @@
+"""Sweeps: many trainings of one experiment with different `--set` overrides.
+
+A sweep file names an experiment and the values to try:
+
+    name: digits_lr                           # default: the file name
+    experiment: ../experiments/digits_mlp.yaml   # relative to the sweep file
+    set: {epochs: 2}                          # overrides every point shares
+    grid: {optimizer.lr: [0.001, 0.003, 0.01]}  # every combination
+    random:                                   # `samples` draws, crossed with the grid
+      optimizer.weight_decay: {loguniform: [1.0e-5, 1.0e-3]}
+    samples: 4
+    seed: 0
+
+Each point is a normal training run (the code path of `archspec train --set ...`) written to
+`<output>/<sweep name>/<point id>/`, where the point id is a hash of the point's overrides:
+the same overrides always land in the same folder, so running the sweep again skips points
+that finished and resumes those that were interrupted. `--point K` runs point K alone, for
+running points in parallel under GNU parallel or a SLURM array job."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import random as _random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archspec.errors import ErrorCollector, Pos, did_you_mean
+
+KEYS = ("name", "description", "experiment", "set", "grid", "random", "samples", "seed",
+        "output")
+DISTRIBUTIONS = ("choice", "uniform", "loguniform")
+DEFAULT_SAMPLES = 4
+DONE = ("finished", "collapsed", "diverged", "stalled")   # a summary status that ends a point for good
+
+
+@dataclass
+class Point:
+    index: int
+    overrides: dict           # key.path -> value, every override of the run
+    varying: dict             # the grid and random part only
+    id: str
+
+    def set_args(self) -> list[str]:
+        return [f"{k}={json.dumps(v)}" for k, v in self.overrides.items()]
+
+    def describe(self) -> str:
+        return "  ".join(f"{k}={_fmt(v)}" for k, v in self.varying.items()) or "(defaults)"
+
+
+@dataclass
+class Sweep:
+    name: str
+    source: Path
+    experiment: Path
+    fixed: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
+    random: dict = field(default_factory=dict)
+    samples: int = DEFAULT_SAMPLES
+    seed: int = 0
+    output: str = "runs"
+    positions: dict = field(default_factory=dict)   # key.path -> its line in the sweep file
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.output) / self.name
+
+    def points(self) -> list[Point]:
+        grid_points = [dict(zip(self.grid, values))
+                       for values in itertools.product(*self.grid.values())] or [{}]
+        rng = _random.Random(self.seed)
+        random_points = [{k: _draw(rng, spec) for k, spec in self.random.items()}
+                         for _ in range(self.samples)] if self.random else [{}]
+        out = []
+        for g, r in itertools.product(grid_points, random_points):
+            varying = {**g, **r}
+            overrides = {**self.fixed, **varying}
+            out.append(Point(len(out), overrides, varying, point_id(overrides)))
+        return out
+
+    def point_dir(self, point: Point) -> Path:
+        return self.folder / point.id
+
+
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else json.dumps(v) if not isinstance(v, str) else v
+
+
+def point_id(overrides: dict) -> str:
+    """A stable name for a set of overrides: the same values give the same folder."""
+    text = json.dumps(overrides, sort_keys=True, separators=(",", ":"))
+    return "p" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _round(v: float, digits: int = 4) -> float:
+    """Random draws keep 4 significant digits: readable overrides and stable ids."""
+    return float(f"{v:.{digits}g}")
+
+
+def _draw(rng: _random.Random, spec: dict):
+    (kind, arg), = spec.items()
+    if kind == "choice":
+        return arg[rng.randrange(len(arg))]
+    lo, hi = float(arg[0]), float(arg[1])
+    if kind == "uniform":
+        return _round(rng.uniform(lo, hi))
+    return _round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+# --- loading ---------------------------------------------------------------------------------
+def load_sweep(path: Path, output: str | None = None) -> Sweep:
+    """Read and check a sweep file; every problem is reported with file:line:col."""
+    from archspec.spec.yaml_loader import YList, YMap, load_yaml_file
+
+    path = Path(path)
+    root = load_yaml_file(path)
+    errors = ErrorCollector()
+    top = Pos(str(path), 1, 1)
+    if not isinstance(root, YMap):
+        errors.add("a sweep file is a YAML mapping", top,
+                   expected="keys experiment, grid and/or random", found=type(root).__name__)
+        errors.raise_if_any()
+
+    def at(key, value=True):
+        return (root.val_pos if value else root.key_pos).get(key, root.pos)
+
+    for key in root:
+        if key not in KEYS:
+            errors.add(f"unknown key '{key}' in a sweep file", at(key, False), str(key),
+                       expected="one of: " + ", ".join(KEYS), found=repr(key),
+                       hint=did_you_mean(str(key), KEYS))
+    exp_path = None
+    if "experiment" not in root:
+        errors.add("a sweep needs `experiment`", root.pos, expected="experiment: path/to/experiment.yaml")
+    elif not isinstance(root["experiment"], str):
+        errors.add("`experiment` is a path", at("experiment"), "experiment",
+                   expected="a path relative to the sweep file", found=repr(root["experiment"]))
+    else:
+        exp_path = Path(root["experiment"])
+        if not exp_path.is_absolute():
+            exp_path = path.parent / exp_path
+        if not exp_path.exists():
+            errors.add("experiment file not found", at("experiment"), "experiment",
+                       expected="a path relative to the sweep file", found=str(exp_path))
+    maps = {}
+    for key in ("set", "grid", "random"):
+        value = root.get(key)
+        if value is None:
+            maps[key] = {}
+        elif not isinstance(value, YMap):
+            errors.add(f"`{key}` is a mapping of key.path: ...", at(key), key,
+                       expected="{optimizer.lr: ...}", found=type(value).__name__)
+            maps[key] = {}
+        else:
+            maps[key] = value
+    for key, values in maps["grid"].items():
+        if not isinstance(values, YList) or not values:
+            errors.add("a grid entry is a non-empty list of values", maps["grid"].val_pos[key],
+                       f"grid.{key}", expected="[v1, v2, ...]", found=repr(values))
+    for key, spec in maps["random"].items():
+        _check_distribution(spec, maps["random"].val_pos[key], f"random.{key}", errors)
+    if not maps["grid"] and not maps["random"]:
+        errors.add("nothing to sweep", root.pos, expected="a `grid:` and/or `random:` mapping",
+                   hint="grid: {optimizer.lr: [0.001, 0.01]}")
+    for key, kind in (("samples", int), ("seed", int)):
+        value = root.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)
+                                  or key == "samples" and value < 1):
+            errors.add(f"`{key}` is {'a positive' if key == 'samples' else 'an'} integer",
+                       at(key), key, found=repr(value))
+    for key in ("name", "output"):
+        value = root.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()
+                                  or key == "name" and ("/" in value or value.startswith("."))):
+            errors.add(f"`{key}` is {'a folder name' if key == 'name' else 'a folder'}",
+                       at(key), key, found=repr(value))
+    errors.raise_if_any()
+    return Sweep(name=root.get("name") or path.stem, source=path, experiment=exp_path,
+                 fixed=_plain(maps["set"]), grid=_plain(maps["grid"]),
+                 random=_plain(maps["random"]),
+                 samples=root.get("samples") or DEFAULT_SAMPLES, seed=root.get("seed") or 0,
+                 output=output or root.get("output") or "runs",
+                 positions={str(k): m.val_pos[k] for m in maps.values() if isinstance(m, YMap)
+                            for k in m})
+
+
+def _check_distribution(spec, pos, where, errors):
+    expected = "{choice: [a, b]}, {uniform: [lo, hi]} or {loguniform: [lo, hi]}"
+    if not isinstance(spec, dict) or len(spec) != 1:
+        errors.add("a random entry is one distribution", pos, where, expected=expected,
+                   found=repr(spec))
+        return
+    (kind, arg), = spec.items()
+    if kind not in DISTRIBUTIONS:
+        errors.add(f"unknown distribution '{kind}'", pos, where, expected=expected,
+                   found=repr(kind), hint=did_you_mean(str(kind), DISTRIBUTIONS))
+    elif kind == "choice":
+        if not isinstance(arg, list) or not arg:
+            errors.add("choice needs a non-empty list", pos, where, found=repr(arg))
+    elif not (isinstance(arg, list) and len(arg) == 2
+              and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in arg)
+              and arg[0] <= arg[1]):
+        errors.add(f"{kind} needs [low, high] numbers, low <= high", pos, where, found=repr(arg))
+    elif kind == "loguniform" and arg[0] <= 0:
+        errors.add("loguniform needs a positive low end", pos, where, found=repr(arg),
+                   hint="draw on a log scale from e.g. [1.0e-5, 1.0e-2]")
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
+    return x
+
+
+def check_points(sweep: Sweep, points: list[Point]) -> None:
+    """Every point's overrides against the experiment before anything trains: a typo in a
+    key path fails at once, with the override it came from."""
+    from archspec.errors import SpecErrors
+    from archspec.train import experiment
+
+    for p in points:
+        try:
+            experiment.load(sweep.experiment, p.set_args())
+        except SpecErrors as exc:
+            raise SpecErrors([_in_sweep_file(sweep, e, p) for e in exc.errors]) from None
+
+
+def _in_sweep_file(sweep: Sweep, error, point: Point):
+    """An error about an override points at the sweep file line the value came from."""
+    where = str(error.pos.file) if error.pos else ""
+    key = where.removeprefix("--set ").partition("=")[0]
+    if not where.startswith("--set ") or key not in sweep.positions:
+        return error
+    error.pos = sweep.positions[key]
+    error.path = f"{key} (point {point.index})"
+    return error
+
+
+def write_manifest(sweep: Sweep, points: list[Point]) -> None:
+    """<sweep folder>/sweep.json: the points and their ids, for people and tools."""
+    folder = sweep.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"name": sweep.name, "source": str(sweep.source), "experiment": str(sweep.experiment),
+            "points": [{"index": p.index, "id": p.id, "overrides": p.overrides,
+                        "varying": p.varying} for p in points]}
+    tmp = folder / f".sweep.json.{os.getpid()}"
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(folder / "sweep.json")
+
+
+# --- running ---------------------------------------------------------------------------------
+def point_status(run_dir: Path) -> str | None:
+    """The last summary status of a point's run; None when it never started."""
+    from archspec.train.runs import read_metrics
+
+    if not run_dir.exists():
+        return None
+    summaries = [r for r in read_metrics(run_dir) if r.get("split") == "summary"]
+    return str(summaries[-1].get("status")) if summaries else "running/killed"
+
+
+def run_point(sweep: Sweep, point: Point, reporter=None):
+    """Train one point (or resume it); returns (what happened, fit Result or None)."""
+    from archspec.train import experiment
+    from archspec.train.loop import fit
+    from archspec.train.reporter import ignore
+    from archspec.train.runs import write_setup
+
+    run_dir = sweep.point_dir(point)
+    status = point_status(run_dir)
+    if status in DONE:
+        return "skipped", None
+    warn = reporter.warning if reporter is not None else ignore
+    if status is not None and (run_dir / "checkpoints" / "latest").exists() and \
+            (run_dir / "config.yaml").exists():
+        loaded = experiment.load(resume=run_dir, warn=warn)
+        setup = experiment.prepare_loaded(loaded)
+        return "resumed", fit(setup, reporter, run_dir=run_dir, resume=True)
+    if run_dir.exists():          # started but nothing to resume from: start over
+        shutil.rmtree(run_dir)
+    loaded = experiment.load(sweep.experiment, point.set_args())
+    setup = experiment.prepare_loaded(loaded)
+    run_dir.mkdir(parents=True)
+    write_setup(run_dir, setup.config, setup.arch_text, loaded.exp.seed)
+    return "trained", fit(setup, reporter, run_dir=run_dir)
+
+
+def parallel_hint(sweep: Sweep, points: list[Point], file: Path) -> list[str]:
+    n = len(points)
+    out = f" --output {sweep.output}" if sweep.output != "runs" else ""
+    return [
+        f"# {n} points; each command below runs one of them (0..{n - 1}):",
+        f"parallel -j 4 archspec sweep {file}{out} --point {{}} ::: $(seq 0 {n - 1})",
+        f"sbatch --array=0-{n - 1} --wrap 'archspec sweep {file}{out} --point $SLURM_ARRAY_TASK_ID'",
+        f"# then the table: archspec sweep {file}{out} --summary",
+    ]
+
+
+__all__ = ["Sweep", "Point", "DONE", "load_sweep", "check_points", "write_manifest",
+           "point_status", "run_point", "parallel_hint", "point_id"]

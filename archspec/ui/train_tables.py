@@ -1,0 +1,99 @@
+"""The tables of a training run: one row per epoch, and the final summary."""
+from __future__ import annotations
+
+from archspec.ui.runs import STATUS_STYLE, fmt_metric
+from archspec.ui.tables import Column, FitTable, grid, table
+
+
+def pct(v) -> str:
+    return f"{100 * v:.2f}%" if v is not None else "-"
+
+
+def main_accuracy(metrics: dict):
+    """The first head's accuracy in a metrics dict (None: no classification head)."""
+    return next((v for k, v in metrics.items() if k.startswith("accuracy")), None)
+
+
+def worst_dead(tr: dict) -> str:
+    dead = tr.get("dead_units") or {}
+    if not dead:
+        return "-"
+    layer = max(dead, key=dead.get)
+    return f"{100 * dead[layer]:.0f}% {layer.split('.')[-1]}"
+
+
+def epoch_line(epoch: int, epochs: int, row: dict) -> str:
+    """The line printed as an epoch ends."""
+    tr, val = row["train"], row.get("val")
+    text = (f"epoch {epoch:>3}/{epochs}  train loss {tr['loss']:.4f}"
+            f" acc {pct(main_accuracy(tr))}")
+    if val:
+        text += f"  │ val loss {val['loss']:.4f} acc {pct(main_accuracy(val))}"
+    text += f"  │ {tr['examples_per_s']:,.0f} ex/s"
+    dead = tr.get("dead_units") or {}
+    if dead:
+        layer = max(dead, key=dead.get)
+        if dead[layer] > 0:
+            text += f"  │ dead {100 * dead[layer]:.0f}% ({layer})"
+    return text
+
+
+def epochs_table(rows: list[tuple[int, dict]]) -> FitTable:
+    columns = [Column(c, "number") for c in ("epoch", "train loss", "train acc", "val loss",
+                                              "val acc", "lr", "ex/s", "grad norm")]
+    columns.append(Column("dead units", "name", justify="right"))
+    cells = []
+    for epoch, row in rows:
+        tr, val = row["train"], row.get("val") or {}
+        cells.append([str(epoch), f"{tr['loss']:.4f}", pct(main_accuracy(tr)),
+                      f"{val['loss']:.4f}" if val else "-",
+                      pct(main_accuracy(val)) if val else "-", f"{tr['lr']:.2e}",
+                      f"{tr['examples_per_s']:,.0f}",
+                      f"{tr.get('grad_norm', float('nan')):.3g}", worst_dead(tr)])
+    return table(columns, cells, "epochs")
+
+
+STATUS = {"collapsed": "collapsed (no restarts left)",
+          "diverged": "diverged (no restarts left)",
+          "stalled": "stalled at chance accuracy (no restarts left)"}
+
+
+def result_table(result) -> FitTable:
+    """Where the run is, how it ended, its speed and its test score."""
+    rows = [["run", str(result.run_dir)]]
+    status = (f"stopped (resume with: archspec train --resume {result.run_dir})"
+              if result.outcome == "stopped" else STATUS.get(result.outcome, result.outcome))
+    rows.append(["status", status])
+    if result.state is not None:
+        rows.append(["time", f"{result.seconds:.1f} s  ({result.examples_per_s:,.0f} "
+                             "examples/s)"])
+    if result.test:
+        acc = main_accuracy(result.test)
+        rows.append(["test", f"loss {result.test['loss']:.4f}" +
+                     (f", accuracy {pct(acc)}" if acc is not None else "") +
+                     f"  ({int(result.test['examples'])} examples)"])
+    return grid([Column("", "name", style="bold"), Column("", "text")], rows)
+
+
+def sweep_table(sweep, points, rows: list[dict]) -> FitTable:
+    """One row per point of a sweep (rows: commands.sweep.summary_rows); ★ marks the best
+    validation score."""
+    scored = [r for r in rows if r.get("best_val") is not None]
+    best = None
+    if scored:
+        loss = scored[0].get("val_metric") == "loss"
+        best = (min if loss else max)(scored, key=lambda r: r["best_val"])["index"]
+    cells = []
+    for p, r in zip(points, rows):
+        status = r.get("status", "not run")
+        cells.append([str(p.index), p.id, p.describe(),
+                      fmt_metric(r.get("val_metric"), r.get("best_val"))
+                      + (" ★" if p.index == best else ""),
+                      fmt_metric(r.get("test_metric"), r.get("test")),
+                      f"{r['seconds']:.1f} s" if r.get("seconds") is not None else "-",
+                      f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"])
+    columns = [Column("#", "number"), Column("point", "name"), Column("overrides", "text"),
+               Column("best val", "number"), Column("test", "number"),
+               Column("time", "number"), Column("status", "name")]
+    return table(columns, cells, f"sweep {sweep.name}: {len(points)} points in {sweep.folder}")
+

@@ -1,0 +1,67 @@
+"""archspec/cli.py is Typer wiring only: each command's work lives in archspec/commands/,
+which knows nothing of Typer."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "archspec"
+COMMANDS = sorted((PACKAGE / "commands").glob("*.py"))
+CLI_MAY_IMPORT = ("archspec.commands", "archspec.ui", "archspec.errors")
+
+
+def imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert not node.level, f"{path.name}: relative import"
+            names.add(node.module or "")
+            names |= {f"{node.module}.{a.name}" for a in node.names
+                      if node.module == "archspec"}
+    return names
+
+
+def test_cli_imports_only_commands_ui_and_errors():
+    ours = {n for n in imported(PACKAGE / "cli.py") if n.startswith("archspec")}
+    wrong = sorted(n for n in ours
+                   if not any(n == p or n.startswith(p + ".") for p in CLI_MAY_IMPORT))
+    assert not wrong, f"cli.py imports {wrong}: move that work into archspec/commands/"
+
+
+def test_every_command_has_its_module():
+    from typer.main import get_command
+
+    from archspec.cli import app
+
+    names = set(get_command(app).commands)
+    modules = {p.stem for p in COMMANDS}
+    assert names <= modules, sorted(names - modules)
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: p.name)
+def test_command_modules_know_nothing_of_typer(path):
+    typer = {n for n in imported(path) if n.split(".")[0] in ("typer", "click")}
+    assert not typer, f"{path.name} imports {sorted(typer)}: raise commands.BadParameter/Exit"
+
+
+def test_one_handler_prints_any_archspec_error_with_its_place_and_code(capsys):
+    import typer
+
+    from archspec.cli import _handled
+    from archspec.errors import ArchspecError, Pos
+
+    class Odd(ArchspecError):
+        exit_code = 7
+
+    def fails():
+        raise Odd("no such thing", "try another", pos=Pos("e.yaml", 3, 5))
+
+    with pytest.raises(typer.Exit) as exit_:
+        _handled(fails)()
+    assert exit_.value.exit_code == 7
+    err = capsys.readouterr().err
+    assert "e.yaml:3:5: error: no such thing" in err and "hint:     try another" in err

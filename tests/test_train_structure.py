@@ -1,0 +1,116 @@
+"""Training reports through a reporter and never prints; its set-up is typed and frozen;
+one function loads an experiment; data errors point at the YAML line of the option."""
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+
+import pytest
+
+from helpers import run_cli
+
+ARCH = textwrap.dedent("""\
+    name: tiny
+    input: {shape: [8, 8, 3]}
+    layers:
+      - flatten
+      - dense: {units: 4, activation: linear, name: logits}
+    heads:
+      shape: {from: logits, output: softmax}
+    """)
+
+
+def _experiment(tmp_path, options: str) -> str:
+    (tmp_path / "tiny.yaml").write_text(ARCH)
+    path = tmp_path / "exp.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: tiny
+        architecture: tiny.yaml
+        data:
+          name: shapes
+          options:
+            classes: 4
+        {options}
+        steps: 2
+        batch_size: 16
+        """))
+    return str(path)
+
+
+def test_a_bad_data_option_points_at_its_line(tmp_path):
+    exp = _experiment(tmp_path, "    colour: 3")
+    r = run_cli("train", exp, "--output", tmp_path / "runs")
+    assert r.returncode == 2, r.stderr + r.stdout
+    err = " ".join(r.stderr.split())
+    assert f"{exp}:7:5" in err and "unknown option 'colour'" in err
+    assert "Traceback" not in r.stderr
+
+
+def test_a_bad_data_option_from_the_command_line_points_at_the_flag(tmp_path):
+    exp = _experiment(tmp_path, "")
+    r = run_cli("train", exp, "--set", "data.options.colour=3", "--output", tmp_path / "runs")
+    assert r.returncode == 2, r.stderr + r.stdout
+    assert "--set data.options.colour=3" in " ".join(r.stderr.split())
+
+
+def test_data_errors_are_located_without_the_cli(tmp_path):
+    from archspec.data import DataError
+    from archspec.train import experiment
+
+    with pytest.raises(DataError) as info:  # the options are checked as the file loads
+        experiment.load(_experiment(tmp_path, "    colour: 3"))
+    assert info.value.option == "colour"
+    assert (info.value.pos.line, info.value.pos.col) == (7, 5)
+
+
+def test_setup_is_frozen_and_a_restart_builds_a_new_one(tmp_path):
+    from archspec.train import experiment
+
+    setup = experiment.prepare_loaded(experiment.load(_experiment(tmp_path, "")))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setup.total_steps = 1
+    again = setup.with_lr_factor(0.5)
+    assert again is not setup and again.tx is not setup.tx
+    assert again.exp is setup.exp and again.total_steps == setup.total_steps
+
+
+def test_training_runs_quietly_with_the_null_reporter(tmp_path, capsys):
+    from archspec.train import experiment
+    from archspec.train.loop import fit
+    from archspec.train.reporter import NullReporter
+
+    loaded = experiment.load(_experiment(tmp_path, ""), [f"output={tmp_path / 'runs'}"])
+    result = fit(experiment.prepare_loaded(loaded), NullReporter())
+    assert result.outcome == "finished" and (result.run_dir / "metrics.jsonl").exists()
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+def test_a_bare_architecture_loads_the_same_way(tmp_path):
+    from archspec.train import experiment
+
+    (tmp_path / "tiny.yaml").write_text(ARCH)
+    loaded = experiment.load(tmp_path / "tiny.yaml", ["steps=2"], data="shapes")
+    assert loaded.exp.data.name == "shapes" and loaded.experiment_file is None
+    assert loaded.graph.name == "tiny" and loaded.config["steps"] == 2
+
+
+def test_a_data_option_refused_while_loading_the_data_points_at_its_line(tmp_path):
+    (tmp_path / "table.csv").write_text("a,b,label\n" + "\n".join(
+        f"{i % 3 * 0.5},{i % 5 * 0.25},{i % 2}" for i in range(40)) + "\n")
+    (tmp_path / "net.yaml").write_text(textwrap.dedent("""\
+        name: net
+        input: {shape: [2]}
+        layers:
+          - dense: {units: 2, activation: linear, name: logits}
+        heads:
+          label: {from: logits, output: softmax}
+        """))
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("name: t\narchitecture: net.yaml\ndata:\n  name: csv\n  path: table.csv\n"
+                   "  options:\n    target: lable\nsteps: 1\nbatch_size: 8\n")
+    r = run_cli("train", exp, "--output", tmp_path / "runs", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr + r.stdout
+    err = " ".join(r.stderr.split())
+    assert f"{exp}:7:5" in err and "no column named 'lable'" in err and "label" in err
+    assert "Traceback" not in r.stderr
