@@ -103,7 +103,7 @@ def test_predict_errors_and_text_table(digits_run, tmp_path):
     # the table the command prints without --json
     from rich.console import Console
 
-    from archspec.ui.predictions import render
+    from archspec.ui.predictions import print_predictions
 
     result = {"run": "runs/x/1", "checkpoint": "best", "step": 7, "heads": {"classes": "softmax"},
               "predictions": [{"input": "a.npy", "index": 1, "heads": {"classes": {
@@ -111,7 +111,7 @@ def test_predict_errors_and_text_table(digits_run, tmp_path):
                           {"class": 5, "name": "5", "probability": 0.25}],
                   "probabilities": [0, 0, 0, 0.75, 0, 0.25]}}}]}
     console = Console(record=True, width=100)
-    render(result, console)
+    print_predictions(result, console)
     text = console.export_text()
     assert "best checkpoint, step 7" in text and "a.npy [index 1]" in text
     assert "3 75.0%  5 25.0%" in text

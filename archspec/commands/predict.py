@@ -9,7 +9,7 @@ from archspec.commands.options import at_least, choose
 
 def predict(run_dir: Path, inputs: list[Path], as_json: bool, top: int, checkpoint: str) -> None:
     from archspec.train.predict import predict as run_predict
-    from archspec.ui.predictions import render
+    from archspec.ui.predictions import print_predictions
     from archspec.ui.render import console, warn
 
     choose(checkpoint, ("best", "latest"), "--checkpoint")
@@ -18,4 +18,4 @@ def predict(run_dir: Path, inputs: list[Path], as_json: bool, top: int, checkpoi
     if as_json:
         print(jsonout.dumps(result, indent=2))
         return
-    render(result, console)
+    print_predictions(result, console)

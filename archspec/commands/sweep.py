@@ -21,7 +21,7 @@ def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: b
     sw = load_sweep(file, output)
     points = sw.points()
     if parallel_hint or summary_only:
-        console.print(summary_table(sw, points))
+        console.print(points_table(sw, points))
         if parallel_hint:
             for line in hint_lines(sw, points, file):
                 console.print(line, style="dim" if line.startswith("#") else None)
@@ -39,7 +39,7 @@ def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: b
     if todo:  # JAX only when something trains
         _sweep_points(sw, todo, file, console)
     console.print()
-    console.print(summary_table(sw, chosen))
+    console.print(points_table(sw, chosen))
 
 
 def _sweep_points(sw, todo, file, console) -> None:
@@ -71,7 +71,7 @@ def summary_rows(sweep: Sweep, points: list[Point]) -> list[dict]:
     return rows
 
 
-def summary_table(sweep: Sweep, points: list[Point]):
+def points_table(sweep: Sweep, points: list[Point]):
     from archspec.ui.train_tables import sweep_table
 
     return sweep_table(sweep, points, summary_rows(sweep, points))

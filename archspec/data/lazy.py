@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..fmt import BYTES_PER_VALUE, prod
+
 MEMORY_BUDGET = 1 << 30  # bytes of decoded float32 examples kept in memory ("auto" mode)
 
 
@@ -76,7 +78,7 @@ def is_lazy(x) -> bool:
 
 
 def decoded_bytes(n: int, example_shape: Sequence[int]) -> int:
-    return int(n) * int(np.prod(example_shape)) * 4
+    return int(n) * prod(example_shape) * BYTES_PER_VALUE
 
 
 def mean_std_streaming(x: LazyExamples) -> tuple[np.ndarray, np.ndarray]:

@@ -115,14 +115,14 @@ def _generated(what: str) -> str:
     raise ValueError(f"docs/spec.md: unknown generated block '{what}'")
 
 
-def render(text: str) -> str:
+def fill_tables(text: str) -> str:
     """`text` with every generated block rewritten from the registry."""
     return _BLOCK.sub(lambda m: m.group(1) + _generated(m.group(2)) + m.group(3), text)
 
 
 def main(argv: list[str]) -> int:
     text = DOC.read_text()
-    new = render(text)
+    new = fill_tables(text)
     if "--check" in argv:
         if new != text:
             print(f"{DOC} is out of date: run `{COMMAND}`", file=sys.stderr)

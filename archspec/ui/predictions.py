@@ -29,5 +29,5 @@ def _prediction(h: dict) -> str:
     return ", ".join(f"{v:.6g}" for v in np.asarray(h["values"]).reshape(-1))
 
 
-def render(result: dict, console) -> None:
+def print_predictions(result: dict, console) -> None:
     console.print(predictions_table(result))

@@ -309,7 +309,7 @@ GRAPHVIZ_HINT = ("install Graphviz: `apt-get install graphviz` (Debian/Ubuntu), 
                  "Or write -o net.dot / net.mmd, which need nothing")
 
 
-def render(dot_text: str, fmt: str, output: Path) -> None:
+def render_graphviz(dot_text: str, fmt: str, output: Path) -> None:
     """SVG/PNG/PDF through Graphviz's `dot` program."""
     exe = shutil.which("dot")
     if exe is None:
@@ -346,5 +346,5 @@ def write_diagram(d: Diagram, output: Path | None) -> str:
         except OSError as exc:
             raise VizError(f"cannot write {output}: {exc.strerror or exc}") from None
         return text
-    render(to_dot(d), fmt, output)
+    render_graphviz(to_dot(d), fmt, output)
     return ""
