@@ -17,6 +17,20 @@ JSON_HELP = "machine-readable output"
 RUN_HELP = "a run folder: runs/<experiment>/<timestamp>"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from archspec import __version__
+
+        print(f"archspec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="print archspec's version and exit")):
+    """Write a neural network down in YAML, see exactly what it is, train it."""
+
+
 def _handled(fn):
     """A user's mistake ends with its message and exit code, never a traceback."""
 

@@ -139,8 +139,29 @@ def _clip(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[:n - 3] + "..."
 
 
+# What Keras and PyTorch call archspec's layer kinds and options: a user's habit gets the
+# archspec word rather than a string-distance guess.
+FOREIGN_NAMES = {
+    "Conv1D": "conv", "Conv2D": "conv", "Conv3D": "conv", "Conv1d": "conv", "Conv2d": "conv",
+    "Conv3d": "conv", "Dense": "dense", "BatchNormalization": "batchnorm",
+    "BatchNorm1d": "batchnorm", "BatchNorm2d": "batchnorm", "LayerNormalization": "layernorm",
+    "LayerNorm": "layernorm", "MaxPooling2D": "pool", "MaxPool2d": "pool",
+    "AveragePooling2D": "pool", "AvgPool2d": "pool", "GlobalAveragePooling2D": "pool",
+    "AdaptiveAvgPool2d": "pool", "Flatten": "flatten", "Dropout": "dropout",
+    "Embedding": "embedding", "LSTM": "lstm", "GRU": "gru", "MultiHeadAttention": "attention",
+    "ReLU": "relu", "Activation": "activation", "Add": "add", "Concatenate": "concat",
+    "filters": "maps", "out_channels": "maps", "kernel_size": "kernel", "strides": "stride",
+    "pool_size": "size", "use_bias": "bias", "dilation_rate": "dilation", "p": "rate",
+    "out_features": "units",
+}
+
+
 def did_you_mean(word: str, choices) -> str | None:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    names = [str(c) for c in choices]
+    ours = FOREIGN_NAMES.get(str(word))
+    if ours in names:
+        return f"archspec calls it '{ours}'"
+    close = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
 
