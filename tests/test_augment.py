@@ -71,7 +71,7 @@ def test_random_resized_crop_of_the_whole_image_is_the_image():
 def test_random_resized_crop_is_a_bilinear_resize_of_one_whole_pixel_box():
     img = np.arange(8 * 8 * 2, dtype=np.float32).reshape(8, 8, 2) ** 1.5
     o = A.RandomResizedCrop(scale=[0.1, 0.6], ratio=[0.5, 2.0])
-    for k in KEYS[:12]:
+    for k in KEYS[:5]:
         out = np.asarray(A.random_resized_crop(o, k, jnp.asarray(img)))
         match = [(t, l, ch, cw) for ch in range(1, 9) for cw in range(1, 9)
                  for t in range(9 - ch) for l in range(9 - cw)

@@ -590,9 +590,25 @@ def test_absurd_sizes_are_refused_quickly_before_allocating(absurd_results, name
 
 # --- the command line on bad arguments --------------------------------------------------------
 
-COMMANDS = typer.main.get_command(app).commands
-HINTS = {typer.main.get_command_name(c.name or c.callback.__name__):
-         typing.get_type_hints(c.callback) for c in app.registered_commands}
+def _leaves(group, prefix=()):
+    """Every command, subcommands of groups included ("data show")."""
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):
+            yield from _leaves(cmd, (*prefix, name))
+        else:
+            yield " ".join((*prefix, name)), cmd
+
+
+def _hints(typer_app, prefix=()):
+    for c in typer_app.registered_commands:
+        name = typer.main.get_command_name(c.name or c.callback.__name__)
+        yield " ".join((*prefix, name)), typing.get_type_hints(c.callback)
+    for g in typer_app.registered_groups:
+        yield from _hints(g.typer_instance, (*prefix, g.name))
+
+
+COMMANDS = dict(_leaves(typer.main.get_command(app)))
+HINTS = dict(_hints(app))
 
 
 def _py_type(command: str, param) -> type:
@@ -652,16 +668,17 @@ def test_bad_arguments_exit_2_with_a_message(name, case, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # whatever a command would write stays here
     cmd = COMMANDS[name]
     args = _placeholders(cmd, tmp_path)
+    words = name.split()
     if case == "unknown-option":
-        args, needle = [name, *args, "--no-such-option"], "No such option"
+        args, needle = [*words, *args, "--no-such-option"], "No such option"
     elif case == "missing-argument":
-        args, needle = [name], "Missing argument"
+        args, needle = words, "Missing argument"
     elif case.startswith("wrong-type:"):
-        args, needle = [name, *args, case.split(":", 1)[1], "lots"], "Invalid value"
+        args, needle = [*words, *args, case.split(":", 1)[1], "lots"], "Invalid value"
     else:
         missing = str(tmp_path / "no" / "such.yaml")
-        args = [name, *[missing if a.endswith("good.yaml") or a == str(tmp_path) else a
-                        for a in args]] if args else [name, missing]
+        args = [*words, *[missing if a.endswith("good.yaml") or a == str(tmp_path) else a
+                          for a in args]] if args else [*words, missing]
         needle = "does not exist|not found"
     result = _invoke(args)
     out = result.output

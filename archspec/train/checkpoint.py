@@ -49,8 +49,10 @@ def _manager(directory: Path, keep: int, write: bool = True):
             if p.is_symlink():
                 raise CheckpointError(f"refusing to write {p}: it is a symbolic link (to "
                                       f"{os.readlink(p)})", LINK_HINT)
+    # Writing is asynchronous: save() returns once the state is copied to host memory and
+    # training goes on while orbax writes (into a temporary folder, renamed when complete).
     opts = ocp.CheckpointManagerOptions(max_to_keep=keep if write else None, create=write,
-                                        enable_async_checkpointing=False,
+                                        enable_async_checkpointing=write,
                                         cleanup_tmp_directories=write,
                                         read_only=not write)
     return ocp.CheckpointManager(directory.resolve(), options=opts,
@@ -58,7 +60,13 @@ def _manager(directory: Path, keep: int, write: bool = True):
 
 
 class Checkpoints:
+    """The run's `latest` and `best` checkpoints. At most one write per folder is in flight:
+    a save first finishes the previous one (and writes its checksum list), and close()
+    finishes all. A crash mid-write leaves only a temporary folder; the last complete
+    checkpoint stays the newest one."""
+
     def __init__(self, run_dir: Path, keep: int = 2):
+        self._pending: dict[str, tuple[Path, object]] = {}
         self.latest = _manager(run_dir / "checkpoints" / "latest", keep)
         try:
             self.best = _manager(run_dir / "checkpoints" / "best", 1)
@@ -66,22 +74,38 @@ class Checkpoints:
             self.latest.close()
             raise
 
-    def save(self, which: str, state, position: dict) -> None:
+    def save(self, which: str, state, position: dict, then=None) -> None:
+        """Start writing `state` at its step; `then()` runs once it is complete on disk."""
         import orbax.checkpoint as ocp
 
         mngr = getattr(self, which)
         step = int(jax.device_get(state.step))
+        self._finish(which)  # one write in flight per folder; its step now counts as saved
         if step in mngr.all_steps():  # already saved at this very step (a stop right after)
             return
         payload = {"state": state, "position": {k: np.asarray(v, np.int32) for k, v in position.items()}}
         mngr.save(step, args=ocp.args.StandardSave(payload), force=True)
-        mngr.wait_until_finished()
-        if jax.process_index() == 0:
-            write_manifest(Path(mngr.directory) / str(step))
+        self._pending[which] = (Path(mngr.directory) / str(step), then)
+
+    def _finish(self, which: str) -> None:
+        getattr(self, which).wait_until_finished()
+        step_dir, then = self._pending.pop(which, (None, None))
+        if step_dir is not None and jax.process_index() == 0:
+            write_manifest(step_dir)
+        if then is not None:
+            then()
+
+    def wait(self) -> None:
+        """Every save so far complete on disk, with its checksum list."""
+        for which in ("latest", "best"):
+            self._finish(which)
 
     def close(self) -> None:
-        self.latest.close()
-        self.best.close()
+        try:
+            self.wait()
+        finally:
+            self.latest.close()
+            self.best.close()
 
 
 def restore(run_dir: Path, template_state, which: str = "latest", warn=None):

@@ -332,8 +332,9 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                     score = _score(val)
                     if best is None or score > best:
                         best = score
-                        store.save("best", state, pos)
-                        write_best(run_dir, best, step)
+                        # best.json names the best checkpoint only once it is on disk
+                        store.save("best", state, pos,
+                                   then=lambda s=best, k=step: write_best(run_dir, s, k))
                 store.save("latest", state, pos)
                 result.history.append(row)
                 reporter.epoch_end(epoch + 1, epochs, row)
