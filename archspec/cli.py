@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperArgument, TyperOption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Write a neural network down in YAML, see exactly what it is, train it.")
 
 SHAPE_HELP = "override the input shape, e.g. 32,32,3"
+SHAPE = "H,W,C"  # what --input-shape looks like in help
 JSON_HELP = "machine-readable output"
+CACHE_HELP = ("keep compiled programs in JAX's persistent cache ($ARCHSPEC_CACHE_DIR, else "
+              "~/.cache/archspec/jax)")
 RUN_HELP = "a run folder: runs/<experiment>/<timestamp>"
 
 
@@ -54,9 +58,29 @@ def _handled(fn):
     return wrapper
 
 
-def command(name: str | None = None, group: typer.Typer = app):
-    """@group.command(name), with the one error handler around it."""
-    return lambda fn: group.command(name)(_handled(fn))
+def command(name: str | None = None, group: typer.Typer = app, examples: tuple = ()):
+    """@group.command(name), with the one error handler around it and its help ending in
+    real examples (tests/test_cli_help.py runs them past the parser)."""
+    epilog = "[bold]Examples[/bold]\n" + "\n".join(f"  {e}" for e in examples) if examples else None
+    return lambda fn: group.command(name, epilog=epilog)(_handled(fn))
+
+
+def _plain_type(display):
+    """Help shows what a value looks like, not Python types: nothing beside a flag (--smoke,
+    --help), `<path>...` for a list of paths."""
+    def shown(self, ctx):
+        if getattr(self, "is_flag", False):
+            return None
+        label = display(self, ctx)
+        if isinstance(label, str) and label.startswith("<list["):
+            return f"<{label[6:-2].lower()}>..."
+        return label
+    return shown
+
+
+for _kind in (TyperOption, TyperArgument):  # typer renders both through display_type_rich
+    if hasattr(_kind, "display_type_rich"):
+        _kind.display_type_rich = _plain_type(_kind.display_type_rich)
 
 
 def _file(help: str):
@@ -71,21 +95,52 @@ def _checkpoint():
     return typer.Option("best", help="best or latest")
 
 
-@command()
+@command(examples=(
+    'archspec validate architectures/*.yaml',
+    'archspec validate experiments/digits_lenet.yaml',
+))
 def validate(files: List[Path] = typer.Argument(..., help="architecture or experiment YAML files", exists=True,
                                                 dir_okay=False, readable=True)):
-    """Check architecture files: every error at once, each with file:line:col."""
+    """Check architecture and experiment files: every error at once, each with file:line:col."""
     from archspec.commands.validate import validate as run
 
     run(files)
 
 
-@command()
+@command(examples=(
+    'archspec check experiments/',
+    'archspec check experiments/ --full --junit report.xml',
+))
+def check(
+    paths: List[Path] = typer.Argument(..., help="experiment or architecture YAML files, or "
+                                                 "folders of them (every *.yaml inside)",
+                                       exists=True, readable=True),
+    full: bool = typer.Option(False, "--full", help="train each experiment as written and "
+                                                    "judge its expect: (default: --smoke)"),
+    output: Optional[Path] = typer.Option(None, help="keep the runs in this folder "
+                                                     "(default: a temporary one, removed)"),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="also write JUnit XML here"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    compile_cache: bool = typer.Option(True, "--compile-cache/--no-compile-cache",
+                                       help=CACHE_HELP),
+):
+    """Validate every file, then train each experiment briefly (or --full): a table of
+    results, exit 0 only when all pass. For CI."""
+    from archspec.commands.check import check as run
+
+    run(paths, full, output, junit, as_json, compile_cache)
+
+
+@command(examples=(
+    'archspec summary architectures/resnet50.yaml',
+    'archspec summary architectures/resnet50.yaml --depth 0',
+    'archspec summary architectures/vgg16.yaml --input-shape 64,64,3 --json',
+))
 def summary(
     spec: Path = _file("architecture or experiment YAML file"),
     depth: Optional[int] = typer.Option(None, help="fold rows nested deeper than this (0: top level)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-    input_shape: Optional[str] = typer.Option(None, help=SHAPE_HELP),
+    input_shape: Optional[str] = typer.Option(None, metavar=SHAPE, help=SHAPE_HELP),
 ):
     """Shapes, parameters, MACs and receptive field of every layer, from the built Flax model."""
     from archspec.commands.summary import summary as run
@@ -93,7 +148,10 @@ def summary(
     run(spec, depth, as_json, input_shape)
 
 
-@command()
+@command(examples=(
+    'archspec schema architecture -o schema/architecture.schema.json',
+    'archspec schema experiment',
+))
 def schema(
     kind: str = typer.Argument("architecture", help="architecture or experiment"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="write to a file"),
@@ -104,28 +162,44 @@ def schema(
     run(kind, output)
 
 
-@command()
+@command(examples=(
+    'archspec train experiments/digits_lenet.yaml',
+    'archspec train experiments/shapes_resnet.yaml --epochs 3 --set optimizer.lr=1e-3',
+    'archspec train architectures/vgg16.yaml --data shapes --input-shape 64,64,3 --steps 5',
+    'archspec train --resume runs/digits_lenet/20261203-170756',
+))
 def train(
     file: Optional[Path] = typer.Argument(None, help="experiment YAML, or an architecture YAML"),
-    data: Optional[str] = typer.Option(None, help="data set for a bare architecture (digits, shapes, ...)"),
-    epochs: Optional[int] = typer.Option(None, help="number of epochs"),
+    data: Optional[str] = typer.Option(None, metavar="NAME", help="data set: digits, shapes, "
+                                       "... (default: the experiment's; shapes for a bare "
+                                       "architecture)"),
+    epochs: Optional[int] = typer.Option(None, metavar="N", help="number of epochs (default: "
+                                                                 "the experiment's)"),
     steps: Optional[int] = typer.Option(None, help="stop after this many steps"),
     batch_size: Optional[int] = typer.Option(None, help="examples per step"),
-    set_: List[str] = typer.Option([], "--set", help="override a config key: --set optimizer.lr=3e-4"),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a config key: --set optimizer.lr=3e-4"),
     resume: Optional[Path] = typer.Option(None, help="continue the run in this folder",
                                           exists=True, file_okay=False),
-    smoke: bool = typer.Option(False, help="a few steps on a little data: checks a config runs"),
+    smoke: bool = typer.Option(False, "--smoke", help="a few steps on a little data: checks a config runs"),
     output: Optional[str] = typer.Option(None, help="folder for runs (default: runs)"),
     track: Optional[str] = typer.Option(None, help="also log the run to a tracker: mlflow "
                                                    "(TensorBoard files are always written)"),
+    input_shape: Optional[str] = typer.Option(None, metavar=SHAPE, help=SHAPE_HELP + " (the data is drawn or "
+                                                         "resized to it)"),
+    compile_cache: bool = typer.Option(True, "--compile-cache/--no-compile-cache",
+                                       help=CACHE_HELP),
 ):
     """Train an experiment (or an architecture on a built-in data set)."""
     from archspec.commands.train import train as run
 
-    run(file, data, epochs, steps, batch_size, set_, resume, smoke, output, track)
+    run(file, data, epochs, steps, batch_size, set_, resume, smoke, output, track, input_shape,
+        compile_cache)
 
 
-@command("eval")
+@command("eval", examples=(
+    'archspec eval runs/digits_lenet/20261203-170756',
+    'archspec eval runs/digits_lenet/20261203-170756 --split val --checkpoint latest --json',
+))
 def eval_(
     run_dir: Path = _run_dir(),
     split: str = typer.Option("test", help="train, val or test"),
@@ -138,7 +212,10 @@ def eval_(
     eval_run(run_dir, split, checkpoint, as_json)
 
 
-@command()
+@command(examples=(
+    'archspec plot runs/digits_lenet -o curves.png',
+    'archspec plot runs/ --terminal',
+))
 def plot(
     runs: List[Path] = typer.Argument(..., help="run folders (or folders holding runs)"),
     output: Path = typer.Option(Path("curves.png"), "-o", "--output", help="picture to write"),
@@ -150,7 +227,10 @@ def plot(
     run(runs, output, terminal)
 
 
-@command("graph")
+@command("graph", examples=(
+    'archspec graph architectures/resnet18.yaml -o resnet18.svg',
+    'archspec graph architectures/googlenet.yaml --depth 0 -o googlenet.png',
+))
 def graph_cmd(
     spec: Path = _file("architecture or experiment YAML file"),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
@@ -161,7 +241,7 @@ def graph_cmd(
                                                  "(default: only graphs of over 80 nodes)"),
     depth: Optional[int] = typer.Option(None, help="fold nodes nested deeper than this "
                                                    "(0: top level; implies --collapse; default 1)"),
-    input_shape: Optional[str] = typer.Option(None, help=SHAPE_HELP),
+    input_shape: Optional[str] = typer.Option(None, metavar=SHAPE, help=SHAPE_HELP),
 ):
     """The architecture as a diagram: branches, skip connections, heads, shapes."""
     from archspec.commands.graph import graph as run
@@ -169,7 +249,10 @@ def graph_cmd(
     run(spec, output, collapse, depth, input_shape)
 
 
-@command()
+@command(examples=(
+    'archspec maps runs/digits_lenet/20261203-170756 docs/img/three.png',
+    'archspec maps runs/digits_lenet/20261203-170756 docs/img/three.png --layer c1 -o c1.png',
+))
 def maps(
     run_dir: Path = _run_dir(),
     image: Path = _file("PNG/JPEG picture, or a .npy array of one input"),
@@ -179,7 +262,7 @@ def maps(
                                 help="picture to write; with several layers, one per layer "
                                      "named maps_<layer>.png"),
     checkpoint: str = _checkpoint(),
-    invert: bool = typer.Option(False, help="invert the picture first (dark ink on light "
+    invert: bool = typer.Option(False, "--invert", help="invert the picture first (dark ink on light "
                                             "paper for data of light ink on dark)"),
 ):
     """Feature maps of chosen layers of a trained run for one input picture."""
@@ -188,7 +271,10 @@ def maps(
     run(run_dir, image, layer, output, checkpoint, invert)
 
 
-@command("pool")
+@command("pool", examples=(
+    'archspec pool docs/img/three.png',
+    'archspec pool docs/img/three.png --op max -k 3 --stride 2',
+))
 def pool_cmd(
     image: Path = _file("PNG/JPEG picture (or a .npy array)"),
     op: str = typer.Option("all", help="max, min, avg or all"),
@@ -202,12 +288,15 @@ def pool_cmd(
     run(image, op, size, stride, output)
 
 
-@command()
+@command(examples=(
+    'archspec runs',
+    'archspec runs runs/ --sort val --json',
+))
 def runs(
     directory: Path = typer.Argument(Path("runs"), help="folder of runs (default: runs)"),
     sort: str = typer.Option("date", help="date, experiment, run, val, test, epochs, speed "
                                           "or status (metrics: best first)"),
-    reverse: bool = typer.Option(False, help="reverse the order"),
+    reverse: bool = typer.Option(False, "--reverse", help="reverse the order"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ):
     """A table of runs: experiment, date, best validation and test metric, speed, status."""
@@ -216,7 +305,11 @@ def runs(
     run(directory, sort, reverse, as_json)
 
 
-@command()
+@command(examples=(
+    'archspec sweep sweeps/vgg_lr.yaml',
+    'archspec sweep sweeps/vgg_lr.yaml --parallel-hint',
+    'archspec sweep sweeps/vgg_lr.yaml --point 2',
+))
 def sweep(
     file: Path = _file("sweep YAML: experiment, grid and/or random"),
     point: Optional[int] = typer.Option(None, "--point", help="run only point K (0-based), "
@@ -233,7 +326,10 @@ def sweep(
     run(file, point, parallel_hint, summary_only, output)
 
 
-@command()
+@command(examples=(
+    'archspec predict runs/digits_lenet/20261203-170756 docs/img/three.png',
+    'archspec predict runs/digits_lenet/20261203-170756 batch.npy --top 1 --json',
+))
 def predict(
     run_dir: Path = _run_dir(),
     inputs: List[Path] = typer.Argument(..., help="images (PNG/JPEG), .npy arrays (one "
@@ -248,7 +344,10 @@ def predict(
     run(run_dir, inputs, as_json, top, checkpoint)
 
 
-@command()
+@command(examples=(
+    'archspec bench architectures/resnet18.yaml --batch 8',
+    'archspec bench experiments/shapes_resnet.yaml --precision bf16 --steps 20',
+))
 def bench(
     spec: Path = _file("architecture or experiment YAML file"),
     batch: int = typer.Option(32, "--batch", help="examples per step"),
@@ -256,8 +355,8 @@ def bench(
     precision: str = typer.Option("float32", help="float32 or bf16 (bfloat16 compute)"),
     warmup: int = typer.Option(2, help="untimed steps after compiling"),
     matmul_size: int = typer.Option(2048, help="n of the n×n matmul that measures the peak"),
-    input_shape: Optional[str] = typer.Option(None, help=SHAPE_HELP),
-    scan_blocks: bool = typer.Option(False, help="compile runs of identical repeated blocks as "
+    input_shape: Optional[str] = typer.Option(None, metavar=SHAPE, help=SHAPE_HELP),
+    scan_blocks: bool = typer.Option(False, "--scan-blocks", help="compile runs of identical repeated blocks as "
                                                  "one scan (faster compiles)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ):
@@ -272,12 +371,15 @@ data_app = typer.Typer(no_args_is_help=True, help="Look at an experiment's data.
 app.add_typer(data_app, name="data")
 
 
-@command("show", data_app)
+@command("show", data_app, examples=(
+    'archspec data show experiments/shapes_resnet.yaml',
+    'archspec data show experiments/digits_lenet.yaml -o digits.png --count 16',
+))
 def data_show(
     file: Path = _file("experiment YAML file"),
     output: Path = typer.Option(Path("examples.png"), "-o", "--output", help="picture to write"),
     count: int = typer.Option(32, help="examples to draw (at most one batch)"),
-    set_: List[str] = typer.Option([], "--set", help="override a config key: --set seed=1"),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a config key: --set seed=1"),
 ):
     """Splits, class balance, and the first training batch as the model sees it
     (augmented, in pixel units, with class names)."""

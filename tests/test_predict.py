@@ -31,7 +31,7 @@ def own_outputs(run):
     """The run's test split (normalised), its raw values, and the model's own outputs."""
     from archspec.data.normalize import _safe_scale
     from archspec.train.evaluate import load_state
-    from archspec.train.loop import evaluate
+    from archspec.train.measure import evaluate
 
     setup, state, _ = load_state(run)
     split = setup.dataset.test

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import only_run, read_records, run_cli
+from helpers import ROOT, only_run, read_records, run_cli
 
 ARCH = """name: tiny
 input: {shape: [2]}
@@ -363,3 +363,45 @@ def test_run_file_readers_never_raise_on_damage(tmp_path):
     assert len(read_attempts(tmp_path)) == 1
     (tmp_path / "best.json").write_text('{"score": "high"}')
     assert read_best(tmp_path) is None  # nothing to rebuild from: a warning, no guess
+
+
+def _tensorboard(run: Path) -> tuple[dict, dict]:
+    """(scalars: tag -> {step: value}, texts: tag -> text) of a run's events files, read
+    record by record (TFRecord framing: length, crc, event, crc)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars, texts = {}, {}
+    for f in sorted((run / "events").iterdir()):
+        data, i = f.read_bytes(), 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            for v in event.summary.value:
+                if v.HasField("simple_value"):
+                    scalars.setdefault(v.tag, {})[event.step] = v.simple_value
+                elif v.HasField("tensor") and v.tensor.string_val:
+                    texts[v.tag] = v.tensor.string_val[0].decode()
+    return scalars, texts
+
+
+def test_tensorboard_gets_test_metrics_per_layer_health_lr_per_step_and_the_architecture(tmp_path):
+    r = run_cli("train", ROOT / "experiments/digits_logistic.yaml", "--epochs", "2",
+                "--set", "optimizer.schedule.name=cosine", "--output", tmp_path)
+    assert r.returncode == 0, r.stderr
+    run = only_run(tmp_path)
+    scalars, texts = _tensorboard(run)
+    records = read_records(run)
+    test = next(m for m in records if m["split"] == "test")
+    assert scalars["test/loss"][test["step"]] == pytest.approx(test["loss"], rel=1e-6)
+    train = [m for m in records if m["split"] == "train"]
+    total = train[-1]["step"]
+    lr = scalars["train/lr_per_step"]
+    assert sorted(lr) == list(range(1, total + 1))  # every step, once
+    assert lr[total] == pytest.approx(train[-1]["lr"], rel=1e-5)
+    assert lr[1] > lr[total]  # cosine decays
+    for layer, norm in train[-1]["grad_norms"].items():
+        assert scalars[f"train/grad_norms/{layer}"][total] == pytest.approx(norm, rel=1e-6)
+    assert "layers:" in texts["architecture/text_summary"]

@@ -41,13 +41,25 @@ def test_every_experiment_runs_in_smoke_mode(exp, tmp_path):
 
 
 def test_eval_reports_confusion_matrix(tmp_path):
-    r = run_cli("train", ROOT / "experiments/digits_logistic.yaml", "--epochs", "2",
-                "--output", tmp_path)
-    assert r.returncode == 0, r.stderr
+    trained = run_cli("train", ROOT / "experiments/digits_logistic.yaml", "--epochs", "2",
+                      "--output", tmp_path)
+    assert trained.returncode == 0, trained.stderr
     run = only_run(tmp_path)
     r = run_cli("eval", run, "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
+    # one rule for the test score: train and eval measure the same checkpoint and say which
+    best_step = json.loads((run / "best.json").read_text())["step"]
+    assert out["checkpoint"] == "best" and out["step"] == best_step
+    label = f"test (best checkpoint, step {best_step})"
+    accuracy = f"accuracy {100 * out['report']['accuracy']:.2f}%"
+    assert label in trained.stdout and accuracy in trained.stdout, trained.stdout
+    test_record = [m for m in read_records(run) if m["split"] == "test"][-1]
+    assert test_record["checkpoint"] == "best" and test_record["checkpoint_step"] == best_step
+    # the console's record is in the run folder, whatever happened to the terminal
+    log = (run / "train.log").read_text()
+    assert log.startswith("$ archspec train ") and "epoch   2/2" in log
+    assert label in log and accuracy in log and "first step compiled and ran in" in log
     cm = np.array(out["report"]["confusion"])
     assert cm.shape == (10, 10) and cm.sum() == out["metrics"]["examples"] == 359
     assert out["report"]["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
@@ -56,6 +68,7 @@ def test_eval_reports_confusion_matrix(tmp_path):
     assert out["report"]["precision"][3] == pytest.approx(cm[3, 3] / cm[:, 3].sum())
     r = run_cli("eval", run)
     assert "confusion matrix" in r.stdout and "precision" in r.stdout
+    assert f"{label}, 359 examples" in r.stdout and accuracy.split()[1] in r.stdout
 
 
 def test_resume_after_sigkill_is_exact(tmp_path):

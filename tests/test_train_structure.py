@@ -114,3 +114,17 @@ def test_a_data_option_refused_while_loading_the_data_points_at_its_line(tmp_pat
     err = " ".join(r.stderr.split())
     assert f"{exp}:7:5" in err and "no column named 'lable'" in err and "label" in err
     assert "Traceback" not in r.stderr
+
+
+def test_the_first_head_scores_the_run_whatever_the_names_sort_to():
+    from types import SimpleNamespace
+
+    from archspec.train.measure import in_head_order
+    from archspec.ui.train_tables import main_accuracy
+
+    heads = [SimpleNamespace(head="shapes"), SimpleNamespace(head="aux")]  # GoogLeNet-style
+    metrics = {"accuracy/aux": 0.5, "accuracy/shapes": 0.9, "loss": 1.0, "loss/aux": 2.0,
+               "loss/shapes": 0.5}
+    ordered = in_head_order(metrics, heads)
+    assert list(ordered) == ["loss", "accuracy/shapes", "loss/shapes", "accuracy/aux", "loss/aux"]
+    assert main_accuracy(ordered) == 0.9

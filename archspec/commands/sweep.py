@@ -20,6 +20,8 @@ def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: b
 
     sw = load_sweep(file, output)
     points = sw.points()
+    if parallel_hint:  # commands to launch: every point checked first, as a run would
+        check_points(sw, points)
     if parallel_hint or summary_only:
         console.print(points_table(sw, points))
         if parallel_hint:

@@ -7,15 +7,21 @@ from typing import List, Optional
 
 from archspec.commands import BadParameter, Exit
 from archspec.commands.options import overrides as flag_overrides
+from archspec.commands.options import parse_shape
 
 
 def train(file: Optional[Path], data: Optional[str], epochs: Optional[int],
           steps: Optional[int], batch_size: Optional[int], set_: List[str],
           resume: Optional[Path], smoke: bool, output: Optional[str],
-          track: Optional[str]) -> None:
+          track: Optional[str], input_shape: Optional[str] = None,
+          compile_cache: bool = True) -> None:
     from archspec.train import distributed
 
     distributed.start()  # before anything touches a device
+    if compile_cache:
+        from archspec.train.compile_cache import enable_compilation_cache
+
+        enable_compilation_cache()  # None (nothing cached) when ARCHSPEC_NO_COMPILE_CACHE=1
     from archspec.spec.lint import head_warnings
     from archspec.train import experiment
     from archspec.train.loop import fit
@@ -30,13 +36,16 @@ def train(file: Optional[Path], data: Optional[str], epochs: Optional[int],
     if resume is not None:
         from archspec.train.checkpoint import finished_step
 
+        if input_shape is not None:
+            raise BadParameter("a resumed run keeps the input shape it started with",
+                               param_hint="--input-shape")
+
         setup = experiment.prepare_loaded(experiment.load(resume=resume, warn=reporter.warning))
         done = finished_step(resume, setup)
         if done is not None:
             console.print(f"{resume} already finished: all {setup.total_steps} steps done "
                           f"(checkpoint {done}); nothing to resume")
             return
-        console.print(f"resuming [bold]{resume}[/bold]")
         result = fit(setup, reporter, run_dir=Path(resume), resume=True)
         _track(track, result.run_dir, console)
         _exit_for(result.outcome)
@@ -45,22 +54,12 @@ def train(file: Optional[Path], data: Optional[str], epochs: Optional[int],
         raise BadParameter("give an experiment file, or --resume RUN_DIR", param_hint="FILE")
     overrides = flag_overrides(set_, smoke, epochs=epochs, steps=steps, batch_size=batch_size,
                                output=output)
-    loaded = experiment.load(file, overrides, data=data)
+    loaded = experiment.load(file, overrides, data=data, input_shape=parse_shape(input_shape))
     print_warnings(head_warnings(loaded.graph))
     setup = experiment.prepare_loaded(loaded, smoke=smoke)
-    console.print(_header(setup))
     result = fit(setup, reporter)
     _track(track, result.run_dir, console)
     _exit_for(result.outcome)
-
-
-def _header(setup) -> str:
-    """What is about to train: model, parameters, data splits, steps, devices."""
-    ds = setup.dataset
-    return (f"[bold]{setup.exp.name}[/bold]: {setup.graph.name}, "
-            f"{setup.graph.total('params'):,} parameters, {ds.name} ({len(ds.train.x)} train / "
-            f"{len(ds.val.x)} val / {len(ds.test.x)} test), "
-            f"{setup.total_steps} steps on {setup.mesh.devices.size} device(s)")
 
 
 def _exit_for(outcome: str) -> None:

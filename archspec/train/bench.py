@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from archspec.train import estimate
+
 
 @dataclass
 class BenchResult:
@@ -166,7 +168,7 @@ def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float3
     step_s = statistics.median(times)
 
     macs = graph.total("macs")
-    train_flops = 3.0 * macs * 2.0 * batch
+    train_flops = estimate.train_flops(macs, batch)
     achieved = train_flops / step_s
     peak = matmul_peak(matmul_size, jnp.bfloat16 if precision == "bf16" else jnp.float32)
     device = jax.devices()[0]

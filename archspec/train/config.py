@@ -12,6 +12,7 @@ from archspec.data import DataConfig
 from archspec.errors import ErrorCollector, Pos, SpecErrors, parses_as_float
 from archspec.spec.locate import validate
 from archspec.spec.yaml_loader import YMap, load_yaml_file
+from archspec.train import expect as E
 from archspec.train.augment import AugmentStep
 from archspec.train.losses import LossKind
 
@@ -111,6 +112,10 @@ class Experiment(Strict):
     variables: dict[str, int | float | bool | str] = Field(
         default_factory=dict, description="override the architecture's variables, e.g. "
                                           "{classes: 6} for a 1000-way network on 6 classes")
+    expect: Annotated[dict[str, Any], AfterValidator(E.flat)] = Field(
+        default_factory=dict, json_schema_extra=E.SCHEMA, description="what a full run must "
+        "reach, e.g. {test.accuracy: \">= 0.985\", time_s: \"<= 120\"}: judged by "
+        "`archspec check --full` and reported by `train`")
 
 
 def parse_override(text: str, index: int):
@@ -207,7 +212,10 @@ def _validate(root: YMap, errors: ErrorCollector, pos: Pos):
     from archspec.data import DataError
 
     try:
-        return validate(Experiment, root, root, errors, "", pos, "the experiment")
+        exp = validate(Experiment, root, root, errors, "", pos, "the experiment")
+        E.check_expect(root.get("expect", {}), errors, exp.eval_splits if exp else None,
+                       root.val_pos.get("eval_splits"))
+        return exp
     except DataError as exc:
         locate_data_error(exc, root)
         raise
@@ -251,9 +259,20 @@ def architecture_graph(exp: Experiment, exp_path: str | None, root: YMap, input_
     if exp.variables:
         _override_variables(arch, root, exp.variables)
         text = None  # the run's copy of the architecture carries the new values
-    if text is None:
-        text = yaml.safe_dump(_plain(arch), sort_keys=False)
-    return resolve(arch, filename=filename, input_shape=input_shape), text
+    graph = resolve(arch, filename=filename, input_shape=input_shape)
+    E.check_expect_heads(exp.expect, graph, exp.loss, root.get("expect") if root else None)
+    if text is None or input_shape is not None:
+        text = yaml.safe_dump(_with_input_shape(_plain(arch), input_shape), sort_keys=False)
+    return graph, text
+
+
+def _with_input_shape(arch: dict, shape) -> dict:
+    """The run's copy of the architecture carries an --input-shape override (resolve has
+    already refused one for several inputs), so a resume rebuilds the same network."""
+    if shape is not None:
+        spec = arch.get("input") or next(iter(arch["inputs"].values()))
+        spec["shape"] = list(shape)
+    return arch
 
 
 def _override_variables(arch, root: YMap, variables: dict) -> None:

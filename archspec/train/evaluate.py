@@ -78,20 +78,20 @@ def load_state(run_dir: Path, which: str = "best", warn: Warn = ignore):
 
     from archspec.train import checkpoint as ckpt
     from archspec.train.loop import prepare
+    from archspec.train.measure import scored_checkpoint
     from archspec.train.step import init_state
 
     exp, graph, arch_text = load_run(run_dir, warn)
     setup = prepare(exp, graph, arch_text, {})
     example = jnp.zeros((1, *setup.dataset.train.x.shape[1:]), setup.dataset.train.x.dtype)
     state = init_state(setup.model, graph, setup.tx, exp.seed, example)
-    if which == "best" and not (Path(run_dir) / "checkpoints" / "best").exists():
-        which = "latest"
+    which = scored_checkpoint(run_dir, which)
     state, _ = ckpt.restore(run_dir, state, which, warn=warn)
     return setup, state, which
 
 
 def run_eval(run_dir: Path, split: str = "test", which: str = "best", warn: Warn = ignore):
-    from archspec.train.loop import evaluate
+    from archspec.train.measure import evaluate
 
     setup, state, which = load_state(run_dir, which, warn)
     data = getattr(setup.dataset, split)

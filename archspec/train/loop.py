@@ -22,11 +22,12 @@ from archspec.train import checkpoint as ckpt
 from archspec.train.health import AttemptFailed, Monitor
 from archspec.train.heads import chance_rate, head_losses
 from archspec.train.config import Experiment, locate_data_error
+from archspec.train.measure import evaluate, in_head_order, test_weights
 from archspec.train.optim import make_optimizer
 from archspec.train.reporter import NullReporter, Reporter
 from archspec.train.runs import (MetricsLog, RunError, new_run_dir, read_attempts, read_best,
                                  write_attempts, write_best, write_setup)
-from archspec.train.step import (HeadLoss, fetch, init_state, make_eval_step, make_mesh,
+from archspec.train.step import (HeadLoss, init_state, make_eval_step, make_mesh,
                                  make_train_step, pad_batch, put_batch, shardings)
 
 
@@ -58,6 +59,7 @@ class Setup:
     chance: float | None = None      # majority-class rate of the train split
     experiment_file: str | None = None  # fingerprinted, so a resume names a later edit
     augment: Callable | None = None  # (key, x, y) -> (x, y): the experiment's `augment:`
+    smoke: bool = False              # a few steps on a little data: `expect:` is not judged
 
     def with_lr_factor(self, factor: float) -> "Setup":
         """The same run with its learning rate scaled (a restart after a failed attempt)."""
@@ -73,6 +75,7 @@ class Result:
     state: object
     history: list = field(default_factory=list)
     test: dict | None = None
+    test_checkpoint: tuple[str, int] | None = None  # ("best" or "latest", step) test scored
     seconds: float = 0.0
     examples_per_s: float = 0.0
     stopped: bool = False
@@ -125,7 +128,8 @@ def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: 
     tx, lr_fn = make_optimizer(exp.optimizer, total)
     heads = head_losses(exp, graph, dataset, _pos(root, "data"), _loss_positions(root))
     return Setup(exp, graph, dataset, model, heads, tx, lr_fn, mesh, total, spe, config,
-                 arch_text, chance_rate(dataset), experiment_file, _augment(exp, dataset, root))
+                 arch_text, chance_rate(dataset), experiment_file, _augment(exp, dataset, root),
+                 smoke)
 
 
 def _augment(exp: Experiment, dataset: Dataset, root):
@@ -187,27 +191,6 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
-def evaluate(setup: Setup, state, split, eval_step=None, batch_size=None):
-    """Loss and accuracy over a whole split (every example exactly once)."""
-    eval_step = eval_step or make_eval_step(setup.model, setup.heads, setup.mesh)
-    bs = batch_size or setup.exp.eval_batch_size or setup.exp.batch_size
-    data_sh, _ = shardings(setup.mesh)
-    sums, n = {}, 0
-    outputs = []
-    for x, y in batches(split, bs, shuffle=False, seed=0, epoch=0):
-        real = len(x)
-        xb, yb, w = pad_batch(x, y, bs)
-        metrics, out = eval_step(state, *put_batch((xb, yb, w), data_sh))
-        metrics = jax.device_get(metrics)
-        for k, v in metrics.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * real
-        n += real
-        outputs.append({k: np.asarray(v)[:real] for k, v in fetch(out).items()})
-    result = {k: v / max(n, 1) for k, v in sums.items()}
-    result["examples"] = n
-    return result, {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]} if outputs else {}
-
-
 def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = None,
         resume: bool = False) -> Result:
     """Train, restarting with a new seed after a collapse or divergence while restarts are
@@ -262,6 +245,8 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     state = init_state(setup.model, setup.graph, setup.tx, seed, example)
     start_epoch, start_batch = 0, 0
     log = MetricsLog(run_dir, warn=reporter.warning)
+    if not resume and attempt == 0:
+        log.text("architecture", setup.arch_text)
     best = read_best(run_dir, reporter.warning) if resume else None
     if resume:
         state, pos = ckpt.restore(run_dir, state, warn=reporter.training_warning)
@@ -311,11 +296,14 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 it.close()
                 if pending:
                     monitor.observe(*jax.device_get(pending))
-                train = {k: float(v) / max(n_seen, 1) for k, v in jax.device_get(sums).items()}
+                train = in_head_order({k: float(v) / max(n_seen, 1)
+                                       for k, v in jax.device_get(sums).items()}, setup.heads)
                 finished_epoch = b + 1 >= setup.steps_per_epoch
                 pos = ({"epoch": epoch + 1, "batch": 0} if finished_epoch
                        else {"epoch": epoch, "batch": b + 1})
                 seconds = time.perf_counter() - t0
+                first = step - (b + 1 - skip)  # the step count this epoch started from
+                log.per_step("train/lr_per_step", _lrs(setup.lr_fn, first, step), first + 1)
                 rec = {"step": step, "epoch": epoch + 1, "split": "train", "attempt": attempt,
                        "lr": float(setup.lr_fn(step - 1)), "seconds": seconds,
                        "examples_per_s": n_seen / seconds, **_clean(train),
@@ -326,7 +314,8 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 row = {"train": rec}
                 if "val" in exp.eval_splits and len(setup.dataset.val.x):
                     reporter.evaluating("val", len(setup.dataset.val.x))
-                    val, _ = evaluate(setup, state, setup.dataset.val, eval_step)
+                    val, _ = evaluate(setup, state, setup.dataset.val, eval_step,
+                                      progress=reporter.eval_progress)
                     log.log({"step": step, "epoch": epoch + 1, "split": "val", **_clean(val)})
                     row["val"] = val
                     score = _score(val)
@@ -345,21 +334,27 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                     break
     except KeyboardInterrupt:
         result.stopped = True
+    except BaseException:
+        log.close()
+        raise
     finally:
         store.close()
-        log.close()
         reporter.attempt_end()
-    log = MetricsLog(run_dir, tensorboard=False)
     result.seconds = time.perf_counter() - t_start
     result.examples_per_s = trained / max(result.seconds, 1e-9)
     result.state = state
     if not result.stopped and "test" in exp.eval_splits and len(setup.dataset.test.x):
+        scored, which, at = test_weights(run_dir, state, reporter.training_warning)
+        result.test_checkpoint = (which, at)
         reporter.evaluating("test", len(setup.dataset.test.x))
-        result.test, _ = evaluate(setup, state, setup.dataset.test, eval_step)
-        log.log({"step": step, "split": "test", **_clean(result.test)})
+        result.test, _ = evaluate(setup, scored, setup.dataset.test, eval_step,
+                                  progress=reporter.eval_progress)
+        log.log({"step": step, "split": "test", "checkpoint": which, "checkpoint_step": at,
+                 **_clean(result.test)})
     result.outcome = "stopped" if result.stopped else "finished"
     log.log({"step": step, "split": "summary", "attempt": attempt, "seconds": result.seconds,
              "examples_per_s": result.examples_per_s, "status": result.outcome})
+    log.close()
     return result
 
 
@@ -381,6 +376,12 @@ def _padded(it, size):
         yield xb, yb, w, len(x)
 
 
+def _lrs(lr_fn, first: int, last: int) -> np.ndarray:
+    """The learning rate of steps first+1..last (a constant schedule gives one scalar)."""
+    idx = np.arange(first, last)
+    return np.broadcast_to(np.asarray(lr_fn(idx)), idx.shape)
+
+
 def _clean(metrics: dict) -> dict:
     return {k.replace("/", "_"): float(v) for k, v in metrics.items()}
 
@@ -394,4 +395,4 @@ def _score(metrics: dict) -> float:
     return acc[0] if acc else -metrics["loss"]
 
 
-__all__ = ["Setup", "Result", "prepare", "fit", "evaluate", "TrainError", "RunError"]
+__all__ = ["Setup", "Result", "prepare", "fit", "TrainError", "RunError"]

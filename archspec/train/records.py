@@ -46,10 +46,25 @@ class MetricsLog:
             record = self._mark_resumed(record)
         append_line(self.path, json.dumps(record) + "\n", self.HINT)
         if self.writer:
-            split = record.get("split", "train")
+            split, step = record.get("split", "train"), record.get("step", 0)
             for k, v in record.items():
-                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
-                    self.writer.add_scalar(f"{split}/{k}", v, record.get("step", 0))
+                if isinstance(v, dict):  # per layer: grad_norms/conv1, dead_units/conv1
+                    for layer, x in v.items():
+                        if _number(x):
+                            self.writer.add_scalar(f"{split}/{k}/{layer}", x, step)
+                elif _number(v) and k not in ("step", "epoch", "checkpoint_step"):
+                    self.writer.add_scalar(f"{split}/{k}", v, step)
+
+    def per_step(self, tag: str, values, first_step: int) -> None:
+        """One TensorBoard scalar per step (the learning rate), from `first_step` on."""
+        if self.writer and not _process_index():
+            for i, v in enumerate(values):
+                self.writer.add_scalar(tag, float(v), first_step + i)
+
+    def text(self, tag: str, text: str) -> None:
+        """A text panel in TensorBoard (the architecture), shown as written."""
+        if self.writer and not _process_index():
+            self.writer.add_text(tag, "\n".join("    " + line for line in text.splitlines()))
 
     def _mark_resumed(self, record: dict) -> dict:
         """The first epoch after a resume: partial when it started mid-way (after a
@@ -72,6 +87,10 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer:
             self.writer.close()
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _process_index() -> int:

@@ -27,7 +27,10 @@ class Reporter(Protocol):
         """An epoch's record: row["train"], and row["val"] when validated."""
 
     def evaluating(self, split: str, examples: int) -> None:
-        """A split is being measured."""
+        """A split of `examples` examples is about to be measured."""
+
+    def eval_progress(self, done: int) -> None:
+        """`done` examples of the split being measured are measured."""
 
     def warning(self, message: str, hint: str | None = None) -> None:
         """A problem found in the run's files that does not stop the run."""
@@ -64,6 +67,9 @@ class NullReporter:
         pass
 
     def evaluating(self, split, examples):
+        pass
+
+    def eval_progress(self, done):
         pass
 
     def warning(self, message, hint=None):

@@ -62,7 +62,8 @@ class Sweep:
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
     output: str = "runs"
-    positions: dict = field(default_factory=dict)   # key.path -> its line in the sweep file
+    positions: dict = field(default_factory=dict)   # key.path -> its value's place in the file
+    key_positions: dict = field(default_factory=dict)   # key.path -> the key's place
 
     @property
     def folder(self) -> Path:
@@ -148,20 +149,17 @@ def load_sweep(path: Path, output: str | None = None) -> Sweep:
     maps = {}
     for key in ("set", "grid", "random"):
         value = root.get(key)
-        if value is None:
-            maps[key] = {}
-        elif not isinstance(value, YMap):
+        if value is not None and not isinstance(value, YMap):
             errors.add(f"`{key}` is a mapping of key.path: ...", at(key), key,
                        expected="{optimizer.lr: ...}", found=type(value).__name__)
-            maps[key] = {}
-        else:
-            maps[key] = value
+        maps[key] = value if isinstance(value, YMap) else {}
     for key, values in maps["grid"].items():
         if not isinstance(values, YList) or not values:
             errors.add("a grid entry is a non-empty list of values", maps["grid"].val_pos[key],
                        f"grid.{key}", expected="[v1, v2, ...]", found=repr(values))
     for key, spec in maps["random"].items():
         _check_distribution(spec, maps["random"].val_pos[key], f"random.{key}", errors)
+    _check_overlaps(maps, errors)
     if not maps["grid"] and not maps["random"]:
         errors.add("nothing to sweep", root.pos, expected="a `grid:` and/or `random:` mapping",
                    hint="grid: {optimizer.lr: [0.001, 0.01]}")
@@ -178,13 +176,39 @@ def load_sweep(path: Path, output: str | None = None) -> Sweep:
             errors.add(f"`{key}` is {'a folder name' if key == 'name' else 'a folder'}",
                        at(key), key, found=repr(value))
     errors.raise_if_any()
+    located = [m for m in maps.values() if isinstance(m, YMap)]
     return Sweep(name=root.get("name") or path.stem, source=path, experiment=exp_path,
                  fixed=_plain(maps["set"]), grid=_plain(maps["grid"]),
                  random=_plain(maps["random"]),
                  samples=root.get("samples") or DEFAULT_SAMPLES, seed=root.get("seed") or 0,
                  output=output or root.get("output") or "runs",
-                 positions={str(k): m.val_pos[k] for m in maps.values() if isinstance(m, YMap)
-                            for k in m})
+                 positions={str(k): m.val_pos[k] for m in located for k in m},
+                 key_positions={str(k): m.key_pos[k] for m in located for k in m})
+
+
+_OVERLAP_HINTS = {
+    "set": "every point would take the swept values, never the one in `set`: remove it there",
+    "grid": "the random draws would replace the grid values: keep it in `grid` or in `random`",
+    "part": "it replaces the whole mapping, the earlier key inside it included: keep one"}
+
+
+def _check_overlaps(maps: dict, errors: ErrorCollector) -> None:
+    """A key in two of set, grid and random would silently take the later one's values, and a
+    mapping applied after a key inside it (`optimizer.lr`, then `optimizer`) would drop it."""
+    seen: dict[str, tuple[str, Pos | None]] = {}
+    for section in ("set", "grid", "random"):
+        for key in map(str, maps[section]):
+            pos = getattr(maps[section], "key_pos", {}).get(key)
+            other = next((k for k in seen if f"{k}.".startswith(f"{key}.")), None)
+            if other is not None:
+                (where, at), same = seen[other], other == key
+                errors.add(f"`{key}` is also in `{where}`" if same else
+                           f"`{key}` overlaps `{other}`", pos, f"{section}.{key}",
+                           expected="each key in one of set, grid and random" if same else
+                           "a mapping before the keys inside it",
+                           found=f"{where}.{other}{f' (line {at.line})' if at else ''} and "
+                                 f"{section}.{key}", hint=_OVERLAP_HINTS[where if same else "part"])
+            seen[key] = (section, pos)
 
 
 def _check_distribution(spec, pos, where, errors):
@@ -218,27 +242,96 @@ def _plain(x):
 
 
 def check_points(sweep: Sweep, points: list[Point]) -> None:
-    """Every point's overrides against the experiment before anything trains: a typo in a
-    key path fails at once, with the override it came from."""
-    from archspec.errors import SpecErrors
+    """Every point's overrides against the experiment before anything trains, loaded as
+    `archspec train --set ...` loads them: a typo or a bad value fails at once, at its sweep
+    file line. A key that no point reads (an option of another optimizer) is refused too."""
+    from archspec.errors import ArchspecError, SpecErrors
     from archspec.train import experiment
 
+    unread = None   # key -> its error, for the keys no point so far reads
     for p in points:
         try:
-            experiment.load(sweep.experiment, p.set_args())
-        except SpecErrors as exc:
-            raise SpecErrors([_in_sweep_file(sweep, e, p) for e in exc.errors]) from None
+            loaded = experiment.load(sweep.experiment, p.set_args())
+        except ArchspecError as exc:
+            if exc.exit_code != 2:
+                raise
+            raise SpecErrors([_in_sweep_file(sweep, e, p) for e in exc.located()]) from None
+        found = {k: e for k in p.overrides if (e := _unread(sweep, k, loaded)) is not None}
+        unread = found if unread is None else {k: e for k, e in unread.items() if k in found}
+    (errors := ErrorCollector()).errors.extend((unread or {}).values())
+    errors.raise_if_any()
 
 
 def _in_sweep_file(sweep: Sweep, error, point: Point):
-    """An error about an override points at the sweep file line the value came from."""
+    """An error about an override points at its sweep file line (the key's, when unknown)."""
     where = str(error.pos.file) if error.pos else ""
     key = where.removeprefix("--set ").partition("=")[0]
     if not where.startswith("--set ") or key not in sweep.positions:
         return error
-    error.pos = sweep.positions[key]
+    on_key = error.message.startswith("unknown") and any(
+        f"'{part}'" in error.message for part in key.split("."))
+    error.pos = sweep.key_positions[key] if on_key else sweep.positions[key]
     error.path = f"{key} (point {point.index})"
     return error
+
+
+# (option, the setting that decides, the values of it that read the option, what it is)
+READS = (
+    ("optimizer.momentum", "optimizer.name", ("momentum", "nesterov"),
+     "an option of the momentum and nesterov optimizers"),
+    ("optimizer.schedule.boundaries|factor", "optimizer.schedule.name", ("step",),
+     "an option of the step schedule"),                 # `|`: either option
+    ("optimizer.schedule.final_lr", "optimizer.schedule.name", ("cosine", "linear"),
+     "an option of the cosine and linear schedules"),
+    ("loss.*.label_smoothing", "loss.*.kind", ("categorical_crossentropy",),
+     "an option of categorical_crossentropy"),      # `*`: any head, the same in both
+    ("epochs", "steps", (None,), "read only when `steps` is not set"),
+    ("health.restart_lr_factor", "health.restarts", lambda n: n > 0, "read after a restart"),
+)
+_MISSING = object()
+
+
+def _unread(sweep: Sweep, key: str, loaded):
+    """The error for a swept key that this point's experiment does not read, else None."""
+    from archspec.errors import SpecError
+
+    pos = sweep.key_positions.get(key)
+    parts = key.split(".")
+    if parts[0] == "output":
+        return SpecError("a sweep does not read the experiment's `output`", pos, key,
+                         expected="a key the training reads", found=repr(key),
+                         hint="set `output:` in the sweep file, or pass --output")
+    heads = list(loaded.graph.heads)
+    if parts[0] == "loss" and len(parts) > 1 and parts[1] not in heads:
+        return SpecError(f"loss names unknown head '{parts[1]}'", pos, key,
+                         expected="one of: " + ", ".join(heads), found=repr(parts[1]),
+                         hint=did_you_mean(parts[1], heads))
+    for option, setting, reads, says in READS:
+        pattern = option.split(".")
+        if len(pattern) != len(parts) or any(o != "*" and k not in o.split("|")
+                                             for o, k in zip(pattern, parts)):
+            continue
+        setting = setting.replace("*", next((k for o, k in zip(pattern, parts) if o == "*"), ""))
+        value = _lookup(loaded.config, setting.split("."))
+        if value is _MISSING or (reads(value) if callable(reads) else value in reads):
+            continue
+        shown = "not set" if value is None else _fmt(value)
+        listed = not callable(reads) and reads[0] is not None
+        return SpecError(f"'{parts[-1]}' has no effect in this experiment", pos, key,
+                         expected=f"{setting}: {' or '.join(reads)}" if listed else says,
+                         found=f"{setting}: {shown}",
+                         hint=f"{parts[-1]} is {says}; this experiment's {setting} is {shown}: "
+                              + (f"add `{setting}: {reads[0]}` to the sweep" if listed else
+                                 f"change `{setting}`") + f", or remove `{key}`")
+    return None
+
+
+def _lookup(node, parts: list[str]):
+    for part in parts:  # the value at a key path of the resolved config, else _MISSING
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
 
 
 def write_manifest(sweep: Sweep, points: list[Point]) -> None:

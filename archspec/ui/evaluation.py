@@ -3,12 +3,13 @@ dead ReLU units."""
 from __future__ import annotations
 
 from archspec.ui.tables import Column, grid, table
+from archspec.ui.train_tables import scored_label
 
 
 def eval_tables(out: dict) -> list:
     m, rep = out["metrics"], out["report"]
-    head = [["split", f"{out['split']} ({int(m['examples'])} examples), checkpoint "
-                      f"{out['checkpoint']} at step {out['step']}"],
+    head = [["split", f"{scored_label(out['split'], out['checkpoint'], out['step'])}, "
+                      f"{int(m['examples'])} examples"],
             ["loss", f"{m['loss']:.4f}"]]
     tables = []
     if "confusion" in rep:

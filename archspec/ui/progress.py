@@ -1,8 +1,14 @@
-"""The terminal's training reporter: a progress bar with loss, examples/s and ETA, one line
-per epoch, the epochs table after each attempt, and the final summary."""
+"""The terminal's training reporter: what is about to train, a progress bar with loss,
+examples/s and ETA (showing "compiling" until the first step is back), a bar while a split
+is measured, one line per epoch, the epochs table after each attempt, and the final summary.
+Everything but the bars is also written to the run folder's train.log as it is printed, so
+the record survives a Ctrl-C that a `| tee` would not."""
 from __future__ import annotations
 
+import shlex
+import sys
 import time
+from pathlib import Path
 
 import jax
 from rich.console import Console
@@ -11,12 +17,16 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 
 from archspec.ui.render import console as default_console
 from archspec.ui.render import print_problem
-from archspec.ui.train_tables import epoch_line, epochs_table, result_table
+from archspec.ui.train_tables import (epoch_line, epochs_table, header_line, result_table,
+                                      slow_step_notice)
+
+LOG_NAME = "train.log"
+LOG_WIDTH = 160  # tables in the log are drawn at their natural width up to this
 
 
 class RichReporter:
     """Implements archspec.train.reporter.Reporter for a person at a terminal.
-    `summary`: print the result table when the run ends (`archspec train` does; a sweep
+    `summary`: print what trains and the result table (`archspec train` does; a sweep
     prints its own line per point)."""
 
     def __init__(self, console: Console | None = None, progress: bool = True,
@@ -25,20 +35,30 @@ class RichReporter:
         self.show_progress = progress
         self.summary = summary
         self.progress = None
+        self.log: Console | None = None
         self.rows, self.last, self.total = [], 0.0, 0
+        self.eval_task = None
 
     def run_start(self, setup, run_dir, resume):
-        pass
+        self._open_log(Path(run_dir))
+        if resume:
+            self._say(f"resuming [bold]{run_dir}[/bold]")
+        elif self.summary:
+            self._say(header_line(setup))
+            notice = slow_step_notice(setup)
+            if notice:
+                self._say(notice)
 
     def compiling(self, setup):
         self.rows, self.last, self.total = [], 0.0, setup.total_steps
+        self.t_compile, self.compiled = time.perf_counter(), False
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} ex/s"),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=self.console, transient=True, disable=not self.show_progress)
         self.progress.start()
-        self.task = self.progress.add_task("training", total=self.total, loss="-", speed="-")
+        self.task = self.progress.add_task("compiling", total=self.total, loss="-", speed="-")
 
     def step(self, step, epoch, metrics, examples_per_s):
         now = time.perf_counter()
@@ -47,39 +67,95 @@ class RichReporter:
             return
         self.last = now
         loss = float(jax.device_get(metrics["loss"]))
+        if not self.compiled:  # the first step's result is back: compiling is over
+            self.compiled = True
+            self._log(f"first step compiled and ran in {time.perf_counter() - self.t_compile:.1f} s")
         self.progress.update(self.task, completed=step, description=f"epoch {epoch + 1}",
                              loss=f"{loss:.4f}", speed=f"{examples_per_s:,.0f}")
 
     def epoch_end(self, epoch, epochs, row):
         self.rows.append((epoch, row))
-        self._out().print(epoch_line(epoch, epochs, row))
+        self._say(epoch_line(epoch, epochs, row))
 
     def evaluating(self, split, examples):
-        pass
+        if self.progress is None:  # after training (the test split): a bar of its own
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=self.console, transient=True,
+                disable=not self.show_progress)
+            self.progress.start()
+        self.eval_task = self.progress.add_task(f"measuring {split}", total=examples,
+                                                loss="-", speed="-")
+        self.eval_total = examples
+
+    def eval_progress(self, done):
+        if self.eval_task is None:
+            return
+        self.progress.update(self.eval_task, completed=done)
+        if done >= self.eval_total:
+            self.progress.remove_task(self.eval_task)
+            self.eval_task = None
+            if not self.progress.tasks:  # the test split's own bar
+                self._stop_progress()
 
     def warning(self, message, hint=None):
         print_problem("warning", message, hint)
+        self._log(f"warning: {message}" + (f"\n    hint: {hint}" if hint else ""))
 
     def training_warning(self, message):
-        self._out().print(f"[yellow]warning:[/yellow] {message}")
+        self._say(f"[yellow]warning:[/yellow] {message}")
 
     def attempt_failed(self, outcome, step, detail, hint):
-        self.console.print(f"[bold red]{outcome}[/bold red] at step {step}: {detail}\n"
-                           f"    hint: {hint}")
+        self._say(f"[bold red]{outcome}[/bold red] at step {step}: {detail}\n    hint: {hint}")
 
     def restarting(self, attempt, attempts, seed):
-        self.console.print(f"restarting (attempt {attempt} of {attempts}) with seed {seed}")
+        self._say(f"restarting (attempt {attempt} of {attempts}) with seed {seed}")
 
     def attempt_end(self):
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        self._stop_progress()
         if self.rows:
-            self.console.print(epochs_table(self.rows))
+            self._say(epochs_table(self.rows))
 
     def finish(self, result, setup):
+        self._stop_progress()
         if self.summary:
-            self.console.print(result_table(result))
+            self._say(result_table(result))
+            if setup.exp.expect and result.outcome == "finished":
+                self._say(_expectations(result, setup))
+        if self.log is not None:
+            self.log.file.close()
+            self.log = None
 
-    def _out(self) -> Console:
-        return self.progress.console if self.progress is not None else self.console
+    def _stop_progress(self):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress, self.eval_task = None, None
+
+    def _open_log(self, run_dir: Path) -> None:
+        """train.log in the run folder, appended to by a resume."""
+        f = open(run_dir / LOG_NAME, "a", encoding="utf-8", buffering=1)
+        self.log = Console(file=f, width=LOG_WIDTH, color_system=None, force_terminal=False,
+                           highlight=False, emoji=False)
+        self._log(f"$ archspec {shlex.join(sys.argv[1:])}  ({time.strftime('%Y-%m-%d %H:%M:%S')})")
+
+    def _say(self, renderable) -> None:
+        """Print to the terminal (above the bars) and to train.log."""
+        out = self.progress.console if self.progress is not None else self.console
+        out.print(renderable)
+        self._log(renderable)
+
+    def _log(self, renderable) -> None:
+        if self.log is not None:
+            self.log.print(renderable)
+            self.log.file.flush()
+
+
+def _expectations(result, setup):
+    """The experiment's `expect:` judged on this run (a smoke run is not judged)."""
+    if setup.smoke:
+        return (f"{len(setup.exp.expect)} expectation(s) not judged: a smoke run "
+                "(archspec check --full judges them)")
+    from archspec.train.expect import facts_of_result, judge
+    from archspec.ui.check_table import expectations_table
+
+    return expectations_table(judge(setup.exp.expect, facts_of_result(result, setup)))

@@ -69,10 +69,49 @@ def result_table(result) -> FitTable:
                              "examples/s)"])
     if result.test:
         acc = main_accuracy(result.test)
-        rows.append(["test", f"loss {result.test['loss']:.4f}" +
+        rows.append([scored_label("test", *result.test_checkpoint), f"loss {result.test['loss']:.4f}" +
                      (f", accuracy {pct(acc)}" if acc is not None else "") +
                      f"  ({int(result.test['examples'])} examples)"])
     return grid([Column("", "name", style="bold"), Column("", "text")], rows)
+
+
+def scored_label(split: str, checkpoint: str, step: int) -> str:
+    """Which weights a score belongs to, in the words `train` and `eval` share."""
+    return f"{split} ({checkpoint} checkpoint, step {step})"
+
+
+def header_line(setup) -> str:
+    """What is about to train: model, parameters, data splits, steps, devices."""
+    ds = setup.dataset
+    return (f"[bold]{setup.exp.name}[/bold]: {setup.graph.name}, "
+            f"{setup.graph.total('params'):,} parameters, {ds.name} ({len(ds.train.x)} train / "
+            f"{len(ds.val.x)} val / {len(ds.test.x)} test), "
+            f"{setup.total_steps} steps on {setup.mesh.devices.size} device(s)")
+
+
+def slow_step_notice(setup) -> str | None:
+    """Said before a run whose steps will be slow on this device, with the estimate and
+    how to make them cheaper."""
+    from archspec.train.estimate import SLOW_STEP_S, estimate_step, smaller_input
+
+    macs = setup.graph.total("macs")
+    est = estimate_step(macs, setup.exp.batch_size)
+    if est is None or est.seconds < SLOW_STEP_S:
+        return None
+    (inp,) = setup.graph.inputs.values()
+    shape = tuple(inp.shape)
+    text = (f"[yellow]note:[/yellow] {setup.graph.name} at {'×'.join(map(str, shape))} needs "
+            f"{macs / 1e9:,.2f} G MACs per example, {est.flops / 1e12:,.2f} T FLOPs per step of "
+            f"{setup.exp.batch_size}: at least {est.seconds:,.1f} s per step on this "
+            f"{est.device} ({est.rate / 1e9:,.0f} GFLOP/s measured on a matmul; convolutions "
+            f"usually run slower), {_duration(est.seconds * setup.total_steps)} for "
+            f"{setup.total_steps} steps, plus compiling")
+    small = smaller_input(shape)
+    if small:
+        ratio = (shape[0] * shape[1]) / (small[0] * small[1])
+        text += (f"\n    hint: try --input-shape {','.join(map(str, small))} first "
+                 f"(about {ratio:,.0f}× fewer FLOPs per step)")
+    return text
 
 
 def sweep_table(sweep, points, rows: list[dict]) -> FitTable:
@@ -97,3 +136,7 @@ def sweep_table(sweep, points, rows: list[dict]) -> FitTable:
                Column("time", "number"), Column("status", "name")]
     return table(columns, cells, f"sweep {sweep.name}: {len(points)} points in {sweep.folder}")
 
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.1f} min"

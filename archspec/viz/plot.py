@@ -161,16 +161,24 @@ def _wide_range(curves: list[Curves]) -> bool:
 # Braille cells are 2 dots wide and 4 high; bit of the dot at (column, row) in a cell.
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 PALETTE = ("cyan", "magenta", "yellow", "green", "blue", "red", "bright_white")
+# One per run, at its points and in the legend: runs stay apart without colour (NO_COLOR, a pipe).
+MARKERS = ("•", "×", "+", "o", "*", "#", "@", "%", "&", "$")
+MARKER_GAP = 3   # characters at least between two markers of one line
+
+
+def marker(i: int) -> str:
+    return MARKERS[i % len(MARKERS)]
 
 
 class BrailleCanvas:
     """A width × height character grid drawn in dots (2 × 4 per character), one colour per
-    character (the last drawn wins)."""
+    character (the last drawn wins); a marker glyph replaces the dots of its character."""
 
     def __init__(self, width: int, height: int):
         self.width, self.height = width, height
         self.bits = [[0] * width for _ in range(height)]
         self.color: list[list[str | None]] = [[None] * width for _ in range(height)]
+        self.marks: dict[tuple[int, int], tuple[str, str]] = {}   # (cx, cy) -> glyph, colour
 
     @property
     def dots(self) -> tuple[int, int]:
@@ -181,6 +189,11 @@ class BrailleCanvas:
             cx, cy = x // 2, y // 4
             self.bits[cy][cx] |= _DOTS[y % 4][x % 2]
             self.color[cy][cx] = color
+
+    def mark(self, x: int, y: int, glyph: str, color: str) -> None:
+        """Draw `glyph` in the character that holds dot (x, y)."""
+        if 0 <= x < self.width * 2 and 0 <= y < self.height * 4:
+            self.marks[x // 2, y // 4] = glyph, color
 
     def line(self, x0: int, y0: int, x1: int, y1: int, color: str, dotted: bool = False) -> None:
         n = max(abs(x1 - x0), abs(y1 - y0), 1)
@@ -195,6 +208,10 @@ class BrailleCanvas:
         for cy in range(self.height):
             t = Text()
             for cx in range(self.width):
+                if (cx, cy) in self.marks:
+                    glyph, color = self.marks[cx, cy]
+                    t.append(glyph, style=f"bold {color}")
+                    continue
                 b = self.bits[cy][cx]
                 t.append(chr(0x2800 + b) if b else " ", style=self.color[cy][cx] or "")
             yield t
@@ -209,7 +226,8 @@ def _fmt(v: float) -> str:
 
 
 def terminal_chart(curves: list[Curves], metric: str, width: int = 72, height: int = 12):
-    """One metric of every run as a braille line chart: train solid, validation dotted."""
+    """One metric of every run as a braille line chart: train solid, validation dotted, the
+    run's marker on its points (at most one every MARKER_GAP characters, the last always)."""
     from rich.text import Text
 
     series = [(i, split, *c.series(metric, split)) for i, c in enumerate(curves) for split in SPLITS]
@@ -232,6 +250,7 @@ def terminal_chart(curves: list[Curves], metric: str, width: int = 72, height: i
     def py(y):
         return round((y_hi - y) / (y_hi - y_lo) * (dh - 1))
 
+    marked = []
     for i, split, x, y in series:
         color = PALETTE[i % len(PALETTE)]
         pts = [(px(a), py(b)) for a, b in zip(x, y)]
@@ -239,6 +258,10 @@ def terminal_chart(curves: list[Curves], metric: str, width: int = 72, height: i
             canvas.dot(*pts[0], color)
         for (a, b), (c, d) in zip(pts, pts[1:]):
             canvas.line(a, b, c, d, color, dotted=split == "val")
+        marked.append((i, color, _spaced(pts)))
+    for i, color, pts in marked:  # over every line, so no line hides a marker
+        for a, b in pts:
+            canvas.mark(a, b, marker(i), color)
     lines = [Text(metric, style="bold")]
     for r, row in enumerate(canvas.rows()):
         label = {0: _fmt(y_hi), height - 1: _fmt(y_lo),
@@ -252,6 +275,16 @@ def terminal_chart(curves: list[Curves], metric: str, width: int = 72, height: i
     return lines
 
 
+def _spaced(pts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The points that carry a marker: the last, and before it one every MARKER_GAP
+    characters or more."""
+    out: list[tuple[int, int]] = []
+    for p in reversed(pts):
+        if not out or out[-1][0] // 2 - p[0] // 2 >= MARKER_GAP:
+            out.append(p)
+    return out
+
+
 def terminal_legend(curves: list[Curves]):
     from rich.text import Text
 
@@ -260,7 +293,9 @@ def terminal_legend(curves: list[Curves]):
         color = PALETTE[i % len(PALETTE)]
         t = Text("  ")
         t.append("━━ train  ┅┅ val", style=color)
-        t.append(f"  {c.label}")
+        t.append("  ")
+        t.append(marker(i), style=f"bold {color}")
+        t.append(f" {c.label}")
         if c.test:
             parts = [f"{k} {v:.4f}" for k, v in c.test.items() if _number(v)]
             t.append(f"  (test: {', '.join(parts)})", style="dim")

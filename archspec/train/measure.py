@@ -1,0 +1,70 @@
+"""Measuring a trained state on a split, and the one rule for which weights a run's test
+score belongs to: the best checkpoint (highest validation score) when the run validated,
+else the latest. `train` and `eval` both follow it and both say which they used."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from archspec.data import batches
+from archspec.train import checkpoint as ckpt
+from archspec.train.step import fetch, make_eval_step, pad_batch, put_batch, shardings
+
+
+def evaluate(setup, state, split, eval_step=None, batch_size=None,
+             progress: Callable[[int], None] | None = None):
+    """Loss and accuracy over a whole split (every example exactly once), and the heads'
+    outputs. `progress(examples_done)` is called after each batch."""
+    eval_step = eval_step or make_eval_step(setup.model, setup.heads, setup.mesh)
+    bs = batch_size or setup.exp.eval_batch_size or setup.exp.batch_size
+    data_sh, _ = shardings(setup.mesh)
+    sums, n = {}, 0
+    outputs = []
+    for x, y in batches(split, bs, shuffle=False, seed=0, epoch=0):
+        real = len(x)
+        xb, yb, w = pad_batch(x, y, bs)
+        metrics, out = eval_step(state, *put_batch((xb, yb, w), data_sh))
+        metrics = jax.device_get(metrics)
+        for k, v in metrics.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * real
+        n += real
+        outputs.append({k: np.asarray(v)[:real] for k, v in fetch(out).items()})
+        if progress is not None:
+            progress(n)
+    result = in_head_order({k: v / max(n, 1) for k, v in sums.items()}, setup.heads)
+    result["examples"] = n
+    return result, {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]} if outputs else {}
+
+
+def scored_checkpoint(run_dir: Path, which: str = "best") -> str:
+    """The checkpoint a run is scored with: `which` ("best" or "latest"), "best" falling
+    back to "latest" when the run has no best checkpoint (it never validated)."""
+    if which == "best" and not (Path(run_dir) / "checkpoints" / "best").is_dir():
+        return "latest"
+    return which
+
+
+def test_weights(run_dir: Path, state, warn=None):
+    """(state, which, step) a finished run's test score is measured with. `state` is the
+    final state, which is also the latest checkpoint."""
+    which = scored_checkpoint(run_dir)
+    if which == "best":
+        state, _ = ckpt.restore(run_dir, state, "best", warn=warn)
+    return state, which, int(jax.device_get(state.step))
+
+
+def in_head_order(metrics: dict, heads) -> dict:
+    """`metrics` with the per-head entries in the architecture's head order (a jitted step
+    returns them sorted by name). The first head's accuracy is the run's main score (best
+    checkpoint, tables, `expect: test.accuracy`), so it must come first: GoogLeNet's `aux`
+    head sorts before its main one."""
+    rank = {h.head: i for i, h in enumerate(heads)}
+
+    def key(name: str):
+        head = name.split("/", 1)[1] if "/" in name else None
+        return (head is not None, rank.get(head, len(rank)), name.split("/")[0])
+
+    return {k: metrics[k] for k in sorted(metrics, key=key)}
