@@ -15,6 +15,7 @@ from typing import Optional
 from archspec import jsonout
 from archspec.commands import BadParameter, Exit
 from archspec.commands.options import overrides as flag_overrides
+from archspec.train.reporter import NullReporter
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -221,15 +222,12 @@ def _fail(r: Checked, exc: Exception) -> None:
     r.errors = [SpecError(r.detail, hint="an unexpected error: please report it with the file")]
 
 
-class _Quiet:
+class _Quiet(NullReporter):
     """The reporter of a check run: nothing but warnings (on stderr, naming the file) and
     the reason an attempt failed."""
 
     def __init__(self, file):
         self.file, self.failure = file, None
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None  # progress, epochs, evaluations: not shown
 
     def warning(self, message, hint=None):
         from archspec.ui.render import print_problem
@@ -241,7 +239,6 @@ class _Quiet:
 
     def attempt_failed(self, outcome, step, detail, hint):
         self.failure = f"at step {step}: {detail}"
-
 
 
 def _print_invalid(results) -> None:

@@ -271,9 +271,11 @@ def facts_of_run(run_dir) -> Facts:
 
 
 def facts_of_result(result, setup) -> Facts:
-    """The facts of a `fit` result as it returns (the same values as its run folder)."""
-    facts = facts_of_run(result.run_dir)
-    facts.heads = list(setup.graph.heads)
+    """The facts of a `fit` result as it returns (the same values as its run folder; the
+    heads from the run's own graph, not re-read from architecture.yaml)."""
+    from archspec.train.records import read_metrics
+
+    facts = facts_of_records(read_metrics(Path(result.run_dir)), setup.graph.heads)
     if facts.seconds is None:
         facts.seconds = result.seconds
     return facts
