@@ -42,7 +42,9 @@ def finished_run(tmp_path_factory):
     return only_run(out)
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.03, 0.15])
+# one kill point in `make test`; the others (during and after later writes) in `make test-all`
+@pytest.mark.parametrize("delay", [0.0, pytest.param(0.03, marks=pytest.mark.slow),
+                                   pytest.param(0.15, marks=pytest.mark.slow)])
 def test_sigkill_at_several_points_then_resume(tmp_path, delay):
     proc = _start(tmp_path)
     _wait_for_checkpoint(tmp_path, 3)
@@ -61,7 +63,8 @@ def test_sigkill_at_several_points_then_resume(tmp_path, delay):
     assert [json.loads(l)["epoch"] for l in after if json.loads(l)["split"] == "train"] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT,
+                                 pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_signal_stops_cleanly_and_says_how_to_resume(tmp_path, sig):
     proc = _start(tmp_path)
     _wait_for_checkpoint(tmp_path, 3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -217,7 +218,7 @@ def test_an_exploding_finite_loss_is_divergence(tmp_path, experiment):
                 "--set", "epochs=2", "--output", tmp_path)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "diverged at step" in r.stdout and "the loss exploded" in r.stdout
-    assert "status  diverged" in r.stdout
+    assert re.search(r"^status\s+diverged", r.stdout, re.M)
     run = only_run(tmp_path)
     assert read_records(run)[-1]["status"] == "diverged"
     assert json.loads((run / "attempts.json").read_text())[-1]["outcome"] == "diverged"
@@ -280,7 +281,7 @@ def test_a_finished_run_exits_zero_and_says_finished(tmp_path):
     exp.write_text(exp.read_text().replace("epochs: 1", "epochs: 4"))
     r = run_cli("train", exp)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "status  finished" in r.stdout
+    assert re.search(r"^status\s+finished", r.stdout, re.M)
     cfg = yaml.safe_load((only_run(tmp_path / "runs") / "config.yaml").read_text())
     assert cfg["health"]["explode_factor"] == 1000.0
 

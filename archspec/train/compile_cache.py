@@ -4,7 +4,9 @@ the same configs (a CI job, a re-run of `archspec check`) reads them instead of 
 The folder: the `folder` argument, else $ARCHSPEC_CACHE_DIR, else
 $XDG_CACHE_HOME/archspec/jax (~/.cache/archspec/jax). ARCHSPEC_NO_COMPILE_CACHE=1 turns it
 off. Every program is cached, however small or quick to compile, so a second run of the
-same configs compiles nothing. The cache is trusted code: keep the folder private to the
+same configs compiles nothing. The folder is bounded (least recently used programs go first)
+and, because it is bounded, JAX locks it for every read and write, so processes running side
+by side (CI jobs, `parallel` sweep points) share it safely. The cache is trusted code: keep the folder private to the
 user (or CI job) that runs archspec."""
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 ENV_FOLDER = "ARCHSPEC_CACHE_DIR"
 ENV_OFF = "ARCHSPEC_NO_COMPILE_CACHE"
+MAX_BYTES = 4 << 30   # a size limit turns on JAX's LRU eviction and its file lock
 _HITS = "/jax/compilation_cache/cache_hits"
 _WRITES = "/jax/compilation_cache/cache_misses"   # JAX counts a miss when it writes the entry
 _SAVED = "/jax/compilation_cache/compile_time_saved_sec"
@@ -74,6 +77,7 @@ def enable_compilation_cache(folder: str | Path | None = None) -> CacheStats | N
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     compilation_cache.reset_cache()  # a cache set up by an earlier compile reads the new folder
     if _stats is None:
         jax.monitoring.register_event_listener(_on_event)
