@@ -29,3 +29,46 @@ def read_records(run: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+OUTPUT_FLAGS = {"-o", "--output", "--junit"}  # they name files a command writes
+
+
+def cli_commands(group=None, prefix=()):
+    """(path, click command) of every archspec command: ("train",), ("data", "show"), ..."""
+    from typer.main import get_command
+
+    from archspec.cli import app
+
+    group = group or get_command(app)
+    for name, cmd in sorted(group.commands.items()):
+        if hasattr(cmd, "commands"):  # a group (archspec data)
+            yield from cli_commands(cmd, prefix + (name,))
+        else:
+            yield prefix + (name,), cmd
+
+
+def command_problems(words: list[str], commands=None) -> list[str]:
+    """What is wrong with a shown `archspec ...` command line: an unknown command or flag, or
+    a repository file it names that does not exist (outputs, runs/ and <placeholders> aside)."""
+    import glob
+
+    commands = commands or list(cli_commands())
+    line = " ".join(words)
+    found = [(p, c) for p, c in commands if words[1:1 + len(p)] == list(p)]
+    if words[:1] != ["archspec"] or not found:
+        return [f"{line}: no such command"]
+    path, cmd = max(found, key=lambda pc: len(pc[0]))
+    flags = {opt for p in cmd.params for opt in (*p.opts, *p.secondary_opts)} | {"--help"}
+    problems, args = [], words[1 + len(path):]
+    for i, word in enumerate(args):
+        if word.startswith("-") and not word[1:2].isdigit():
+            if word.split("=")[0] not in flags:
+                problems.append(f"{line}: no flag {word}")
+        elif ("/" in word or word.endswith((".yaml", ".png"))) and not (
+                word.startswith("runs") or "<" in word):
+            if i and args[i - 1] in OUTPUT_FLAGS:
+                continue
+            if not glob.glob(str(ROOT / word)):
+                problems.append(f"{line}: {word} does not exist")
+    return problems

@@ -273,3 +273,19 @@ def test_pre_commit_hook_validates_changed_yaml(tmp_path):
     r = subprocess.run(run, cwd=repo, capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "archspec validate" in r.stdout and "Passed" in r.stdout
+
+
+def test_a_cache_written_without_a_size_limit_is_adopted(tmp_path):
+    """Entries without access-time files (an older archspec, or JAX used directly) must not
+    make the bounded cache fail its writes."""
+    (tmp_path / "jit_old-0123-cache").write_bytes(b"x" * 10)
+    code = ("import jax, jax.numpy as jnp\n"
+            "from archspec.train.compile_cache import enable_compilation_cache\n"
+            f"enable_compilation_cache({str(tmp_path)!r})\n"
+            "jax.jit(lambda x: x * 3 + 1)(jnp.ones(7)).block_until_ready()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "ARCHSPEC_NO_COMPILE_CACHE": ""}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Error writing persistent compilation cache" not in r.stderr, r.stderr
+    assert (tmp_path / "jit_old-0123-atime").exists()
+    assert len(list(tmp_path.glob("*-cache"))) >= 2

@@ -2,30 +2,16 @@
 in the repository, and the help shows no Python type noise."""
 from __future__ import annotations
 
-import glob
 import shlex
 
 import pytest
-from typer.main import get_command
 from typer.testing import CliRunner
 
 from archspec.cli import app
 
-from helpers import ROOT, run_cli
+from helpers import cli_commands, command_problems, run_cli
 
-OUTPUT_FLAGS = {"-o", "--output", "--junit"}  # they name files a command writes
-
-
-def _commands(group=None, prefix=()):
-    group = group or get_command(app)
-    for name, cmd in sorted(group.commands.items()):
-        if hasattr(cmd, "commands"):  # a group (archspec data)
-            yield from _commands(cmd, prefix + (name,))
-        else:
-            yield prefix + (name,), cmd
-
-
-COMMANDS = list(_commands())
+COMMANDS = list(cli_commands())
 
 
 def _examples(cmd) -> list[list[str]]:
@@ -37,17 +23,9 @@ def _examples(cmd) -> list[list[str]]:
 def test_examples_use_real_flags_and_files(path, cmd):
     examples = _examples(cmd)
     assert len(examples) >= 2, f"{' '.join(path)}: at least two examples"
-    flags = {opt for p in cmd.params for opt in (*p.opts, *p.secondary_opts)} | {"--help"}
     for words in examples:
         assert words[:1 + len(path)] == ["archspec", *path], words
-        args = words[1 + len(path):]
-        for i, word in enumerate(args):
-            if word.startswith("-") and not word[1:2].isdigit():
-                assert word in flags, f"{' '.join(words)}: no flag {word}"
-            elif ("/" in word or word.endswith((".yaml", ".png"))) and not word.startswith("runs"):
-                if i and args[i - 1] in OUTPUT_FLAGS:
-                    continue
-                assert glob.glob(str(ROOT / word)), f"{' '.join(words)}: {word} does not exist"
+        assert not command_problems(words, COMMANDS)
 
 
 def test_help_shows_examples_and_no_type_noise():

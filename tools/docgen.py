@@ -14,8 +14,12 @@ sees the repository's folders through links and starts with an empty runs/, so l
   test checks that the command parses and names files that exist.
 - fold=REGEX:HEAD:TAIL: a run of consecutive output lines matching REGEX longer than
   HEAD + TAIL + 1 keeps its first HEAD and last TAIL lines around one `...` line.
+- skip=START:END: the lines between a line matching START and the next matching END
+  become one `...` line (a long middle whose lines have no common form).
 - setup='COMMAND': run before the block, its output not shown (runs a later block reads).
 - copy=SRC:DST: after the block, copy a file it wrote into the repository (docs/img/...).
+- exit=N: the exit code every command of the block must end with (default 0); any other
+  stops make docs before the document is written.
 
 `$ make run   # = archspec train ...` runs the command after `# =`. `runs/NAME/<timestamp>`
 stands for the newest run of NAME, and its real path is written back as `<timestamp>`.
@@ -102,10 +106,28 @@ def fold(output: list[str], specs: list[str]) -> list[str]:
             if line is not None and pattern.search(line):
                 run.append(line)
                 continue
-            out += run if len(run) <= head + tail + 1 else run[:head] + ["..."] + run[-tail:]
+            out += run if len(run) <= head + tail + 1 else (
+                run[:head] + ["..."] + run[len(run) - tail:])
             run = []
             if line is not None:
                 out.append(line)
+        output = out
+    return output
+
+
+def skip(output: list[str], specs: list[str]) -> list[str]:
+    for spec in specs:
+        start, end = (re.compile(p) for p in spec.split(":", 1))
+        out, inside = [], False
+        for line in output:
+            if inside and end.search(line):
+                inside = False
+            if inside:
+                if out[-1] != "...":
+                    out.append("...")
+                continue
+            out.append(line)
+            inside = bool(start.search(line))
         output = out
     return output
 
@@ -130,9 +152,9 @@ def newest_run(cwd: Path, name: str) -> str:
     return f"runs/{name}/{runs[-1].name}"
 
 
-def execute(command: str, cwd: Path) -> tuple[list[str], dict[str, str]]:
+def execute(command: str, cwd: Path, exit_code: int = 0) -> list[str]:
     """Run one command as a user would (archspec on PATH, not a terminal, COLUMNS wide);
-    its output lines and the placeholders it filled."""
+    its output lines, with the placeholders it filled written back."""
     filled = {}
     for m in PLACEHOLDER.finditer(command):
         filled[newest_run(cwd, m.group(1))] = m.group(0)
@@ -144,22 +166,26 @@ def execute(command: str, cwd: Path) -> tuple[list[str], dict[str, str]]:
     r = subprocess.run(command, shell=True, cwd=cwd, env=env, text=True,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines = [line.rstrip() for line in r.stdout.rstrip("\n").splitlines()]
+    if r.returncode != exit_code:
+        raise SystemExit(f"`{command}` exited {r.returncode}, not {exit_code}:\n"
+                         + "\n".join(lines[-30:]))
     for real, shown in filled.items():
         lines = [line.replace(real, shown) for line in lines]
-    return lines, filled
+    return lines
 
 
-def render(block: Block, cwd: Path) -> list[str]:
+def render(block: Block, cwd: Path, copy: bool = True) -> list[str]:
     """The block's new body: each shown command followed by its (folded) output."""
     for setup in block.options.get("setup", []):
-        out, _ = execute(setup, cwd)
+        out = execute(setup, cwd)
         print(f"  setup: {setup} ({len(out)} lines)", file=sys.stderr)
-    body = []
+    body, code = [], int(block.options.get("exit", ["0"])[-1])
     for shown, _ in block.commands:
         print(f"  $ {shown}", file=sys.stderr)
-        out, _ = execute(runnable(shown), cwd)
+        out = execute(runnable(shown), cwd, code)
+        out = skip(out, block.options.get("skip", []))
         body += [f"$ {shown}", *fold(out, block.options.get("fold", []))]
-    for spec in block.options.get("copy", []):
+    for spec in (block.options.get("copy", []) if copy else []):
         src, dst = spec.split(":")
         shutil.copyfile(cwd / src, ROOT / dst)
     return body

@@ -71,6 +71,7 @@ def enable_compilation_cache(folder: str | Path | None = None) -> CacheStats | N
         path.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
+    _adopt_unbounded_entries(path)
     import jax
     from jax.experimental.compilation_cache import compilation_cache
 
@@ -84,6 +85,21 @@ def enable_compilation_cache(folder: str | Path | None = None) -> CacheStats | N
         jax.monitoring.register_event_duration_secs_listener(_on_duration)
     _stats = CacheStats(path)
     return _stats
+
+
+def _adopt_unbounded_entries(folder: Path) -> None:
+    """Programs written without a size limit (by older archspec, or by JAX directly) have no
+    access-time file, and JAX's eviction fails on them: give each one, dated now."""
+    import time
+
+    stamp = time.time_ns().to_bytes(8, "little")
+    try:
+        for entry in folder.glob("*-cache"):
+            atime = entry.with_name(entry.name[:-len("-cache")] + "-atime")
+            if not atime.exists():
+                atime.write_bytes(stamp)
+    except OSError:
+        pass  # a read-only folder: JAX then warns per write, results are unchanged
 
 
 def cache_entries(folder: str | Path) -> int:
