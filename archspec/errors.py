@@ -9,14 +9,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Pos:
-    """A 1-based line and column in a source file."""
+    """A 1-based line and column in a source file; line 0 for a place on the command line
+    (`--set x=1`, `--data shapez`), which has no lines to count."""
 
     file: str
     line: int
     col: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        return f"{self.file}:{self.line}:{self.col}" if self.line > 0 else self.file
 
 
 @dataclass

@@ -76,3 +76,12 @@ def test_train_takes_an_input_shape_and_the_run_keeps_it(tmp_path):
     assert yaml.safe_load((run / "architecture.yaml").read_text())["input"]["shape"] == [36, 36, 1]
     r = run_cli("train", "--resume", run, "--input-shape", "40,40,1")
     assert r.returncode == 2 and "keeps the input shape it started with" in r.stderr
+
+
+def test_a_data_name_given_on_the_command_line_is_reported_there():
+    r = run_cli("train", ROOT / "architectures/lenet5.yaml", "--data", "shapez")
+    assert r.returncode == 2
+    assert r.stderr.startswith("--data shapez: error:"), r.stderr
+    assert "lenet5.yaml:1:1" not in r.stderr and "did you mean 'shapes'" in r.stderr
+    r = run_cli("train", ROOT / "architectures/mlp.yaml")  # no --data: the default is named
+    assert r.returncode == 2 and "--data shapes (the default: no --data given)" in r.stderr
