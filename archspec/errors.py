@@ -16,8 +16,17 @@ class Pos:
     line: int
     col: int
 
+    @classmethod
+    def command_line(cls, text: str) -> "Pos":
+        """The place of a flag: `--set x=1`, `--data shapez`."""
+        return cls(text, 0, 0)
+
+    @property
+    def on_command_line(self) -> bool:
+        return self.line == 0
+
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}" if self.line > 0 else self.file
+        return self.file if self.on_command_line else f"{self.file}:{self.line}:{self.col}"
 
 
 @dataclass

@@ -13,7 +13,7 @@ def pytest_configure(config):
     each program once. A cached program is the program the compiler would produce, so no
     result changes; JAX locks the folder for the xdist workers. tests/test_check.py measures
     the cache in folders of its own."""
-    if hasattr(config, "workerinput") or os.environ.get("ARCHSPEC_CACHE_DIR"):
+    if hasattr(config, "workerinput"):
         return  # a worker inherits the controller's folder
     folder = tempfile.mkdtemp(prefix="archspec-suite-jax-")
     os.environ["ARCHSPEC_CACHE_DIR"] = folder

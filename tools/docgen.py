@@ -52,7 +52,7 @@ class Block:
     start: int                 # index of the line after the opening fence
     end: int                   # index of the closing fence
     options: dict = field(default_factory=dict)
-    commands: list = field(default_factory=list)   # (shown command line, output lines)
+    commands: list = field(default_factory=list)   # the shown command lines
 
     @property
     def check(self) -> str:
@@ -80,11 +80,7 @@ def blocks(path: str, lines: list[str]) -> list[Block]:
         start = i + 2
         end = next(j for j in range(start, len(lines)) if lines[j].startswith("```"))
         block = Block(path, start, end, parse_directive(m.group(1)))
-        for line in lines[start:end]:
-            if line.startswith("$ "):
-                block.commands.append((line[2:], []))
-            elif block.commands:
-                block.commands[-1][1].append(line)
+        block.commands = [line[2:] for line in lines[start:end] if line.startswith("$ ")]
         found.append(block)
         i = end + 1
     return found
@@ -139,10 +135,15 @@ def scratch(where: Path) -> Path:
     where.mkdir(parents=True)
     for name in LINKED:
         (where / name).symlink_to(ROOT / name)
-    from sklearn.datasets import load_sample_image  # the pool example's photograph
-    from PIL import Image
-    Image.fromarray(load_sample_image("china.jpg")).save(where / "china.jpg")
     return where
+
+
+def sample_photo(where: Path) -> None:
+    """china.jpg, the pool example's photograph (scikit-learn's sample image)."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    Image.fromarray(load_sample_image("china.jpg")).save(where / "china.jpg")
 
 
 def newest_run(cwd: Path, name: str) -> str:
@@ -180,7 +181,7 @@ def render(block: Block, cwd: Path, copy: bool = True) -> list[str]:
         out = execute(setup, cwd)
         print(f"  setup: {setup} ({len(out)} lines)", file=sys.stderr)
     body, code = [], int(block.options.get("exit", ["0"])[-1])
-    for shown, _ in block.commands:
+    for shown in block.commands:
         print(f"  $ {shown}", file=sys.stderr)
         out = execute(runnable(shown), cwd, code)
         out = skip(out, block.options.get("skip", []))
@@ -197,13 +198,14 @@ def main(argv=None) -> int:
     ap.add_argument("--scratch", type=Path, default=ROOT / "build" / "docs")
     args = ap.parse_args(argv)
     cwd = scratch(args.scratch)
+    sample_photo(cwd)
     for doc in args.documents:
         path = ROOT / doc
         lines = path.read_text().splitlines()
         found = blocks(doc, lines)
         print(f"{doc}: {len(found)} generated block(s)", file=sys.stderr)
-        for block in reversed([(b, render(b, cwd)) for b in found]):
-            b, body = block
+        bodies = [render(b, cwd) for b in found]  # in order: later blocks read earlier runs
+        for b, body in reversed(list(zip(found, bodies))):  # from the end: indices hold
             lines[b.start:b.end] = body
         path.write_text("\n".join(lines) + "\n")
     return 0

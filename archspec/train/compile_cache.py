@@ -6,8 +6,8 @@ $XDG_CACHE_HOME/archspec/jax (~/.cache/archspec/jax). ARCHSPEC_NO_COMPILE_CACHE=
 off. Every program is cached, however small or quick to compile, so a second run of the
 same configs compiles nothing. The folder is bounded (least recently used programs go first)
 and, because it is bounded, JAX locks it for every read and write, so processes running side
-by side (CI jobs, `parallel` sweep points) share it safely. The cache is trusted code: keep the folder private to the
-user (or CI job) that runs archspec."""
+by side (CI jobs, `parallel` sweep points) share it safely. The cache is trusted code: keep
+the folder private to the user (or CI job) that runs archspec."""
 from __future__ import annotations
 
 import os
@@ -89,15 +89,20 @@ def enable_compilation_cache(folder: str | Path | None = None) -> CacheStats | N
 
 def _adopt_unbounded_entries(folder: Path) -> None:
     """Programs written without a size limit (by older archspec, or by JAX directly) have no
-    access-time file, and JAX's eviction fails on them: give each one, dated now."""
+    access-time file, and JAX's eviction fails on them: give each one, dated now. Once per
+    folder (a marker says it was done): after that JAX writes the file with every entry."""
     import time
 
+    marker = folder / ".archspec-bounded"
+    if marker.exists():
+        return
     stamp = time.time_ns().to_bytes(8, "little")
     try:
         for entry in folder.glob("*-cache"):
             atime = entry.with_name(entry.name[:-len("-cache")] + "-atime")
             if not atime.exists():
                 atime.write_bytes(stamp)
+        marker.touch()
     except OSError:
         pass  # a read-only folder: JAX then warns per write, results are unchanged
 

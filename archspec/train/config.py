@@ -137,14 +137,14 @@ def parse_override(text: str, index: int):
 
 def _override_error(text, index, message, hint=None, expected=None, found=None):
     from archspec.errors import SpecError
-    return SpecError(message, Pos(f"--set #{index + 1}", 0, 0), text, expected, found, hint)
+    return SpecError(message, Pos.command_line(f"--set #{index + 1}"), text, expected, found, hint)
 
 
 def apply_overrides(root: YMap, overrides: list[str]) -> None:
     """Write each override into the loaded tree, keeping a position that names the flag."""
     for index, text in enumerate(overrides):
         keys, value = parse_override(text, index)
-        pos = Pos(f"--set {text}", 0, 0)
+        pos = Pos.command_line(f"--set {text}")
         node = root
         for depth, key in enumerate(keys):
             last = depth == len(keys) - 1
@@ -195,8 +195,8 @@ def experiment_for_architecture(arch_path: str, data: str | None, overrides: lis
     pos = Pos(str(arch_path), 1, 1)
     root.pos, root.key_pos, root.val_pos = pos, {k: pos for k in root}, {k: pos for k in root}
     # the data set comes from the command line: errors about it point at the flag
-    flag = Pos(f"--data {data}" if data else "--data shapes (the default: no --data given)",
-               0, 0)
+    flag = Pos.command_line(f"--data {data}" if data else
+                            "--data shapes (the default: no --data given)")
     root.val_pos["data"] = flag
     root["data"].pos, root["data"].key_pos, root["data"].val_pos = flag, {"name": flag}, {"name": flag}
     apply_overrides(root, overrides)

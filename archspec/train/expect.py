@@ -123,7 +123,7 @@ def check_expect(node, errors: ErrorCollector, eval_splits=("val", "test"),
     it (a quick run), its expectations are judged "not recorded" instead."""
     if not hasattr(node, "key_pos"):
         return  # not a mapping: the experiment's model reports it
-    if eval_splits_pos is not None and str(eval_splits_pos.file).startswith("--set"):
+    if eval_splits_pos is not None and eval_splits_pos.on_command_line:
         eval_splits = None
     for name, text, kpos, vpos in entries(node):
         problem = name_problem(name, eval_splits)
