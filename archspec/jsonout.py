@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 
 
 def finite(obj):
     """A copy of `obj` with every non-finite float replaced by None."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
+    if isinstance(obj, Fraction):  # a receptive-field jump below one input step
+        return float(obj)
     if isinstance(obj, dict):
         return {k: finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

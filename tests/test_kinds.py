@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import jax
@@ -92,7 +93,8 @@ def test_kind_keeps_its_contract(kind):
     if window is not None:
         assert layer.spatial, f"{kind} has a window but is not spatial"
         assert len(window) == len(shapes[0]) - 1
-        assert all(isinstance(v, int) and v >= 1 for pair in window for v in pair)
+        assert all(isinstance(k, int) and k >= 1 for k, _ in window)
+        assert all(isinstance(s, (int, Fraction)) and s > 0 for _, s in window)
     assert describe(node, graph).strip()
     assert layer.category in STYLE
     assert f"`{kind}`" in (ROOT / "docs" / "spec.md").read_text()

@@ -210,8 +210,14 @@ def np_act(name, x, **p):
         return e / e.sum(-1, keepdims=True)
     if name == "linear":
         return b * x
-    if name == "swish":
+    if name in ("swish", "silu"):
         return x * _sigmoid(b * x)
+    if name == "hard_sigmoid":  # PyTorch's Hardsigmoid: 0 below -3, 1 above 3, linear between
+        return np.where(x <= -3, 0.0, np.where(x >= 3, 1.0, x / 6.0 + 0.5))
+    if name == "hard_swish":
+        return x * np.where(x <= -3, 0.0, np.where(x >= 3, 1.0, x / 6.0 + 0.5))
+    if name == "mish":
+        return x * np.tanh(np.log1p(np.exp(x)))
     if name == "leaky_relu":
         return np.where(x >= 0, x, p.get("slope", 0.01) * x)
     if name == "relu6":
@@ -494,7 +500,8 @@ ACTS = {
     "relu": {"beta": 2.0}, "sigmoid": {"beta": 0.5}, "logistic": {"beta": 1.5},
     "tanh": {"beta": 2.0}, "softplus": {"beta": 3.0}, "elu": {"beta": 2.0, "a": 0.5},
     "softmax": {"beta": 2.5}, "linear": {"beta": -1.5}, "swish": {"beta": 1.7},
-    "leaky_relu": {"slope": 0.2}, "relu6": {}, "gelu": {},
+    "leaky_relu": {"slope": 0.2}, "relu6": {}, "gelu": {}, "silu": {"beta": 1.0},
+    "hard_sigmoid": {}, "hard_swish": {}, "mish": {},
 }
 XA = np.concatenate([rand((3, 7), 7, -8.0, 8.0), np.zeros((3, 1), np.float32)], axis=1)
 

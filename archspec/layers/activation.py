@@ -49,7 +49,22 @@ ACTIVATIONS: dict[str, Function] = {
     "gelu": Function({}, lambda bx, x, p, nn, jnp: nn.gelu(x, approximate=False), "x·Φ(x)"),
     "swish": Function({"beta": 1.0}, lambda bx, x, p, nn, jnp: x * nn.sigmoid(bx),
                       "x·sigmoid(βx)"),
+    "hard_sigmoid": Function({}, lambda bx, x, p, nn, jnp: nn.relu6(x + 3.0) / 6.0,
+                             "min(max(0, x + 3), 6) / 6 (MobileNetV3; PyTorch's Hardsigmoid)"),
+    "hard_swish": Function({}, lambda bx, x, p, nn, jnp: x * nn.relu6(x + 3.0) / 6.0,
+                           "x·min(max(0, x + 3), 6) / 6 (MobileNetV3)"),
+    "mish": Function({}, lambda bx, x, p, nn, jnp: x * jnp.tanh(nn.softplus(x)),
+                     "x·tanh(log(1 + e^x))"),
 }
+ACTIVATIONS["silu"] = ACTIVATIONS["swish"]  # PyTorch's and Flax's name for the same function
+
+
+def alias_of(name: str) -> str | None:
+    """The first name of the same function (`silu` is `swish`), or None."""
+    first = next(k for k, f in ACTIVATIONS.items() if f is ACTIVATIONS[name])
+    return None if first == name else first
+
+
 PARAMS: dict[str, dict[str, float]] = {k: f.params for k, f in ACTIVATIONS.items()}
 
 ActivationName = Literal[tuple(ACTIVATIONS)]
@@ -72,7 +87,9 @@ def parse(spec: ActivationSpec) -> tuple[str, dict[str, float]]:
     if name not in ACTIVATIONS:
         from archspec.errors import did_you_mean
         raise ShapeError(f"unknown activation '{name}'", expected=", ".join(ACTIVATIONS),
-                         found=repr(name), hint=did_you_mean(name, ACTIVATIONS))
+                         found=repr(name), hint="prelu learns its slope, so it is a layer: "
+                         "add `- prelu` after this one" if name == "prelu"
+                         else did_you_mean(name, ACTIVATIONS))
     params = dict(PARAMS[name])
     for key, value in given.items():
         if key not in params:
@@ -167,3 +184,33 @@ def _named(fn: str) -> type[Layer]:
 
 for _fn in ACTIVATIONS:
     _named(_fn)
+
+
+class PReLU(Layer):
+    kind = "prelu"
+    doc = ("Leaky ReLU with a learned slope, x if x ≥ 0 else a·x (He et al. 2015): one `a` "
+           "per channel (the last axis), or one for the whole layer with `shared: true` "
+           "(PyTorch's default `num_parameters=1`).")
+    category = "activation"
+    example = Example({"slope": 0.1}, [(3, 3, 4)])
+
+    class Options(Options):
+        slope: float = Field(0.25, description="the slopes' initial value")
+        shared: bool = Field(False, description="one slope for every channel")
+
+    def params(self, o, shapes, out, defaults):
+        return (1 if o.shared else shapes[0][-1]), 0
+
+    def label(self, o, rank, default_activation=None):
+        return "prelu"
+
+    def build(self, o, xs, *, train, name, defaults):
+        import jax.nn.initializers as init
+        import jax.numpy as jnp
+
+        from archspec.layers.learned import learned
+
+        x = xs[0]
+        (a,) = learned(name, ("slope", (1 if o.shared else x.shape[-1],),
+                              init.constant(o.slope)))
+        return jnp.where(x >= 0, x, a.astype(x.dtype) * x)

@@ -102,8 +102,14 @@ class Layer:
         return 0
 
     def window(self, o, shapes: list[Shape]):
-        """(kernel_extent, stride) per spatial axis for receptive-field arithmetic."""
+        """(kernel_extent, stride) per spatial axis for receptive-field arithmetic. The stride
+        is a Fraction below 1 where the output is finer than the input (upsampling)."""
         return None
+
+    def keeps_rf(self, o, shapes: list[Shape]) -> bool:
+        """Whether the output's positions are the input's (so the receptive field carries
+        over); False where axes are reordered or one is taken away."""
+        return True
 
     def build(self, o, xs: list, *, train: bool, name: str, defaults):
         raise NotImplementedError

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from archspec.fmt import fmt_shape, prod
+from archspec.fmt import prod
 from archspec.layers import activation
 from archspec.layers.activation import ActivationSpec
 from archspec.layers.base import Example, InitSpec, Layer, Options, ShapeError, with_activation
@@ -12,7 +12,10 @@ from archspec.layers.init import check_init, initializer
 
 class Dense(Layer):
     kind = "dense"
-    doc = "units outputs, each a weighted sum of all inputs plus a bias, then the activation."
+    doc = ("units outputs, each a weighted sum of the inputs plus a bias, then the activation. "
+           "It applies to the last axis, as in Keras and Flax: on a (tokens, features) "
+           "sequence or an H×W×C map it is a pointwise linear layer; `flatten` first to "
+           "connect everything.")
     shorthand = "units"
     category = "dense"
     example = Example({"units": 5, "activation": "relu6"}, [(2, 7)])
@@ -30,10 +33,6 @@ class Dense(Layer):
         if o.units < 1:
             raise ShapeError("units must be positive", expected=">= 1", found=str(o.units),
                              field="units")
-        if len(shape) >= 3:
-            raise ShapeError(f"dense needs a flat input but got a {len(shape)}-D feature map",
-                             expected="(features,)", found=fmt_shape(shape),
-                             hint="add `- flatten` (or a global pool) before this layer")
         if o.activation is not None:
             activation.parse(o.activation)
         check_init(o.init, "init"), check_init(o.bias_init, "bias_init")
@@ -44,7 +43,7 @@ class Dense(Layer):
         return shapes[0][-1] * o.units + (o.units if bias else 0), 0
 
     def macs(self, o, shapes, out):
-        return prod(shapes[0]) * o.units
+        return prod(shapes[0]) * o.units  # per position: last axis × units
 
     def output_activation(self, o, default):
         return o.activation if o.activation is not None else default

@@ -95,12 +95,14 @@ def kinds_table() -> str:
 
 
 def activations_table() -> str:
-    from archspec.layers.activation import ACTIVATIONS
+    from archspec.layers.activation import ACTIVATIONS, alias_of
 
     rows = ["| function | parameters (default) | f(x) |", "|---|---|---|"]
     for name, fn in ACTIVATIONS.items():
         params = ", ".join(f"`{k}` ({v:g})" for k, v in fn.params.items()) or "–"
-        rows.append(f"| `{name}` | {params} | {fn.formula} |")
+        alias = alias_of(name)
+        rows.append(f"| `{name}` | {params} | "
+                    + (f"another name for `{alias}`" if alias else fn.formula) + " |")
     return "\n".join(rows) + "\n"
 
 

@@ -46,7 +46,8 @@ def infer(graph: Graph, errors: ErrorCollector, node: Node, kind, value) -> None
 
 def receptive(kind, node: Node, parents: list[Node], shapes):
     """(receptive field, jump) per spatial axis, or (None, None) where it is not defined."""
-    if len(node.shape) < 2 or any(p.rf is None for p in parents):
+    if len(node.shape) < 2 or any(p.rf is None for p in parents) or \
+            not kind.keeps_rf(node.opts, shapes):
         return None, None
     rf = tuple(max(p.rf[a] for p in parents) for a in range(len(parents[0].rf)))
     jump = tuple(max(p.jump[a] for p in parents) for a in range(len(parents[0].jump)))
@@ -54,8 +55,13 @@ def receptive(kind, node: Node, parents: list[Node], shapes):
     if kind.spatial and win is None:
         return None, None  # global / adaptive pooling sees everything
     if win:
-        rf = tuple(r + (k - 1) * j for r, j, (k, _) in zip(rf, jump, win))
-        jump = tuple(j * s for j, (_, s) in zip(jump, win))
+        rf = tuple(_whole(r + (k - 1) * j) for r, j, (k, _) in zip(rf, jump, win))
+        jump = tuple(_whole(j * s) for j, (_, s) in zip(jump, win))
     if len(rf) != len(node.shape) - 1:
         return None, None
     return rf, jump
+
+
+def _whole(v):
+    """A Fraction that is a whole number as an int (upsampling after striding)."""
+    return int(v) if getattr(v, "denominator", 1) == 1 else v

@@ -192,7 +192,8 @@ def _report(model, loc, group, data, node, errors, path, fallback, what):
         errors.add(f"unknown {noun} '{value}'", pos, where,
                    expected=", ".join(allowed) + (f", or {' or '.join(kinds)}" if kinds else ""),
                    found=repr(value),
-                   hint=did_you_mean(value, allowed) or _hint(value, kinds))
+                   hint=_kind_hint(noun, value) or did_you_mean(value, allowed)
+                   or _hint(value, kinds))
         return
     if first["type"] in _RANGE:
         limit = first.get("ctx", {}).get("lt")
@@ -242,6 +243,15 @@ def _word(err) -> str:
 def _literal_words(err) -> str:
     allowed = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
     return "one of " + ", ".join(allowed) if allowed else _expected(err)
+
+
+def _kind_hint(noun: str, value: str) -> str | None:
+    """`activation: prelu`: prelu learns its slope, so it is a layer of its own."""
+    from archspec.layers.base import kinds
+
+    if noun == "activation" and value in kinds():
+        return f"{value} is a layer with its own parameters: add `- {value}` after this one"
+    return None
 
 
 def _hint(value, words) -> str | None:

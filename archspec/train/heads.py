@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from archspec.errors import Pos, SpecError, SpecErrors
+from archspec.fmt import fmt_dims
 from archspec.train.losses import DEFAULT_FOR_OUTPUT
 from archspec.train.step import HeadLoss
 
@@ -48,6 +49,12 @@ def _mismatch(kind: str, head, dataset, variables: dict):
     """(message, expected, found, hint) when the loss `kind` cannot fit the data, else None."""
     units = head.shape[-1] if head.shape else None
     y = dataset.train.y
+    if head.shape and len(head.shape) > 1 and y.ndim == 1:
+        return (f"the head gives a {fmt_dims(head.shape)} map per example, but the data has "
+                "one target per example", f"({'outputs' if units is None else units},)",
+                f"{fmt_dims(head.shape)} per example",
+                "dense applies to the last axis only: add `- flatten` (or a global pool) "
+                "before the head's last layer")
     if dataset.task == "classification":
         c = dataset.num_classes
         if kind == "mse":

@@ -1,6 +1,8 @@
 """The tables of `archspec summary`: one row per layer, then the totals."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 from archspec.fmt import fmt_bytes, fmt_dims, human
 from archspec.ui.tables import Column, grid, table
 
@@ -8,7 +10,18 @@ from archspec.ui.tables import Column, grid, table
 def _axes(v) -> str:
     if not v:
         return ""
-    return str(v[0]) if len(set(v)) == 1 else "×".join(map(str, v))
+    return _number(v[0]) if len(set(v)) == 1 else "×".join(map(_number, v))
+
+
+def _number(v) -> str:
+    """A whole number, or a fraction of an input step after upsampling: 0.25, or 1/3 where a
+    decimal would be cut."""
+    if isinstance(v, Fraction) and v.denominator != 1:
+        d = v.denominator
+        while d % 2 == 0 or d % 5 == 0:
+            d //= 2 if d % 2 == 0 else 5
+        return f"{float(v):g}" if d == 1 else f"{v.numerator}/{v.denominator}"
+    return str(v)
 
 
 def summary_table(s):
