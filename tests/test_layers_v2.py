@@ -249,3 +249,32 @@ def test_a_forgotten_flatten_is_refused_before_training(tmp_path):
            "example, but the data has one target per example" in out
     assert "add `- flatten`" in out and "Traceback" not in out
     assert not (tmp_path / "runs").exists()
+
+
+def test_receptive_field_is_global_after_a_global_pool_and_through_a_gate():
+    from archspec.model.summary import collapse, Row
+
+    g = load_architecture_text(textwrap.dedent("""
+        name: se
+        input: {shape: [8, 8, 4]}
+        blocks:
+          se:
+            layers:
+              - pool: {global: true, keepdims: true, op: avg}
+              - conv: {maps: 4, kernel: 1, activation: sigmoid}
+              - multiply: {inputs: [_in, conv1]}
+        layers:
+          - conv: {maps: 4, kernel: 3, padding: same, name: features}
+          - se: {name: gate}
+          - conv: {maps: 4, kernel: 3, padding: same, name: after}
+          - pool: {global: true}
+          - dense: 2
+        """))
+    n = g.nodes
+    assert n["features"].rf == (3, 3)
+    assert [n[k].rf for k in ("gate.pool1", "gate.multiply1", "after", "pool1", "dense1")] \
+        == ["global"] * 5
+    rows = [Row(v.id, v.kind, v.shape, 0, 0, 0, v.rf, v.jump, v.id.count("."))
+            for v in g.layers]
+    block = next(r for r in collapse(rows, 0) if r.name == "gate")
+    assert (block.rf, block.jump) == ("global", None)  # the block's output node's, not conv1's

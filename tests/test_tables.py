@@ -37,6 +37,8 @@ def hidden_columns(text: str) -> list[str]:
 
 
 def _axes(v) -> str:
+    if v == "global":
+        return v
     return "" if not v else str(v[0]) if len(set(v)) == 1 else "×".join(map(str, v))
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archspec.layers.base import Example, InitSpec, Layer, Options, ShapeError
+from archspec.layers.base import GLOBAL, Example, InitSpec, Layer, Options, ShapeError
 from archspec.layers.init import initializer
 from archspec.layers.recurrent import _sequence
 
@@ -68,7 +68,7 @@ class Attention(Layer):
         return 4 * t * f * dim + 2 * t * t * dim
 
     def window(self, o, shapes):
-        return None
+        return None if o.causal else GLOBAL  # causal: step t reads steps 0..t only
 
     def build(self, o, xs, *, train, name, defaults):
         import flax.linen as nn

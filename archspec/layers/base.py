@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 REGISTRY: dict[str, "Layer"] = {}
 
 Shape = tuple  # without the batch axis
+GLOBAL = "global"  # a receptive field that covers the whole input (after a global pool)
 
 # --- option building blocks shared by several kinds -----------------------------------
 
@@ -103,7 +104,8 @@ class Layer:
 
     def window(self, o, shapes: list[Shape]):
         """(kernel_extent, stride) per spatial axis for receptive-field arithmetic. The stride
-        is a Fraction below 1 where the output is finer than the input (upsampling)."""
+        is a Fraction below 1 where the output is finer than the input (upsampling). GLOBAL:
+        every output value reads the whole input; None: no receptive field is defined."""
         return None
 
     def keeps_rf(self, o, shapes: list[Shape]) -> bool:

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from archspec.fmt import fmt_shape
-from archspec.layers.base import (Example, IntOrList, Layer, Options, Padding, ShapeError,
+from archspec.layers.base import (GLOBAL, Example, IntOrList, Layer, Options, Padding, ShapeError,
                                   as_tuple, uniform_text, window_text,
                                   pad_pairs, window_out)
 
@@ -111,8 +111,11 @@ class Pool(Layer):
         return (*out, shape[-1])
 
     def window(self, o, shapes):
+        if self.mode(o) == "global" or (self.mode(o) == "adaptive" and all(
+                a == 1 for a in as_tuple(o.adaptive, len(shapes[0]) - 1, "adaptive"))):
+            return GLOBAL  # each output value reads the whole map
         if self.mode(o) != "size":
-            return None  # global/adaptive: receptive field becomes the whole input
+            return None  # adaptive bins differ in size: no single receptive field
         k, s, _ = self.geometry(o, shapes[0])
         return list(zip(k, s))
 

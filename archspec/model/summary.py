@@ -20,7 +20,7 @@ class Row:
     params: int
     state: int
     macs: int
-    rf: tuple | None
+    rf: tuple | str | None  # per spatial axis, or "global"
     jump: tuple | None
     depth: int
     children: int = 0
@@ -92,7 +92,7 @@ def collapse(rows: list[Row], depth: int | None) -> list[Row]:
             g = out[-1]
             g.params, g.state, g.macs, g.children = (g.params + r.params, g.state + r.state,
                                                      g.macs + r.macs, g.children + 1)
-            g.shape, g.rf, g.jump = r.shape, r.rf or g.rf, r.jump or g.jump
+            g.shape, g.rf, g.jump = r.shape, r.rf, r.jump  # the block's output node's
         else:
             out.append(Row(group, "block", r.shape, r.params, r.state, r.macs, r.rf, r.jump,
                            depth, 1))

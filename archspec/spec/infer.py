@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from archspec.errors import ErrorCollector
 from archspec.fmt import fmt_shape
-from archspec.layers.base import ShapeError
+from archspec.layers.base import GLOBAL, ShapeError
 from archspec.layers.init import check_init
 from archspec.spec.graph import Graph, Node
 from archspec.spec.yaml_loader import YMap
@@ -45,15 +45,21 @@ def infer(graph: Graph, errors: ErrorCollector, node: Node, kind, value) -> None
 
 
 def receptive(kind, node: Node, parents: list[Node], shapes):
-    """(receptive field, jump) per spatial axis, or (None, None) where it is not defined."""
-    if len(node.shape) < 2 or any(p.rf is None for p in parents) or \
+    """(receptive field, jump) per spatial axis; (GLOBAL, None) once a value depends on the
+    whole input (a global pool, and everything computed from it: an SE gate's product);
+    (None, None) where it is not defined."""
+    if any(p.rf == GLOBAL for p in parents):
+        return GLOBAL, None
+    if len(shapes[0]) < 2 or any(p.rf is None for p in parents) or \
             not kind.keeps_rf(node.opts, shapes):
+        return None, None
+    win = kind.window(node.opts, shapes) if kind.spatial else None
+    if win == GLOBAL:
+        return GLOBAL, None
+    if len(node.shape) < 2 or (kind.spatial and win is None):
         return None, None
     rf = tuple(max(p.rf[a] for p in parents) for a in range(len(parents[0].rf)))
     jump = tuple(max(p.jump[a] for p in parents) for a in range(len(parents[0].jump)))
-    win = kind.window(node.opts, shapes) if kind.spatial else None
-    if kind.spatial and win is None:
-        return None, None  # global / adaptive pooling sees everything
     if win:
         rf = tuple(_whole(r + (k - 1) * j) for r, j, (k, _) in zip(rf, jump, win))
         jump = tuple(_whole(j * s) for j, (_, s) in zip(jump, win))

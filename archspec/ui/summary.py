@@ -4,12 +4,15 @@ from __future__ import annotations
 from fractions import Fraction
 
 from archspec.fmt import fmt_bytes, fmt_dims, human
+from archspec.layers.base import GLOBAL
 from archspec.ui.tables import Column, grid, table
 
 
 def _axes(v) -> str:
     if not v:
         return ""
+    if v == GLOBAL:
+        return "global"
     return _number(v[0]) if len(set(v)) == 1 else "×".join(map(_number, v))
 
 
