@@ -38,12 +38,16 @@ PARAMS = {
     "vgg16_bn": 138_365_992,
     "vgg19": 143_667_240,
     "resnet18": 11_689_512,
+    "resnet18_cifar": 11_173_962,   # kuangliu/pytorch-cifar ResNet18
     "resnet34": 21_797_672,
     "resnet50": 25_557_032,
     "resnet101": 44_549_160,
     "resnet152": 60_192_808,
     "googlenet_noaux": 6_624_904,
     "googlenet": 13_004_888,
+    "efficientnet_b0": 5_288_548,   # torchvision; the same for the three below
+    "convnext_tiny": 28_589_128,
+    "vit_b_16": 86_567_656,
 }
 
 
@@ -114,6 +118,10 @@ def test_published_parameter_count(name):
 def test_published_macs():
     assert round(zoo("vgg16")[1].macs / 1e9, 2) == 15.47
     assert round(zoo("resnet50")[1].macs / 1e9, 3) == 4.089
+    # torchvision's GFLOPS figures, which count multiply-accumulates
+    assert round(zoo("efficientnet_b0")[1].macs / 1e9, 2) == 0.39
+    assert round(zoo("convnext_tiny")[1].macs / 1e9, 2) == 4.46
+    assert round(zoo("vit_b_16")[1].macs / 1e9, 2) == 17.56
 
 
 def test_mlp_hand_calculation():

@@ -3,7 +3,7 @@ errors as architectures; `--set key.path=value` overrides are validated like the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -40,12 +40,30 @@ class Schedule(Strict):
     final_lr: float = Field(0.0, ge=0, description="cosine/linear: the rate at the last step")
 
 
+DecayGroup = Literal["bias", "norm", "slope"]
+DECAY_GROUPS = get_args(DecayGroup)
+
+
+def _distinct(groups: list[str]) -> list[str]:
+    repeated = sorted({g for g in groups if groups.count(g) > 1})
+    if repeated:
+        raise ValueError(f"each group once; {', '.join(repeated)} is listed more than once")
+    return groups
+
+
 class Optimizer(Strict):
     name: Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"] = "adam"
     lr: float = Field(1e-3, gt=0, description="learning rate (the peak, with a schedule)")
     momentum: float = Field(0.9, ge=0, lt=1, description="momentum/nesterov: the decay of the "
                                                          "velocity")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="decoupled for adamw, added to the "
+                                                       "gradient otherwise")
+    weight_decay_exclude: Annotated[list[DecayGroup], AfterValidator(_distinct)] = Field(
+        default_factory=list, max_length=len(DECAY_GROUPS),
+        json_schema_extra={"uniqueItems": True}, description="parameters kept out "
+        "of weight decay (default: none, every parameter decays): bias (the biases of layers "
+        "with weights), norm (the scale and offset of batchnorm and layernorm, the factors of "
+        "`scale` layers), slope (prelu slopes)")
     clip_norm: float | None = Field(None, gt=0, description="clip gradients to this global norm")
     accumulate: int = Field(1, ge=1, description="average the gradients of this many batches "
                                                  "before each update (effective batch = "

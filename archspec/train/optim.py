@@ -1,7 +1,12 @@
 """Optimisers and schedules from the config, all through optax."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import jax
 import optax
+
+NORM_PARAMS = {"scale", "bias"}  # all a batchnorm, layernorm or `scale` layer learns
 
 
 def schedule(cfg, total_steps: int):
@@ -30,6 +35,7 @@ def make_optimizer(cfg, total_steps: int):
     k = cfg.accumulate
     lr = schedule(cfg, max(total_steps // k, 1))
     name = cfg.name
+    mask = decay_mask(cfg.weight_decay_exclude)
     if name == "sgd":
         opt = optax.sgd(lr)
     elif name in ("momentum", "nesterov"):
@@ -37,15 +43,57 @@ def make_optimizer(cfg, total_steps: int):
     elif name == "adam":
         opt = optax.adam(lr)
     elif name == "adamw":
-        opt = optax.adamw(lr, weight_decay=cfg.weight_decay)
+        opt = optax.adamw(lr, weight_decay=cfg.weight_decay, mask=mask)
     else:
         opt = optax.rmsprop(lr)
     chain = []
     if cfg.clip_norm:
         chain.append(optax.clip_by_global_norm(cfg.clip_norm))
     if cfg.weight_decay and name != "adamw":  # L2-style decay added to the gradient
-        chain.append(optax.add_decayed_weights(cfg.weight_decay))
+        chain.append(optax.add_decayed_weights(cfg.weight_decay, mask=mask))
     tx = optax.chain(*chain, opt)
     if k > 1:
         return optax.MultiSteps(tx, every_k_schedule=k), lambda step: lr(step // k)
     return tx, lr
+
+
+def decay_group(path: tuple[str, ...], siblings) -> str | None:
+    """The `weight_decay_exclude` group of the parameter at `path` (node names, then its
+    own name), given the names of the parameters beside it: `norm` for a layer that learns
+    only a scale and/or an offset (batchnorm, layernorm, `scale`), `bias` for the bias of a
+    layer with weights (dense, conv, attention projections, recurrent gates), `slope` for a
+    prelu's slopes, None for everything else (kernels, embeddings, `parameter` tensors)."""
+    name = path[-1]
+    if name in NORM_PARAMS and set(siblings) <= NORM_PARAMS:
+        return "norm"
+    if name == "bias":
+        return "bias"
+    return "slope" if name == "slope" else None
+
+
+def decay_mask(exclude):
+    """None (decay every parameter) or optax's mask: a function of the parameter tree
+    giving True where the parameter decays. It reads only names, so a tree of stacked
+    (scanned) blocks is masked like the unstacked one."""
+    if not exclude:
+        return None
+    exclude = frozenset(exclude)
+
+    def mask(params):
+        groups = {}
+
+        def walk(node, path):
+            leaves = [k for k, v in node.items() if not isinstance(v, Mapping)]
+            for k, v in node.items():
+                if isinstance(v, Mapping):
+                    walk(v, (*path, str(k)))
+                else:
+                    groups[(*path, str(k))] = decay_group((*path, str(k)), leaves)
+
+        if isinstance(params, Mapping):
+            walk(params, ())
+        return jax.tree_util.tree_map_with_path(
+            lambda p, _: groups.get(tuple(str(getattr(k, "key", k)) for k in p)) not in exclude,
+            params)
+
+    return mask

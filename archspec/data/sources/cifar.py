@@ -4,8 +4,8 @@ Why a pickle is read at all: this is the format the CIFAR authors publish, and t
 files are ones the user downloaded and points us at, not anything fetched for them.
 Pickle can still run code while loading, so the unpickler below only resolves the few
 NumPy names an array needs; any other global (a function, a class) is refused before
-it is called, and the result must be a dict of arrays, lists and bytes, as a real
-batch is.
+it is called, and the result must be a dict of arrays, lists, bytes and ints, as a real
+batch (and batches.meta) is.
 
 Nor may a small pickle grow while it is read: the few callables it may use are guarded
 (an empty array to fill in, latin1 text, a view of bytes already in the file), and
@@ -182,7 +182,8 @@ def load_pickle(path: Path) -> dict:
                         file=str(path))
     out = {}
     for key, value in obj.items():
-        if not isinstance(value, (np.ndarray, list, bytes, str)):
+        # batches.meta also holds two counts (num_cases_per_batch, num_vis) as plain ints
+        if not isinstance(value, (np.ndarray, list, bytes, str, int)):
             raise DataError(f"not a CIFAR batch: entry {key!r} is a "
                             f"{type(value).__name__}", file=str(path))
         out[key.decode() if isinstance(key, bytes) else str(key)] = value
