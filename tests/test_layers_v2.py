@@ -278,3 +278,17 @@ def test_receptive_field_is_global_after_a_global_pool_and_through_a_gate():
             for v in g.layers]
     block = next(r for r in collapse(rows, 0) if r.name == "gate")
     assert (block.rf, block.jump) == ("global", None)  # the block's output node's, not conv1's
+
+
+def test_an_input_shape_that_changes_the_rank_is_refused():
+    (e,) = errors_of_shape("name: r\ninput: {shape: [8, 8, 3]}\nlayers: [conv: {maps: 2, "
+                           "kernel: 3}]\n", (8, 8))
+    assert (str(e.pos), e.message) == ("--input-shape 8,8",
+                                       "--input-shape changes the input's rank")
+    assert e.expected.startswith("3 axes") and e.hint.endswith("--input-shape 8,8,3")
+
+
+def errors_of_shape(text: str, shape: tuple) -> list:
+    with pytest.raises(SpecErrors) as info:
+        load_architecture_text(text, input_shape=shape)
+    return info.value.errors

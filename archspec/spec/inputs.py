@@ -2,7 +2,8 @@
 nodes (`input` or `inputs`), each checked where it is written."""
 from __future__ import annotations
 
-from archspec.errors import ErrorCollector
+from archspec.errors import ErrorCollector, Pos
+from archspec.fmt import fmt_dims
 from archspec.layers.base import ShapeError
 from archspec.spec.frame import Scope
 from archspec.spec.graph import Graph, Node
@@ -65,6 +66,16 @@ def add_inputs(arch: Architecture, root: YMap, errors: ErrorCollector, graph: Gr
                 errors.add("an input shape override needs a single input",
                            root.key_pos.get("inputs", root.pos), "inputs",
                            expected="one input", found=", ".join(specs))
+            if isinstance(shape, list) and len(shape) != len(input_shape):
+                given = ",".join(map(str, input_shape))
+                errors.add("--input-shape changes the input's rank",
+                           Pos.command_line(f"--input-shape {given}"), name,
+                           expected=f"{len(shape)} axes, as the spec's "
+                                    f"{fmt_dims(shape)} (without the batch axis)",
+                           found=f"{len(input_shape)} axes",
+                           hint=f"keep the channels: --input-shape {given},{shape[-1]}"
+                           if len(input_shape) == len(shape) - 1 else
+                           f"give {len(shape)} sizes, the last the channels")
             shape = list(input_shape)
         if isinstance(shape, list) and any(s is BAD for s in shape):
             shape = None  # the expression error says why
