@@ -292,3 +292,22 @@ def errors_of_shape(text: str, shape: tuple) -> list:
     with pytest.raises(SpecErrors) as info:
         load_architecture_text(text, input_shape=shape)
     return info.value.errors
+
+
+def test_drop_path_drops_whole_examples_while_training():
+    import jax
+
+    x = np.ones((64, 3, 2), np.float32)
+    net = Net("name: dp\ninput: {shape: [3, 2]}\nlayers:\n"
+              "  - residual: {body: [dense: {units: 2, activation: linear}], drop_path: 0.5}\n"
+              "heads: {out: {from: residual1}}\n", x)
+    assert net.graph.nodes["residual1.drop_path"].inputs == ["residual1.dense1"]
+    body = net.run(x)["residual1.dense1"]
+    close(net.run(x)["residual1.drop_path"], body)               # evaluation: identity
+    outs, _ = net.train(x, jax.random.key(3))
+    kept = outs["residual1.drop_path"]
+    per_example = kept.reshape(64, -1)
+    dropped = np.all(per_example == 0, axis=1)
+    assert 10 < dropped.sum() < 54                                # whole examples, about half
+    close(kept[~dropped], 2.0 * body[~dropped])                   # kept ones scaled by 1/(1-p)
+    close(outs["residual1.add"], x + kept)

@@ -1,4 +1,4 @@
-"""Layers that only move numbers around: flatten, reshape, dropout."""
+"""Layers that only move numbers around: flatten, reshape, dropout, drop_path."""
 from __future__ import annotations
 
 from pydantic import Field
@@ -80,3 +80,32 @@ class Dropout(Layer):
         import flax.linen as nn
 
         return nn.Dropout(o.rate, deterministic=not train, name=name)(xs[0])
+
+
+class DropPath(Layer):
+    kind = "drop_path"
+    doc = ("Stochastic depth (Huang et al. 2016; timm's DropPath): while training, zeroes the "
+           "whole input of an example with probability `rate` and scales the kept ones by "
+           "1/(1 − rate); identity at evaluation. Usually set as a residual's `drop_path:`.")
+    shorthand = "rate"
+    category = "shape"
+    example = Example({"rate": 0.2}, [(3, 3, 2)])
+
+    class Options(Options):
+        rate: float = Field(ge=0.0, lt=1.0, description="probability an example's branch "
+                                                        "is dropped")
+
+    def out_shape(self, o, shapes, dtypes):
+        if not 0.0 <= o.rate < 1.0:
+            raise ShapeError("rate must be in [0, 1)", found=str(o.rate), field="rate")
+        return shapes[0]
+
+    def label(self, o, rank, default_activation=None):
+        return f"drop_path {o.rate:g}"
+
+    def build(self, o, xs, *, train, name, defaults):
+        import flax.linen as nn
+
+        x = xs[0]  # one draw per example: the mask broadcasts over every other axis
+        return nn.Dropout(o.rate, broadcast_dims=tuple(range(1, x.ndim)),
+                          deterministic=not train, name=name)(x)

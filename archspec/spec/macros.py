@@ -48,7 +48,7 @@ def _open(ex: "Expander", value: YMap, vpos, frame: Frame, key: str):
 
 @macro("residual")
 def residual(ex: "Expander", value: YMap, vpos, frame: Frame):
-    allowed = ("body", "shortcut", "projection", "activation") + COMMON
+    allowed = ("body", "shortcut", "projection", "activation", "drop_path") + COMMON
     if not ex.keys(value, allowed, "residual", frame.path):
         return frame.prev
     name, inner, start = _open(ex, value, vpos, frame, "residual")
@@ -60,6 +60,10 @@ def residual(ex: "Expander", value: YMap, vpos, frame: Frame):
     body = ex.sequence(value["body"], frame.nested(inner, start[0], f"{frame.path}.body"),
                        value.val_pos["body"])
     short = _shortcut(ex, value, frame, inner, start[0], body)
+    rate = ex.subst(value.get("drop_path"), frame.env, value, ("drop_path",), frame.path)
+    if rate:  # stochastic depth: the body is dropped per example, the shortcut never
+        body = ex.synth(inner, "drop_path", {"rate": rate}, value.val_pos["drop_path"],
+                        "drop_path", inputs=[body])
     out = ex.synth(inner, "add", {"inputs": [short, body]},
                    value.val_pos.get("shortcut", value.pos), "add")
     act = ex.subst(value.get("activation"), frame.env, value, ("activation",), frame.path)

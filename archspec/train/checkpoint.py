@@ -51,10 +51,15 @@ def _manager(directory: Path, keep: int, write: bool = True):
                                       f"{os.readlink(p)})", LINK_HINT)
     # Writing is asynchronous: save() returns once the state is copied to host memory and
     # training goes on while orbax writes (into a temporary folder, renamed when complete).
+    # With several processes every one of them takes part in each save and restore, meeting
+    # the others at named barriers; `latest` and `best` can be writing the same step at once,
+    # so each folder's manager names its barriers apart.
+    sync = ocp.options.MultiprocessingOptions(
+        barrier_sync_key_prefix=f"archspec-{directory.name}-{'write' if write else 'read'}")
     opts = ocp.CheckpointManagerOptions(max_to_keep=keep if write else None, create=write,
                                         enable_async_checkpointing=write,
                                         cleanup_tmp_directories=write,
-                                        read_only=not write)
+                                        read_only=not write, multiprocessing_options=sync)
     return ocp.CheckpointManager(directory.resolve(), options=opts,
                                  item_handlers=ocp.StandardCheckpointHandler())
 

@@ -37,6 +37,8 @@ class MetricsLog:
         trains = [r for r in keep if r.get("split") == "train"]
         self._resumed = (step, _step(trains[-1]) if trains else 0,
                          trains[-1].get("epoch") if trains else None)
+        if _process_index():  # one writer per run: process 0
+            return
         write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep), self.HINT)
 
     def log(self, record: dict) -> None:
@@ -162,6 +164,8 @@ def read_attempts(run_dir: Path) -> list:
 
 
 def write_attempts(run_dir: Path, attempts: list) -> None:
+    if _process_index():  # one writer per run: process 0
+        return
     write_json(Path(run_dir) / "attempts.json", attempts)
 
 
@@ -208,4 +212,6 @@ def score_of(record: dict):
 
 
 def write_best(run_dir: Path, score: float, step: int) -> None:
+    if _process_index():  # one writer per run: process 0
+        return
     write_json(Path(run_dir) / "best.json", {"score": score, "step": step})

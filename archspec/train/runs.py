@@ -59,6 +59,12 @@ def new_run_dir(output: str, experiment: str) -> Path:
     base = Path(output) / experiment
     if shared:
         return _shared_run_dir(base / shared, shared)
+    # Several processes without a shared name: process 0 makes the folder, all use it.
+    from archspec.train.distributed import agree
+    return Path(agree(lambda: str(_stamped_run_dir(base))))
+
+
+def _stamped_run_dir(base: Path) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path, n = base / stamp, 1
     while True:
