@@ -25,13 +25,14 @@ def train(file: Optional[Path], data: Optional[str], epochs: Optional[int],
     from archspec.spec.lint import head_warnings
     from archspec.train import experiment
     from archspec.train.loop import fit
+    from archspec.ui.progress import RichReporter
     from archspec.ui.render import console, print_warnings
 
     if track is not None:
         from archspec.train.tracking import check_tracker
 
         check_tracker(track)
-    reporter = _reporter(console, distributed.is_primary())
+    reporter = RichReporter(console, keep_log=distributed.is_primary())
     if resume is not None:
         from archspec.train.checkpoint import finished_step
 
@@ -59,18 +60,6 @@ def train(file: Optional[Path], data: Optional[str], epochs: Optional[int],
     result = fit(setup, reporter)
     _track(track, result.run_dir, console)
     _exit_for(result.outcome)
-
-
-def _reporter(console, primary: bool):
-    """The terminal's reporter. Every process of a multi-host launch prints; process 0
-    alone keeps the run folder's train.log."""
-    from archspec.ui.progress import RichReporter
-
-    class TerminalOnly(RichReporter):
-        def _open_log(self, run_dir) -> None:
-            self.log = None
-
-    return (RichReporter if primary else TerminalOnly)(console)
 
 
 def _exit_for(outcome: str) -> None:

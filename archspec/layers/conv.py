@@ -77,14 +77,7 @@ class Conv(Layer):
     def out_shape(self, o, shapes, dtypes):
         (shape,) = shapes
         k, s, d, pads = self.geometry(o, shape)
-        cin = shape[-1]
-        if o.maps < 1:
-            raise ShapeError("maps must be positive", expected=">= 1", found=str(o.maps),
-                             field="maps")
-        if o.groups < 1 or cin % o.groups or o.maps % o.groups:
-            raise ShapeError("groups must divide both the input channels and maps",
-                             expected=f"a divisor of {cin} and {o.maps}", found=str(o.groups),
-                             field="groups", hint="depthwise: groups = input channels")
+        self.check_channels(o, shape[-1])
         out = []
         for size, kk, ss, dd, (lo, hi) in zip(shape[:-1], k, s, d, pads):
             eff = (kk - 1) * dd + 1
@@ -99,6 +92,15 @@ class Conv(Layer):
             activation.parse(o.activation)
         check_init(o.init, "init"), check_init(o.bias_init, "bias_init")
         return (*out, o.maps)
+
+    def check_channels(self, o, cin: int) -> None:
+        if o.maps < 1:
+            raise ShapeError("maps must be positive", expected=">= 1", found=str(o.maps),
+                             field="maps")
+        if o.groups < 1 or cin % o.groups or o.maps % o.groups:
+            raise ShapeError("groups must divide both the input channels and maps",
+                             expected=f"a divisor of {cin} and {o.maps}", found=str(o.groups),
+                             field="groups", hint="depthwise: groups = input channels")
 
     def params(self, o, shapes, out, defaults):
         k, *_ = self.geometry(o, shapes[0])
@@ -117,7 +119,7 @@ class Conv(Layer):
         return o.activation if o.activation is not None else default
 
     def label(self, o, rank, default_activation=None):
-        text = f"conv {window_text(o.kernel, rank)}"
+        text = f"{self.kind} {window_text(o.kernel, rank)}"
         if uniform_text(o.stride) != "1":
             text += f"/{uniform_text(o.stride)}"
         if uniform_text(o.dilation) != "1":

@@ -8,8 +8,7 @@ from pydantic import Field
 
 from archspec.fmt import fmt_shape, prod
 from archspec.layers import activation
-from archspec.layers.base import (Example, IntOrList, Layer, ShapeError, as_tuple, pad_pairs,
-                                  uniform_text, window_text, with_activation)
+from archspec.layers.base import Example, IntOrList, ShapeError, as_tuple, pad_pairs
 from archspec.layers.conv import Conv
 from archspec.layers.init import initializer
 
@@ -22,7 +21,7 @@ def same_pads(eff: int, s: int) -> tuple[int, int]:
     return lo, total - lo
 
 
-class ConvTranspose(Layer):
+class ConvTranspose(Conv):
     kind = "conv_transpose"
     spatial = True
     category = "conv"
@@ -79,14 +78,7 @@ class ConvTranspose(Layer):
     def out_shape(self, o, shapes, dtypes):
         (shape,) = shapes
         k, s, d, pads = self.geometry(o, shape)
-        cin = shape[-1]
-        if o.maps < 1:
-            raise ShapeError("maps must be positive", expected=">= 1", found=str(o.maps),
-                             field="maps")
-        if o.groups < 1 or cin % o.groups or o.maps % o.groups:
-            raise ShapeError("groups must divide both the input channels and maps",
-                             expected=f"a divisor of {cin} and {o.maps}", found=str(o.groups),
-                             field="groups")
+        self.check_channels(o, shape[-1])
         out = [(n - 1) * ss + 1 + lo + hi - (kk - 1) * dd
                for n, kk, ss, dd, (lo, hi) in zip(shape[:-1], k, s, d, pads)]
         if min(out) < 1:
@@ -95,11 +87,6 @@ class ConvTranspose(Layer):
         if o.activation is not None:
             activation.parse(o.activation)
         return (*out, o.maps)
-
-    def params(self, o, shapes, out, defaults):
-        k, *_ = self.geometry(o, shapes[0])
-        bias = defaults.bias if o.bias is None else o.bias
-        return prod(k) * shapes[0][-1] // o.groups * o.maps + (o.maps if bias else 0), 0
 
     def macs(self, o, shapes, out):
         # every input value times every tap of its group's maps (the zeros of the dilated
@@ -112,15 +99,6 @@ class ConvTranspose(Layer):
         # and neighbouring outputs are 1/stride input steps apart
         k, s, d, _ = self.geometry(o, shapes[0])
         return [(-(-((kk - 1) * dd + 1) // ss), Fraction(1, ss)) for kk, ss, dd in zip(k, s, d)]
-
-    output_activation = Conv.output_activation
-
-    def label(self, o, rank, default_activation=None):
-        text = f"conv_transpose {window_text(o.kernel, rank)}"
-        if uniform_text(o.stride) != "1":
-            text += f"/{uniform_text(o.stride)}"
-        text += f", {o.maps}" + (f", groups {o.groups}" if o.groups != 1 else "")
-        return with_activation(text, self.output_activation(o, default_activation))
 
     def build(self, o, xs, *, train, name, defaults):
         from jax import lax

@@ -82,6 +82,9 @@ class Parameter(Layer):
     def params(self, o, shapes, out, defaults):
         return prod(o.shape), 0
 
+    def keeps_rf(self, o, shapes):
+        return False  # a learned constant: it reads its input for the batch size only
+
     def label(self, o, rank, default_activation=None):
         return f"parameter {fmt_shape(o.shape)}"
 

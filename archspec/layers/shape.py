@@ -74,7 +74,7 @@ class Dropout(Layer):
         return shapes[0]
 
     def label(self, o, rank, default_activation=None):
-        return f"dropout {o.rate:g}"
+        return f"{self.kind} {o.rate:g}"
 
     def build(self, o, xs, *, train, name, defaults):
         import flax.linen as nn
@@ -82,7 +82,7 @@ class Dropout(Layer):
         return nn.Dropout(o.rate, deterministic=not train, name=name)(xs[0])
 
 
-class DropPath(Layer):
+class DropPath(Dropout):
     kind = "drop_path"
     doc = ("Stochastic depth (Huang et al. 2016; timm's DropPath): while training, zeroes the "
            "whole input of an example with probability `rate` and scales the kept ones by "
@@ -91,17 +91,9 @@ class DropPath(Layer):
     category = "shape"
     example = Example({"rate": 0.2}, [(3, 3, 2)])
 
-    class Options(Options):
+    class Options(Dropout.Options):
         rate: float = Field(ge=0.0, lt=1.0, description="probability an example's branch "
                                                         "is dropped")
-
-    def out_shape(self, o, shapes, dtypes):
-        if not 0.0 <= o.rate < 1.0:
-            raise ShapeError("rate must be in [0, 1)", found=str(o.rate), field="rate")
-        return shapes[0]
-
-    def label(self, o, rank, default_activation=None):
-        return f"drop_path {o.rate:g}"
 
     def build(self, o, xs, *, train, name, defaults):
         import flax.linen as nn

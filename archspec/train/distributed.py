@@ -89,8 +89,6 @@ def agree(make):
         return value
     reply = client.blocking_key_value_get(key, AGREE_TIMEOUT_MS)
     if reply.startswith("error:"):
-        from archspec.errors import ArchspecError
-
         raise ArchspecError(f"process 0 of the launch failed: {reply[len('error:'):]}",
                             "see the output of process 0", exit_code=1)
     return reply[len("ok:"):]

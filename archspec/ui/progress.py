@@ -27,11 +27,13 @@ LOG_WIDTH = 160  # tables in the log are drawn at their natural width up to this
 class RichReporter:
     """Implements archspec.train.reporter.Reporter for a person at a terminal.
     `summary`: print what trains and the result table (`archspec train` does; a sweep
-    prints its own line per point)."""
+    prints its own line per point). `keep_log`: write the run folder's train.log (process 0
+    of a multi-host launch does; the others only print)."""
 
     def __init__(self, console: Console | None = None, progress: bool = True,
-                 summary: bool = True):
+                 summary: bool = True, keep_log: bool = True):
         self.console = console or default_console
+        self.keep_log = keep_log
         self.show_progress = progress
         self.summary = summary
         self.progress = None
@@ -40,7 +42,8 @@ class RichReporter:
         self.eval_task = None
 
     def run_start(self, setup, run_dir, resume):
-        self._open_log(Path(run_dir))
+        if self.keep_log:
+            self._open_log(Path(run_dir))
         if resume:
             self._say(f"resuming [bold]{run_dir}[/bold]")
         elif self.summary:
