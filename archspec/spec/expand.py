@@ -12,7 +12,9 @@ from archspec.fmt import BYTES_PER_VALUE, fmt_bytes
 from archspec.layers.base import REGISTRY
 from archspec.spec.frame import Frame, Scope
 from archspec.spec.graph import Graph, Node
+from archspec.spec.expr import IN
 from archspec.spec.infer import infer
+from archspec.spec.inshape import input_of
 from archspec.spec.limits import MAX_DEPTH, MAX_EXPANSIONS, MAX_LAYERS, MAX_REPEAT
 from archspec.spec.locate import validate
 from archspec.spec.macros import COMMON, MACROS
@@ -205,12 +207,13 @@ class Expander:
                                 expected=", ".join(block.params) or "no parameters",
                                 found=repr(arg), hint=did_you_mean(arg, block.params))
         inner = scope.child(name)
-        benv = {**self.env}
+        start = self.refs.inputs(frame, value.get("inputs"), value, vpos, scope.prefix + name,
+                                 None)
+        # `in` is the start's shape, known since nodes are inferred as they are added
+        benv = {**self.env, IN: input_of(self.graph, start[0] if start else None)}
         pnode = bnode.get("params") or YMap()
         for p, default in block.params.items():
             benv[p] = args[p] if p in args else self.subst(default, benv, pnode, (p,), path)
-        start = self.refs.inputs(frame, value.get("inputs"), value, vpos, scope.prefix + name,
-                                 None)
         if start is None:
             return frame.prev
         inner.names["_in"] = start[0]

@@ -1,15 +1,20 @@
 """Tiny, safe arithmetic for widths and counts: `${maps * 4}`, `${2 if i == 0 else 1}`.
 
 Only numbers, names bound by blocks and variables, arithmetic, comparisons, `and/or/not`,
-conditional expressions and a few pure functions are allowed; nothing else is evaluated.
+conditional expressions, a few pure functions, indexing of tuples and the attributes of a
+value that offers them (`in.channels`: see spec/inshape.py) are allowed; nothing else is
+evaluated.
 """
 from __future__ import annotations
 
 import ast
 import functools
+import io
+import keyword
 import math
 import operator
 import re
+import tokenize
 
 _BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
         ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
@@ -25,12 +30,23 @@ MAX_POW = 64
 MAX_BITS = 4096       # integers beyond 2**4096 (about 10**1233) are refused, not computed
 MAX_TEXT = 10_000     # longest string an expression may build (`'a' * n`)
 MAX_SOURCE = 10_000   # longest expression text
+IN = "in"             # the name of the input's shape (`${in.channels}`)
+_IN_ID = "__in__"     # what `in` is parsed as: `in` is a Python keyword
+_HAS_IN = re.compile(r"\bin\b")
 
 
 class ExprError(ValueError):
-    def __init__(self, message: str, hint: str | None = None):
+    """A bad expression; `expected`/`found` replace the generic ones where they say more."""
+
+    def __init__(self, message: str, hint: str | None = None, expected: str | None = None,
+                 found: str | None = None):
         super().__init__(message)
-        self.hint = hint
+        self.hint, self.expected, self.found = hint, expected, found
+
+
+class Unknown(Exception):
+    """The expression reads a value an earlier error left unknown (the shape of a layer
+    that failed): it fails without a second report."""
 
 
 def is_expr(value) -> bool:
@@ -42,7 +58,8 @@ def evaluate(source: str, env: dict):
     an expression inside other text is formatted into it (`conv${i}` -> `conv3`)."""
     m = _WHOLE.match(source) or _BARE.match(source)
     if m and (m.re is _BARE or "${" not in m.group(1)):
-        return _eval_text(m.group(1), env)
+        value = _eval_text(m.group(1), env)
+        return list(value) if isinstance(value, tuple) else value  # `${in.shape}`: a list
     return _INLINE.sub(lambda mm: str(_eval_text(mm.group(1) or mm.group(2), env)), source)
 
 
@@ -59,17 +76,57 @@ def _eval_text(text: str, env: dict):
         raise ExprError("the expression nests too deeply",
                         "write it with fewer nested parentheses or operators") from None
     try:
-        return _ev(tree.body, env)
+        value = _ev(tree.body, env)
     except RecursionError:
         raise ExprError("the expression nests too deeply",
                         "write it with fewer nested parentheses or operators") from None
+    if hasattr(value, "expr_attribute"):
+        raise ExprError(f"'{_short(text.strip())}' is the input itself, not a number",
+                        "read one of its attributes: ${in.channels}, ${in.h}, ${in.shape}",
+                        expected="a number, e.g. ${in.channels}", found=repr(value))
+    return value
 
 
 @functools.lru_cache(maxsize=4096)
 def _parse(text: str) -> ast.Expression:
     """Parsed once per distinct text: a repeated block evaluates the same expressions for
     every instance. Trees are only read; a text that fails to parse is not cached."""
-    return ast.parse(text, mode="eval")
+    return ast.parse(_rename_in(text) if _HAS_IN.search(text) else text, mode="eval")
+
+
+def _rename_in(text: str) -> str:
+    """`in` where an operand is expected (`in.h`, `2 * in.w`) becomes a name Python can
+    parse; after an operand (`x in y`) it stays the operator, which is not allowed."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return text  # ast.parse says what is wrong
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    spots, after_operand = [], False
+    for tok in tokens:
+        if tok.type in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT,
+                        tokenize.DEDENT):
+            continue
+        if tok.type == tokenize.NAME and tok.string == IN and not after_operand:
+            spots.append(starts[tok.start[0] - 1] + tok.start[1])
+            after_operand = True
+        else:
+            after_operand = _ends_operand(tok)
+    for at in reversed(spots):
+        text = text[:at] + _IN_ID + text[at + len(IN):]
+    return text
+
+
+def _ends_operand(tok) -> bool:
+    if tok.type == tokenize.NAME:
+        return not keyword.iskeyword(tok.string) or tok.string in ("True", "False", "None")
+    return tok.type in (tokenize.NUMBER, tokenize.STRING) or tok.string in (")", "]", "}")
+
+
+def _unparse(node) -> str:
+    return _short(ast.unparse(node).replace(_IN_ID, IN))
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -102,13 +159,40 @@ def _ev(node, env):
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
         return node.value
     if isinstance(node, ast.Name):
-        if node.id in env:
-            return env[node.id]
+        name = IN if node.id == _IN_ID else node.id
+        if name in env:
+            return env[name]
+        if name == IN:
+            raise ExprError("`in` has no input here",
+                            "`in` is the input of a block (or of `layers:`, of a head's "
+                            "`layers:`); variables and input shapes come before any input",
+                            expected="`in` in the layers of a block, of the architecture "
+                                     "or of a head")
         from archspec.errors import did_you_mean
-        raise ExprError(f"unknown variable '{node.id}'",
-                        did_you_mean(node.id, env) or f"known: {', '.join(sorted(env)) or 'none'}")
+        known = sorted(k for k in env if k != IN)
+        raise ExprError(f"unknown variable '{name}'",
+                        did_you_mean(name, env) or f"known: {', '.join(known) or 'none'}")
+    if isinstance(node, ast.Attribute):
+        base = _ev(node.value, env)
+        if hasattr(base, "expr_attribute"):  # duck-typed: expr.py knows no shapes
+            return base.expr_attribute(node.attr)
+    if isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
+        base, index = _ev(node.value, env), _ev(node.slice, env)
+        if isinstance(base, (tuple, list)):
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise ExprError(f"an index is an integer, not {index!r}",
+                                "e.g. ${in.shape[0]}, or ${in.shape[-1]} for the last axis")
+            if not -len(base) <= index < len(base):
+                raise ExprError(f"index {index} is out of range for {len(base)} values "
+                                f"{tuple(base)}", f"use 0 to {len(base) - 1}, or -1 for "
+                                "the last", expected=f"an index from {-len(base)} to "
+                                f"{len(base) - 1}", found=str(index))
+            return base[index]
     if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
         left, right = _ev(node.left, env), _ev(node.right, env)
+        if any(isinstance(v, (tuple, list)) for v in (left, right)):  # `in.shape * 10**9`
+            raise ExprError("cannot evaluate: arithmetic on a shape",
+                            "read one axis: ${in.shape[0]}, ${in.channels}")
         try:
             if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and \
                     abs(right) > MAX_POW:
@@ -160,7 +244,7 @@ def _ev(node, env):
             raise
         except (TypeError, ValueError, OverflowError) as exc:
             raise ExprError(f"cannot evaluate {node.func.id}(): {_why(exc)}") from None
-    raise ExprError(f"'{_short(ast.unparse(node))}' is not allowed in an expression",
+    raise ExprError(f"'{_unparse(node)}' is not allowed in an expression",
                     "only arithmetic, comparisons, 'x if c else y' and "
                     + ", ".join(_FUNCS) + " are allowed")
 

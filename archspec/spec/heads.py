@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from archspec.errors import did_you_mean
+from archspec.spec.expr import IN
 from archspec.spec.frame import Frame, Scope
 from archspec.spec.graph import Head
+from archspec.spec.inshape import input_of
 from archspec.spec.limits import MAX_NAME
 from archspec.spec.yaml_loader import YList
 
@@ -43,7 +45,8 @@ def add_heads(ex: "Expander", scope: Scope, last: str | None) -> None:
                 continue
         out = src
         if head.layers:
-            frame = Frame(Scope(f"{name}.", scope), src, ex.env, f"heads.{name}.layers", 1)
+            env = {**ex.env, IN: input_of(graph, src)}  # a head's layers start from `from`
+            frame = Frame(Scope(f"{name}.", scope), src, env, f"heads.{name}.layers", 1)
             out = ex.sequence(ynode.get("layers", YList()), frame)
         node = graph.nodes.get(out)
         graph.heads[name] = Head(name, out, head.output, head.loss_weight,

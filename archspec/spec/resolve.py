@@ -7,10 +7,12 @@ from __future__ import annotations
 from archspec.errors import ErrorCollector, Pos, describe
 from archspec.layers.base import kinds
 from archspec.spec.expand import Expander
+from archspec.spec.expr import IN
 from archspec.spec.frame import Frame, Scope
 from archspec.spec.graph import Graph
 from archspec.spec.heads import add_heads
 from archspec.spec.inputs import add_inputs, check_defaults, variables
+from archspec.spec.inshape import top_input
 from archspec.spec.limits import (MAX_ACTIVATIONS, MAX_DEPTH, MAX_EXPANSIONS,  # noqa: F401
                                   MAX_LAYERS, MAX_NAME, MAX_PARAMS, MAX_REPEAT, check_size)
 from archspec.spec.locate import validate_lenient
@@ -33,7 +35,8 @@ def _resolve_graph(arch: Architecture, root: YMap, errors: ErrorCollector,
     ex.refs.collect_names(root)
     scope = Scope("")
     prev = add_inputs(arch, root, errors, graph, ex.env, scope, input_shape)
-    last = ex.sequence(root["layers"], Frame(scope, prev, ex.env, "layers"))
+    env = {**ex.env, IN: top_input(graph, prev)}
+    last = ex.sequence(root["layers"], Frame(scope, prev, env, "layers"))
     add_heads(ex, scope, last)
     ex.refs.check_deferred()
     check_size(graph, errors)

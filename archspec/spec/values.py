@@ -21,12 +21,16 @@ def subst(errors: ErrorCollector, value, env, node, loc, path):
     if isinstance(value, str) and expr.is_expr(value):
         try:
             return expr.evaluate(value, env)
+        except expr.Unknown:
+            return BAD  # an earlier error left the input's shape unknown; it said why
         except expr.ExprError as exc:
-            names = ", ".join(sorted(k for k in env if isinstance(k, str))) or "none"
+            names = ", ".join(sorted(k for k in env if isinstance(k, str) and k != expr.IN))
+            text = repr(value) if len(value) <= 200 else \
+                f"{value[:80]!r}... ({len(value):,} characters)"
             errors.add(str(exc), position(node, loc, getattr(node, "pos", None)), path,
-                       expected=f"arithmetic on numbers and variables ({names})",
-                       found=repr(value) if len(value) <= 200 else
-                       f"{value[:80]!r}... ({len(value):,} characters)", hint=exc.hint)
+                       expected=exc.expected or
+                       f"arithmetic on numbers and variables ({names or 'none'})",
+                       found=f"{text}: {exc.found}" if exc.found else text, hint=exc.hint)
             return BAD
     if isinstance(value, dict):
         return {k: subst(errors, v, env, value, (k,), path) if isinstance(value, YMap)
