@@ -100,8 +100,8 @@ def test_resolver_counts_equal_flax(name):
     """The resolver's own count of every node equals the real Flax variables, and so do its
     shapes (summarize asserts those)."""
     graph, s = zoo(name)
-    assert len(s.rows) == len(graph.layers)
-    for row in s.rows:
+    assert len(s.leaves) == len(graph.layers)
+    for row in s.leaves:
         node = graph.nodes[row.name]
         assert (node.params, node.state) == (row.params, row.state), row.name
     assert s.trainable == graph.total("params")
@@ -159,6 +159,46 @@ def test_googlenet_auxiliary_heads():
     assert all(h.shape == (1000,) for h in heads.values())
     assert graph.nodes[graph.heads["aux1"].node].id.startswith("aux1.")
     assert round(zoo("googlenet_noaux")[1].macs / 1e9, 1) == 1.5   # torchvision: 1.50
+    # the auxiliary heads are training only: inference leaves out their layers and nothing else
+    assert [h.train_only for h in heads.values()] == [False, True, True]
+    noaux = zoo("googlenet_noaux")[1]
+    assert (s.inference_params, s.inference_macs) == (noaux.trainable, noaux.macs)
+    assert s.inference_macs == 1_498_376_192 and f"{s.inference_macs / 1e9:.2f}" == "1.50"
+    aux_macs = {"aux1": 512 * 128 * 16 + 2048 * 1024 + 1024 * 1000,   # conv at 4×4, two dense
+                "aux2": 528 * 128 * 16 + 2048 * 1024 + 1024 * 1000}
+    assert s.macs == s.inference_macs + sum(aux_macs.values()) == 1_506_748_416
+    assert {r.name: r.macs for r in s.rows if r.kind == "head"} == aux_macs
+    assert {r.name for r in s.rows if r.train_only and r.depth == 0} == {"aux1", "aux2"}
+    assert all(r.train_only == r.name.startswith(("aux1", "aux2")) for r in s.rows)
+
+
+def test_summary_rows_form_a_tree():
+    """At full depth each block instance has a header row before its layers, totalling them:
+    resnet50's 17 `conv1`s each sit under their own bottleneck."""
+    _, s = zoo("resnet50")
+    by = {r.name: r for r in s.rows}
+    headers = [r for r in s.rows if r.header]
+    for h in headers:  # a header totals exactly the layers whose path it prefixes
+        under = [r for r in s.leaves if r.name.startswith(h.name + ".")]
+        assert (h.params, h.state, h.macs, h.children) == (
+            sum(r.params for r in under), sum(r.state for r in under),
+            sum(r.macs for r in under), len(under)), h.name
+        assert h.shape == under[-1].shape
+    for i, r in enumerate(s.rows):  # every row follows its parent, one level deeper
+        if r.parent:
+            assert s.rows.index(by[r.parent]) < i and by[r.parent].depth == r.depth - 1
+    assert sum(r.params for r in s.leaves) == s.trainable == PARAMS["resnet50"]
+    assert sum(r.macs for r in s.leaves) == s.macs
+    conv1 = [r for r in s.leaves if r.name.endswith(".conv1")]
+    assert len(conv1) == 16 and len({r.parent for r in conv1}) == 16   # + the stem's conv1
+    block = by["stage2.bottleneck1"]
+    # 1×1 256→128, 3×3 128→128 (stride 2), 1×1 128→512, projection 256→512; BN 2 per map
+    assert block.params == (256 * 128 + 9 * 128 * 128 + 128 * 512 + 256 * 512
+                            + 2 * (128 + 128 + 512 + 512)) == 379_392
+    assert block.macs == (56 * 56 * 256 * 128 + 28 * 28 * (9 * 128 * 128 + 128 * 512
+                                                           + 256 * 512)) == 372_506_624
+    assert (block.shape, block.parent, block.depth) == ((28, 28, 512), "stage2", 1)
+    assert by["stage2.bottleneck1.residual1.activation"].function == "relu"
 
 
 # --- feature-map sizes from the papers ------------------------------------------------------
@@ -217,6 +257,32 @@ def test_summary_command(name, args, total):
     assert result.returncode == 0, result.stdout + result.stderr
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("trainable parameters"))
     assert line.split()[-1] == total
+
+
+def test_summary_command_shows_the_tree_and_training_only_heads():
+    """googlenet at full depth: header rows (Σ totals) before their layers, the auxiliary
+    heads marked, MACs in training and at inference (torchvision's 1.50 G)."""
+    result = cli("summary", "architectures/googlenet.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    table = [ln.split("│")[1:-1] for ln in lines if ln.startswith("│")]
+    names = [c[0][1:].rstrip() for c in table]                    # indented
+    cells = [[c.strip() for c in row] for row in table]
+    at = names.index("inception3a")
+    assert names[at:at + 5] == ["inception3a", "  branches1", "    path1", "      conv_bn1",
+                                "        conv"]
+    assert cells[at][1] == "block" and cells[at][3] == "Σ 155,872"
+    assert cells[at + 4][1:4] == ["conv", "28×28×64", "12,288"]      # a leaf: no Σ
+    aux = [c for c in cells if c[0] in ("aux1", "aux2")]
+    assert [c[1] for c in aux] == ["head, training only", "block"] * 2   # aux1 reads block aux
+    assert [c[1] for c in cells if c[0] == "relu1"] == ["relu"] * (3 + 9 * 6 + 2)  # every conv_bn
+    totals = {ln[:22].strip(): ln[22:].split() for ln in lines if not ln.startswith(("│", "┃"))}
+    assert totals["trainable parameters"][0] == "13,004,888"
+    assert "1,506,748,416" in totals["MACs"] and "training)" in totals["MACs"]
+    inference = [ln.split() for ln in lines if ln.startswith("  at inference")]
+    assert inference[0][2:4] == ["6,624,904", "(without"]
+    assert inference[1][2:4] == ["1,498,376,192", "(1.50"]
+    assert "head aux1" in result.stdout and result.stdout.count("training only") == 4
 
 
 def test_schema_file_lists_every_kind():

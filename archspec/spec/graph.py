@@ -31,6 +31,7 @@ class Head:
     loss_weight: float
     shape: tuple | None = None
     pos: Pos | None = None       # where the head is written (its `output:`, or the last layer)
+    train_only: bool = False     # an auxiliary output: trained, not used at inference
 
 
 @dataclass(eq=False)  # hashable by identity: the Flax module holds it as a field

@@ -51,4 +51,13 @@ def add_heads(ex: "Expander", scope: Scope, last: str | None) -> None:
         node = graph.nodes.get(out)
         graph.heads[name] = Head(name, out, head.output, head.loss_weight,
                                  node.shape if node else None,
-                                 ynode.val_pos.get("output", hnode.key_pos[name]))
+                                 ynode.val_pos.get("output", hnode.key_pos[name]),
+                                 head.train_only)
+    if heads and all(h.train_only for h in heads.values()):
+        name = next(iter(heads))
+        errors.add("every head is `train_only`: inference would have no output",
+                   hnode[name].val_pos["train_only"], f"heads.{name}.train_only",
+                   expected="at least one head without `train_only: true`",
+                   found=f"{len(heads)} training-only head{'s' * (len(heads) > 1)}",
+                   hint="train_only marks an auxiliary output (GoogLeNet's aux1, aux2); "
+                        "remove it from the head predictions come from")

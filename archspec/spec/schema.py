@@ -41,6 +41,8 @@ class HeadSpec(Strict):
     layers: list[Any] = Field(default_factory=list)
     output: HeadOutput = "linear"
     loss_weight: float = 1.0
+    train_only: bool = Field(False, description="an auxiliary output used in training only: "
+                             "the summary's inference parameters and MACs leave it out")
 
 
 class Architecture(Strict):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from rich.text import Text
+
 from archspec.fmt import fmt_bytes, fmt_dims, human
 from archspec.layers.base import GLOBAL
 from archspec.ui.tables import Column, grid, table
@@ -27,9 +29,20 @@ def _number(v) -> str:
     return str(v)
 
 
+SUM = "Σ "  # marks a header row's numbers: totals of the rows under it, not added again
+
+
+def _kind(r) -> str:
+    if r.kind not in ("block", "head"):
+        return r.function or r.kind
+    kind = r.kind if r.header else f"{r.kind} ({r.children})"
+    return kind + (", training only" if r.train_only and r.kind == "head" else "")
+
+
 def summary_table(s):
     """Layer names fold when space is short; every number stays whole. Too narrow a terminal
-    hides jump first, then RF, then MACs."""
+    hides jump first, then RF, then MACs. A block's header row (its name in bold) shows its
+    output shape and, marked Σ, the totals of the rows under it."""
     has_state = any(r.state for r in s.rows)
     cols = [Column("layer", "name"), Column("kind", "name"), Column("output shape", "number"),
             Column("params", "number")]
@@ -38,24 +51,35 @@ def summary_table(s):
              Column("jump", "number", drop=3)]
     rows = []
     for r in s.rows:
-        name = "  " * r.depth + r.name.split(".")[-1] if r.kind != "block" else r.name
-        kind = f"block ({r.children})" if r.kind == "block" else r.kind
-        cells = [name, kind, fmt_dims(r.shape, "-"), f"{r.params:,}" if r.params else ""]
-        cells += [f"{r.state:,}" if r.state else ""] if has_state else []
-        rows.append([*cells, human(r.macs) if r.macs else "", _axes(r.rf), _axes(r.jump)])
-    return table(cols, rows, title=f"{s.name}" + (f"  ({s.source})" if s.source else ""))
+        mark = SUM if r.header else ""
+        name = Text("  " * r.depth + r.name.split(".")[-1], style="bold" if r.header else "")
+        cells = [name, _kind(r), fmt_dims(r.shape, "-"), f"{mark}{r.params:,}" if r.params else ""]
+        cells += [f"{mark}{r.state:,}" if r.state else ""] if has_state else []
+        rows.append([*cells, mark + human(r.macs) if r.macs else "", _axes(r.rf), _axes(r.jump)])
+    caption = ("Σ: a block's totals over the rows under it (the totals below count each layer "
+               "once)") if any(r.header for r in s.rows) else None
+    return table(cols, rows, title=f"{s.name}" + (f"  ({s.source})" if s.source else ""),
+                 caption=caption)
 
 
 def summary_totals(s):
-    rows = [["trainable parameters", f"{s.trainable:,}"],
-            ["non-trainable state", f"{s.state:,}" + ("  (batch statistics)" if s.state else "")],
-            ["parameter memory", fmt_bytes(s.param_bytes, 2) + "  (float32)"],
-            ["activation memory", fmt_bytes(s.activation_bytes, 2)
-             + " per example (forward, float32)"],
-            ["MACs", f"{s.macs:,}  ({human(s.macs)} multiply-accumulates per example)"]]
+    aux = [name for name, h in s.heads.items() if h.get("train_only")]
+    rows = [["trainable parameters", f"{s.trainable:,}"]]
+    if aux:
+        rows.append(["  at inference", f"{s.inference_params:,}  (without {', '.join(aux)})"])
+    rows += [["non-trainable state", f"{s.state:,}" + ("  (batch statistics)" if s.state else "")],
+             ["parameter memory", fmt_bytes(s.param_bytes, 2) + "  (float32)"],
+             ["activation memory", fmt_bytes(s.activation_bytes, 2)
+              + " per example (forward, float32)"],
+             ["MACs", f"{s.macs:,}  ({human(s.macs)} multiply-accumulates per example"
+              + (" in training)" if aux else ")")]]
+    if aux:
+        rows.append(["  at inference", f"{s.inference_macs:,}  ({human(s.inference_macs)}, "
+                                       f"without {', '.join(aux)})"])
     rows += [[f"input {name}", f"{fmt_dims(inp['shape'], '-')}  {inp['dtype']}"]
              for name, inp in s.inputs.items()]
     for name, h in s.heads.items():
         w = f", loss weight {h['loss_weight']:g}" if h["loss_weight"] != 1.0 else ""
+        w += ", training only" if h.get("train_only") else ""
         rows.append([f"head {name}", f"{fmt_dims(h['shape'], '-')}  {h['output']}{w}"])
     return grid([Column("", "name", style="bold"), Column("", "number")], rows)

@@ -172,6 +172,8 @@ def build_diagram(graph: Graph, collapse: bool | None = None, depth: int | None 
             lines[-1] += f" · {fmt_dims(head.shape)}"
         if head.loss_weight != 1.0:
             lines.append(f"loss weight {head.loss_weight:g}")
+        if head.train_only:
+            lines.append("training only")
         boxes.append(Box(hid, lines, "head"))
         if head.node in unit_of:
             edges[(unit_of[head.node], hid)] = Edge(unit_of[head.node], hid)
