@@ -9,6 +9,8 @@ Implementations (--impl, comma-separated, default all):
                  "before" of archspec's non-overlapping pooling lowering
   archspec-patchgrad  archspec with the opt-in patch-matmul conv weight gradient
                  (conv_ops.FAST_GRAD on) for small fan-in layers
+  archspec-onednn / archspec-xlaconv  archspec with ARCHSPEC_CONV_BACKEND=onednn / =xla
+                 while its step is traced (plain `archspec` uses the default, auto)
   flax           the network written by hand in Flax + a hand-written optax step (reference)
   keras          Keras 3, JAX backend, train_on_batch, jit_compile=True
   torch          PyTorch eager on CPU, one intra-op thread per core (torchN: N threads)
@@ -62,7 +64,7 @@ def n_params(tree):
 
 
 class ArchspecRunner:
-    def __init__(self, model, batch, fast_pool=True, fast_conv=False):
+    def __init__(self, model, batch, fast_pool=True, fast_conv=False, conv_backend=None):
         import jax
         import jax.numpy as jnp
 
@@ -90,12 +92,19 @@ class ArchspecRunner:
         self.state = jax.device_put(state, repl)
         flags = (pooling_ops.FAST_BLOCKS, conv_ops.FAST_GRAD)
         pooling_ops.FAST_BLOCKS, conv_ops.FAST_GRAD = fast_pool, fast_conv
+        backend = os.environ.get("ARCHSPEC_CONV_BACKEND")
+        if conv_backend:
+            os.environ["ARCHSPEC_CONV_BACKEND"] = conv_backend
         try:  # the flags are read while tracing: compile now
             t = time.perf_counter()
             self.step = make_train_step(net, heads, tx, mesh).lower(self.state, *self.args).compile()
             self.compile_s = time.perf_counter() - t
         finally:
             pooling_ops.FAST_BLOCKS, conv_ops.FAST_GRAD = flags
+            if backend is None:
+                os.environ.pop("ARCHSPEC_CONV_BACKEND", None)
+            else:
+                os.environ["ARCHSPEC_CONV_BACKEND"] = backend
         self.run(1)
 
     def run(self, n):
@@ -193,6 +202,8 @@ def make_runner(impl, model, batch):
         return ArchspecRunner(model, batch, fast_pool=False)
     if impl == "archspec-patchgrad":
         return ArchspecRunner(model, batch, fast_conv=True)
+    if impl in ("archspec-onednn", "archspec-xlaconv"):
+        return ArchspecRunner(model, batch, conv_backend=impl[9:].replace("xlaconv", "xla"))
     if impl.startswith("torch") and impl[5:].isdigit():  # torch1: one intra-op thread
         return TorchRunner(model, batch, int(impl[5:]))
     return {"flax": FlaxRunner, "keras": KerasRunner, "torch": TorchRunner}[impl](model, batch)

@@ -33,7 +33,11 @@ def bench(spec: Path, batch: int, steps: int, precision: str, warmup: int, matmu
                            scan_blocks=scan_blocks)
     except ValueError as exc:
         raise ArchspecError(str(exc)) from None
+    from archspec.layers import onednn
+
+    backend = onednn.describe()  # which convolution backend the step was traced with
     if as_json:
-        print(jsonout.dumps(result.to_dict(), indent=2))
+        print(jsonout.dumps({**result.to_dict(), "conv_backend": backend}, indent=2))
         return
     console.print(bench_table(result))
+    console.print(f"convolutions: {backend}")

@@ -8,7 +8,10 @@ gradient equals jax.grad of the plain convolution up to float summation order
 
 Off by default (FAST_GRAD = False): alone, that gradient runs ~1.5-2.5x faster on this CPU
 (benchmarks/conv_grad.py), but whole train steps (LeNet, the 6-conv CNN, ResNet-18) measured
-no gain, within +-3% (benchmarks/README.md), so the plain lowering is kept."""
+no gain, within +-3% (benchmarks/README.md), so the plain lowering is kept.
+
+Convolutions oneDNN can compute go to archspec.layers.onednn instead when that backend is
+active ($ARCHSPEC_CONV_BACKEND=auto|onednn; see archspec/layers/onednn)."""
 from __future__ import annotations
 
 import math
@@ -17,6 +20,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from archspec.layers import onednn
 
 FAST_GRAD = False    # True: patch-matmul weight gradients for small fan-in (see above)
 SMALL_FAN_IN = 32    # measured: 3×3×3 and 3×3×1 gain, 3×3×8 and 7×7×3 lose
@@ -59,6 +64,12 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     if isinstance(dimension_numbers, tuple) and not isinstance(dimension_numbers,
                                                                lax.ConvDimensionNumbers):
         dimension_numbers = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    if onednn.supports(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                       dimension_numbers, feature_group_count, batch_group_count,
+                       preferred_element_type) and onednn.active():
+        dil = tuple(rhs_dilation) if rhs_dilation is not None else (1,) * n
+        pads = onednn.explicit_padding(lhs.shape, rhs.shape, tuple(window_strides), padding, dil)
+        return onednn.conv(lhs, rhs, window_strides, pads, dil, feature_group_count)
     mode = None
     if preferred_element_type is None and precision is None:
         if uses_patch_grad(lhs.shape, rhs.shape, padding, lhs_dilation, dimension_numbers,
