@@ -3,6 +3,7 @@
     .venv/bin/pip install onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
     .venv/bin/python benchmarks/onednn_conv.py [--rounds 9] [--inner 3] [--layers cnn6|resnet18|all]
     .venv/bin/python benchmarks/onednn_conv.py --check      # values and gradients only
+    .venv/bin/python benchmarks/onednn_conv.py --zoo architectures/resnet50.yaml:32 ...
 
 archspec's optional oneDNN backend (archspec/layers/onednn: forward, input gradient and
 weight gradient as three FFI handlers in conv.cc, channels-last activations, HWIO kernels,
@@ -166,6 +167,68 @@ def bench(a):
         "versions": common.versions("jax", "jaxlib", "onednn-cpu-gomp", "torch")})
 
 
+def zoo(items):
+    """Loss and parameter gradients of whole networks (train mode, batch 2, random
+    parameters, batch statistics 1) in float32 with oneDNN's and with XLA's convolutions,
+    each against XLA in float64. A leaf's error is relative to its own norm, or to 1e-3 of the
+    whole gradient's norm when smaller (conv biases before a batch norm have a gradient that
+    is zero up to rounding). Batch norm over very few values (a 1x1 map, batch 2) makes a
+    network ill-conditioned: then both float32 paths are far from float64 alike."""
+    import os as _os
+
+    from archspec.model.build import build_model
+    from archspec.spec.resolve import load_architecture
+
+    jax.config.update("jax_enable_x64", True)
+    rows = []
+    for item in items:
+        path, size = item.rsplit(":", 1)
+        size = int(size)
+        graph = load_architecture(common.ROOT / path, input_shape=(size, size, 3))
+        model = build_model(graph)
+        xn = np.random.default_rng(2).normal(size=(2, size, size, 3))
+        shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.asarray(xn, jnp.float32))
+        rng = np.random.default_rng(5)
+        pn = jax.tree_util.tree_map(lambda a: 0.05 * rng.normal(size=a.shape), shapes["params"])
+        bs = jax.tree_util.tree_map(lambda a: np.ones(a.shape), shapes.get("batch_stats", {}))
+        head = next(iter(jax.eval_shape(model.apply, {k: shapes[k] for k in (
+            "params", "batch_stats") if k in shapes}, jnp.asarray(xn, jnp.float32))))
+
+        def run(dtype, backend):
+            _os.environ[onednn.ENV] = backend
+            cast = lambda t: jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), t)  # noqa
+            params, stats, x = cast(pn), cast(bs), jnp.asarray(xn, dtype)
+
+            def f(p):
+                out, _ = model.apply({"params": p, **({"batch_stats": stats} if stats else {})},
+                                     x, train=True, mutable=["batch_stats"],
+                                     rngs={"dropout": jax.random.key(1)})
+                return jnp.mean(out[head] ** 2)
+            lo = jax.jit(jax.value_and_grad(f)).lower(params)
+            return lo.as_text().count("archspec_onednn_conv_fwd"), lo.compile()(params)
+
+        _, ref = run(jnp.float64, "xla")
+        n, got = run(jnp.float32, "onednn")
+        _, xla = run(jnp.float32, "xla")
+        _os.environ.pop(onednn.ENV)
+        leaves_ref = jax.tree_util.tree_leaves(ref[1])
+        total = float(np.sqrt(sum(float(jnp.sum(b * b)) for b in leaves_ref)))
+
+        def err(r):
+            loss = abs(float(r[0]) - float(ref[0])) / abs(float(ref[0]))
+            grad = max(float(jnp.linalg.norm(a - b)) / max(float(jnp.linalg.norm(b)), 1e-3 * total)
+                       for a, b in zip(jax.tree_util.tree_leaves(r[1]), leaves_ref))
+            return loss, grad
+        row = {"spec": path, "input": size, "onednn_convs": n, "onednn_vs_f64": err(got),
+               "xla_vs_f64": err(xla)}
+        rows.append(row)
+        print(f"{path} at {size}²: {n} convolutions on oneDNN; vs float64 (loss, worst "
+              f"gradient leaf): oneDNN {row['onednn_vs_f64'][0]:.1e}, "
+              f"{row['onednn_vs_f64'][1]:.1e}; XLA {row['xla_vs_f64'][0]:.1e}, "
+              f"{row['xla_vs_f64'][1]:.1e}", flush=True)
+    common.save("onednn_zoo", {"rows": rows})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=9)
@@ -174,6 +237,8 @@ def main():
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--torch", action="store_true")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--zoo", nargs="*", metavar="SPEC:SIZE",
+                    help="compare whole networks' loss and gradients instead of timing")
     a = ap.parse_args()
     lib = build.load()
     if isinstance(lib, str):
@@ -183,7 +248,9 @@ def main():
     worst = check()
     if worst > 1e-4:
         sys.exit("oneDNN results differ from lax.conv_general_dilated")
-    if not a.check:
+    if a.zoo:
+        zoo(a.zoo)
+    elif not a.check:
         bench(a)
 
 
