@@ -185,6 +185,7 @@ class SpecModel(nn.Module):
     scan_blocks: bool = False
     remat_blocks: bool = False  # with scan_blocks: recompute each block in the backward pass
     shapes_only: bool = False   # set by abstract_variables: only shapes are wanted
+    in_loop: bool = False       # traced inside a loop body (train.step.make_multi_step)
 
     @nn.compact
     def __call__(self, inputs, train: bool = False):
@@ -193,7 +194,7 @@ class SpecModel(nn.Module):
         g = self.graph
         d = g.defaults
         defaults = BuildDefaults(d.activation, d.bias, d.init, d.bias_init, self.compute_dtype,
-                                 shapes_only=self.shapes_only)
+                                 in_loop=self.in_loop, shapes_only=self.shapes_only)
         if not isinstance(inputs, dict):
             (name,) = g.inputs
             inputs = {name: inputs}

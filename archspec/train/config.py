@@ -91,7 +91,10 @@ class Health(Strict):
 
 
 class Checkpoint(Strict):
-    every_steps: int | None = Field(None, ge=1, description="also save mid-epoch every N steps")
+    every_steps: int | None = Field(None, ge=1, description="also save every N steps")
+    every_minutes: float = Field(1.0, ge=0, description="save `latest` when this many minutes "
+                                 "have passed since the last save (checked after every "
+                                 "dispatch; 0: after every one); always at the end and on a stop")
     keep: int = Field(2, ge=1, description="checkpoints kept (the newest; 'best' is kept apart)")
 
 
@@ -117,6 +120,9 @@ class Experiment(Strict):
     epochs: int = Field(10, ge=1)
     steps: int | None = Field(None, ge=1, description="stop after this many steps (overrides epochs)")
     batch_size: int = Field(64, ge=1)
+    steps_per_execution: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+        "auto", description="train steps per device dispatch (a lax.scan over that many "
+        "batches); auto: up to 16 for models whose step is cheaper than dispatching it, else 1")
     eval_batch_size: int | None = Field(None, ge=1)
     seed: int = Field(0, ge=0, le=SEED_MAX)
     precision: Literal["float32", "bf16"] = "float32"

@@ -39,7 +39,8 @@ def head_losses(exp, graph, dataset, data_pos: Pos | None = None,
             errors.append(SpecError(f"label smoothing applies to categorical_crossentropy, not "
                                     f"{kind}", loss_pos.get(name), f"loss.{name}",
                                     hint="remove label_smoothing, or use a softmax head"))
-        out.append(HeadLoss(name, kind, head.output, float(weight), float(smoothing)))
+        out.append(HeadLoss(name, kind, head.output, float(weight), float(smoothing),
+                            head.train_only))
     if errors:
         raise SpecErrors(errors)
     return out

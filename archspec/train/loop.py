@@ -13,9 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import linen as nn
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from archspec.data import DataError, Dataset, batches, load_dataset, prefetch, steps_per_epoch
+from archspec.data import DataError, Dataset, load_dataset, steps_per_epoch
+from archspec.data.lazy import is_lazy
 from archspec.errors import ArchspecError, SpecError, SpecErrors
 from archspec.spec.graph import Graph
 from archspec.train import checkpoint as ckpt
@@ -27,8 +28,9 @@ from archspec.train.optim import make_optimizer
 from archspec.train.reporter import NullReporter, Reporter
 from archspec.train.runs import (MetricsLog, RunError, new_run_dir, read_attempts, read_best,
                                  write_attempts, write_best, write_setup)
+from archspec.train.epoch import CheckpointPolicy, EpochRunner, steps_per_execution
 from archspec.train.step import (HeadLoss, init_state, make_eval_step, make_mesh,
-                                 make_train_step, pad_batch, put_batch, shardings)
+                                 make_multi_step, shardings)
 
 
 # How `archspec train` ends: 0 only when the run finished. 2 (bad input) and 1 (run-folder or
@@ -240,7 +242,7 @@ def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = N
 def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
              reporter: Reporter) -> Result:
     exp = setup.exp
-    data_sh, repl = shardings(setup.mesh)
+    _, repl = shardings(setup.mesh)
     example = jnp.zeros((1, *setup.dataset.train.x.shape[1:]), setup.dataset.train.x.dtype)
     state = init_state(setup.model, setup.graph, setup.tx, seed, example)
     start_epoch, start_batch = 0, 0
@@ -254,10 +256,17 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
         log.truncate_after(int(state.step))
     state = jax.device_put(state, repl)
     store = ckpt.Checkpoints(run_dir, exp.checkpoint.keep)
-    train_step = make_train_step(setup.model, setup.heads, setup.tx, setup.mesh, setup.augment)
+    saver = CheckpointPolicy(store, exp.checkpoint)
+    k = steps_per_execution(exp.steps_per_execution, setup.graph, exp.batch_size,
+                            setup.steps_per_epoch, jax.devices()[0].platform,
+                            is_lazy(setup.dataset.train.x))
+    runner = EpochRunner(setup, make_multi_step(setup.model, setup.heads, setup.tx, setup.mesh,
+                                                setup.augment),
+                         Monitor(exp.health, [n.id for n in setup.graph.layers if n.params],
+                                 reporter.training_warning),
+                         reporter, NamedSharding(setup.mesh, P(None, "data")), repl, k)
+    monitor = runner.monitor
     eval_step = make_eval_step(setup.model, setup.heads, setup.mesh)
-    monitor = Monitor(exp.health, [n.id for n in setup.graph.layers if n.params],
-                      reporter.training_warning)
     result = Result(run_dir, state)
     step = int(state.step)
     t_start, trained = time.perf_counter(), 0
@@ -269,35 +278,13 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 if step >= setup.total_steps:
                     break
                 skip = start_batch if epoch == start_epoch else 0
-                t0, sums, n_seen, b = time.perf_counter(), {}, 0, skip - 1
-                it = batches(setup.dataset.train, exp.batch_size, shuffle=True, seed=exp.seed,
-                             epoch=epoch, start=skip, workers=exp.data.workers)
-                it = prefetch(_padded(it, exp.batch_size), 2,
-                              put=lambda b: (put_batch(b[:3], data_sh), b[3]))
-                pending = None
-                for b, ((x, y, w), real) in enumerate(it, start=skip):
-                    state, metrics, health = train_step(state, x, y, w)
-                    step += 1
-                    trained += real
-                    n_seen += real
-                    if pending:  # check the previous step while this one runs
-                        monitor.observe(*pending)
-                    pending = (step, health)
-                    for k, v in metrics.items():
-                        sums[k] = sums.get(k, 0.0) + v * real
-                    reporter.step(step, epoch, metrics, n_seen / (time.perf_counter() - t0))
-                    every = exp.checkpoint.every_steps
-                    if every and step % every == 0 and b + 1 < setup.steps_per_epoch:
-                        monitor.observe(*jax.device_get(pending))
-                        pending = None
-                        store.save("latest", state, {"epoch": epoch, "batch": b + 1})
-                    if flag.stop or step >= setup.total_steps:
-                        break
-                it.close()
-                if pending:
-                    monitor.observe(*jax.device_get(pending))
-                train = in_head_order({k: float(v) / max(n_seen, 1)
-                                       for k, v in jax.device_get(sums).items()}, setup.heads)
+                t0 = time.perf_counter()
+                state, step, totals = runner.run(state, epoch, skip, step,
+                                                 lambda: flag.stop, saver)
+                b, n_seen = totals.last, totals.seen
+                trained += n_seen
+                train = in_head_order({k: v / max(n_seen, 1) for k, v in totals.sums.items()},
+                                      setup.heads)
                 finished_epoch = b + 1 >= setup.steps_per_epoch
                 pos = ({"epoch": epoch + 1, "batch": 0} if finished_epoch
                        else {"epoch": epoch, "batch": b + 1})
@@ -322,9 +309,10 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                     if best is None or score > best:
                         best = score
                         # best.json names the best checkpoint only once it is on disk
-                        store.save("best", state, pos,
+                        saver.save(state, pos, "best",
                                    then=lambda s=best, k=step: write_best(run_dir, s, k))
-                store.save("latest", state, pos)
+                if saver.due(step) or step >= setup.total_steps or flag.stop:
+                    saver.save(state, pos)
                 result.history.append(row)
                 reporter.epoch_end(epoch + 1, epochs, row)
                 if finished_epoch:
@@ -368,12 +356,6 @@ def _archive_checkpoints(run_dir: Path, attempt: int) -> None:
     for name in ("best.json",):
         if (run_dir / name).exists():
             (run_dir / name).unlink()
-
-
-def _padded(it, size):
-    for x, y in it:
-        xb, yb, w = pad_batch(x, y, size)
-        yield xb, yb, w, len(x)
 
 
 def _lrs(lr_fn, first: int, last: int) -> np.ndarray:

@@ -64,18 +64,17 @@ def predict(run_dir: Path, inputs: list[Path], top: int = 5, which: str = "best"
     x = apply_normalization(x, dataset.norm_stats).astype(
         np.int32 if dtype == "int32" else np.float32)
     raw = _run(setup.model, state, x)
-    heads = {}
-    for name, head in graph.heads.items():
-        heads[name] = _head_values(head.output, raw[name])
+    shown = {n: h for n, h in graph.heads.items() if not h.train_only}  # inference heads
+    heads = {name: _head_values(head.output, raw[name]) for name, head in shown.items()}
     predictions = []
     for i, origin in enumerate(origins):
         entry = {**origin, "heads": {}}
-        for name, head in graph.heads.items():
+        for name, head in shown.items():
             entry["heads"][name] = _describe(head.output, heads[name][i], top,
                                              dataset.class_names)
         predictions.append(entry)
     return {"run": str(run_dir), "checkpoint": which, "step": int(state.step),
-            "heads": {n: h.output for n, h in graph.heads.items()},
+            "heads": {n: h.output for n, h in shown.items()},
             "predictions": predictions}
 
 

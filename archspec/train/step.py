@@ -36,6 +36,7 @@ class HeadLoss:
     output: str
     weight: float
     label_smoothing: float = 0.0  # training only: evaluation scores the true labels
+    train_only: bool = False      # an auxiliary head: trained with, never evaluated
 
 
 def make_mesh() -> Mesh:
@@ -97,11 +98,12 @@ def _bcast(w, x):
 AUGMENT_STREAM = 0x617567  # folded into the step's key: augmentation draws apart from dropout
 
 
-def make_train_step(model, heads, tx, mesh, augment=None):
-    """`augment`: (key, x, y) -> (x, y) from train.augment, or None."""
-    data, repl = shardings(mesh)
+def train_step_fn(model, heads, tx, augment=None):
+    """The pure step: (state, x, y, w, valid) -> (state, metrics, health). `augment`:
+    (key, x, y) -> (x, y) from train.augment, or None. A step with `valid` false (a slot
+    past the end of a chunk, see make_multi_step) changes nothing, not even the step count."""
 
-    def step(state: TrainState, x, y, w):
+    def step(state: TrainState, x, y, w, valid=True):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         if augment is not None:  # a pure function of (seed, step): a resume redraws it exactly
             x, y = augment(jax.random.fold_in(rng, AUGMENT_STREAM), x, y)
@@ -121,15 +123,55 @@ def make_train_step(model, heads, tx, mesh, augment=None):
         health["loss"] = metrics["loss"]
         new = state.replace(params=params, batch_stats=stats, opt_state=opt_state)
         # A non-finite step is not applied: the parameters stay as they were.
-        new = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, state)
-        return new.replace(step=state.step + 1), metrics, health
+        new = jax.tree_util.tree_map(lambda a, b: jnp.where(finite & valid, a, b), new, state)
+        return new.replace(step=state.step + jnp.asarray(valid, jnp.int32)), metrics, health
 
-    return jax.jit(step, in_shardings=(repl, data, data, data),
+    return step
+
+
+def make_train_step(model, heads, tx, mesh, augment=None):
+    """One jitted step: (state, x, y, w) -> (state, metrics, health)."""
+    data, repl = shardings(mesh)
+    return jax.jit(train_step_fn(model, heads, tx, augment),
+                   in_shardings=(repl, data, data, data),
+                   out_shardings=(repl, repl, repl), donate_argnums=(0,))
+
+
+def make_multi_step(model, heads, tx, mesh, augment=None):
+    """Several steps in one dispatch (Keras' steps_per_execution): a `lax.scan` over a
+    chunk of k stacked batches, (state, xs, ys, ws, valid) -> (state, sums, health).
+
+    On a small model one step takes less device time than Python takes to dispatch it,
+    fetch its metrics and check its health; a chunk pays those once. `valid[i]` false
+    marks a slot past the chunk's real batches (the end of an epoch): it changes nothing.
+    `sums` are the chunk's metrics weighted by its real examples (the epoch's means are
+    sums / examples); `health` stacks every step's values along axis 0, for the monitor."""
+    # XLA:CPU runs convolution gradients inside a loop body in slow layouts unless they
+    # are written out (conv_ops `in_loop`); the parameters are the same.
+    looped = model.clone(in_loop=True) if hasattr(model, "in_loop") else model
+    step = train_step_fn(looped, heads, tx, augment)
+    data = NamedSharding(mesh, P(None, "data"))
+    _, repl = shardings(mesh)
+
+    def body(state, batch):
+        x, y, w, valid = batch
+        state, metrics, health = step(state, x, y, w, valid)
+        real = w.sum() * valid
+        return state, ({k: v * real for k, v in metrics.items()}, health)
+
+    def chunk(state, xs, ys, ws, valid):
+        state, (weighted, health) = jax.lax.scan(body, state, (xs, ys, ws, valid))
+        return state, {k: v.sum() for k, v in weighted.items()}, health
+
+    return jax.jit(chunk, in_shardings=(repl, data, data, data, repl),
                    out_shardings=(repl, repl, repl), donate_argnums=(0,))
 
 
 def make_eval_step(model, heads, mesh):
+    """Loss and metrics of the inference heads (train_only heads are left out: their
+    losses only help training), and every head's outputs."""
     data, repl = shardings(mesh)
+    heads = [h for h in heads if not h.train_only]
 
     def step(state: TrainState, x, y, w):
         _, (metrics, _, outputs, _) = _forward_loss(model, heads, state.params,
@@ -140,18 +182,19 @@ def make_eval_step(model, heads, mesh):
     return jax.jit(step, in_shardings=(repl, data, data, data), out_shardings=(repl, data))
 
 
-def put_batch(arrays: tuple, sharding):
-    """Place a global batch on the mesh. With several processes (multi-host, after
-    jax.distributed.initialize) every process holds the same global batch and contributes
-    its own slice, so no host ever sends another host's data."""
+def put_batch(arrays: tuple, sharding, axis: int = 0):
+    """Place a global batch (examples along `axis`: 1 for a chunk of stacked batches) on
+    the mesh. With several processes (multi-host, after jax.distributed.initialize) every
+    process holds the same global batch and contributes its own slice, so no host ever
+    sends another host's data."""
     if jax.process_count() == 1:
         return jax.device_put(arrays, sharding)
     n, i = jax.process_count(), jax.process_index()
 
     def local(a):
-        per = a.shape[0] // n
-        return jax.make_array_from_process_local_data(sharding, a[i * per:(i + 1) * per],
-                                                      a.shape)
+        per = a.shape[axis] // n
+        part = np.take(a, np.arange(i * per, (i + 1) * per), axis=axis)
+        return jax.make_array_from_process_local_data(sharding, part, a.shape)
 
     return tuple(local(a) for a in arrays)
 
