@@ -48,6 +48,7 @@ PARAMS = {
     "efficientnet_b0": 5_288_548,   # torchvision; the same for the three below
     "convnext_tiny": 28_589_128,
     "vit_b_16": 86_567_656,
+    "unet": 31_030_658,          # derived by hand in tests/test_unet.py
 }
 
 
