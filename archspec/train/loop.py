@@ -302,7 +302,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 if "val" in exp.eval_splits and len(setup.dataset.val.x):
                     reporter.evaluating("val", len(setup.dataset.val.x))
                     val, _ = evaluate(setup, state, setup.dataset.val, eval_step,
-                                      progress=reporter.eval_progress)
+                                      progress=reporter.eval_progress, outputs=False)
                     log.log({"step": step, "epoch": epoch + 1, "split": "val", **_clean(val)})
                     row["val"] = val
                     score = _score(val)

@@ -11,32 +11,37 @@ import numpy as np
 
 from archspec.data import batches
 from archspec.train import checkpoint as ckpt
+from archspec.train import losses
 from archspec.train.step import fetch, make_eval_step, pad_batch, put_batch, shardings
 
 
 def evaluate(setup, state, split, eval_step=None, batch_size=None,
-             progress: Callable[[int], None] | None = None):
+             progress: Callable[[int], None] | None = None, outputs: bool = True):
     """Loss and accuracy over a whole split (every example exactly once), and the heads'
-    outputs. `progress(examples_done)` is called after each batch."""
+    outputs (`outputs=False`: none, as validation during training needs). `progress(
+    examples_done)` is called after each batch. The metrics are fetched once, at the end,
+    so batches are dispatched without waiting for each other."""
     eval_step = eval_step or make_eval_step(setup.model, setup.heads, setup.mesh)
     bs = batch_size or setup.exp.eval_batch_size or setup.exp.batch_size
     data_sh, _ = shardings(setup.mesh)
-    sums, n = {}, 0
-    outputs = []
+    per_batch, n, outs = [], 0, []
     for x, y in batches(split, bs, shuffle=False, seed=0, epoch=0):
         real = len(x)
         xb, yb, w = pad_batch(x, y, bs)
         metrics, out = eval_step(state, *put_batch((xb, yb, w), data_sh))
-        metrics = jax.device_get(metrics)
-        for k, v in metrics.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * real
+        per_batch.append((metrics, real))
         n += real
-        outputs.append({k: np.asarray(v)[:real] for k, v in fetch(out).items()})
+        if outputs:
+            outs.append({k: np.asarray(v)[:real] for k, v in fetch(out).items()})
         if progress is not None:
             progress(n)
+    sums = {}
+    for metrics, real in jax.device_get(per_batch):
+        for k, v in metrics.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * real
     result = in_head_order({k: v / max(n, 1) for k, v in sums.items()}, setup.heads)
     result["examples"] = n
-    return result, {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]} if outputs else {}
+    return result, {k: np.concatenate([o[k] for o in outs]) for k in outs[0]} if outs else {}
 
 
 def scored_checkpoint(run_dir: Path, which: str = "best") -> str:
