@@ -10,7 +10,8 @@ from .options import SourceOptions, parse_options
 from .registry import SOURCES
 
 DatasetName = Literal["digits", "shapes", "function", "wine", "breast_cancer", "iris", "idx",
-                      "cifar", "image_folder", "npz", "csv", "timeseries", "text", "video"]
+                      "cifar", "image_folder", "npz", "csv", "timeseries", "text", "video",
+                      "shapes_masks"]
 
 
 class DataConfig(BaseModel):

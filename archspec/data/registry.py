@@ -5,7 +5,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .options import SourceOptions
-from .sources import builtin, cifar, csv_table, function, idx, image_folder, npz, shapes
+from .sources import builtin, cifar, csv_table, function, idx, image_folder, npz, shape_masks
+from .sources import shapes
 from .sources import text, timeseries, video
 
 
@@ -22,6 +23,7 @@ SOURCES: dict[str, Source] = {
     "breast_cancer": Source(SourceOptions, builtin.load_breast_cancer, False),
     "iris": Source(SourceOptions, builtin.load_iris, False),
     "shapes": Source(shapes.Options, shapes.load, False),
+    "shapes_masks": Source(shape_masks.Options, shape_masks.load, False),
     "function": Source(function.Options, function.load, False),
     "timeseries": Source(timeseries.Options, timeseries.load, False),
     "text": Source(text.Options, text.load, False),

@@ -8,8 +8,10 @@ compilation included, the test evaluation not) or `<split>.<metric>` with split 
     accuracy         the accuracy of the first head, in `heads:` order, that records one
     loss_<head>      one head's loss
     accuracy_<head>  one head's accuracy (classification heads)
+    mean_iou         the mean IoU of the first per-pixel head (segmentation; val, test)
+    mean_iou_<head>  one per-pixel head's mean IoU
 
-A bound is `>= x`, `<= x`, `> x` or `< x`; accuracies are fractions (0.985, not 98.5).
+A bound is `>= x`, `<= x`, `> x` or `< x`; accuracies and IoUs are fractions (0.985, not 98.5).
 Names and bounds are checked with the file's lines when the experiment loads
 (`check_expect`), head names once the architecture is resolved (`check_expect_heads`).
 A finished run is judged from its records (`facts_of_run`, `facts_of_result`) by `judge`."""
@@ -24,17 +26,18 @@ from pathlib import Path
 from archspec.errors import ErrorCollector, SpecError, describe, did_you_mean
 
 SPLITS = ("train", "val", "test")
-METRICS = ("loss", "accuracy")
+METRICS = ("loss", "accuracy", "mean_iou")
 TIME = "time_s"
-NAMES = tuple(f"{s}.{m}" for s in SPLITS for m in METRICS) + (TIME,)
+NAMES = tuple(f"{s}.{m}" for s in SPLITS for m in METRICS
+              if (s, m) != ("train", "mean_iou")) + (TIME,)  # IoU: val and test only
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 EXAMPLE = '">= 0.985"'
 _BOUND = re.compile(r"\s*(>=|<=|>|<)\s*(\S+)\s*")
-_NAME = re.compile(r"(train|val|test)\.(loss|accuracy)(?:_(.+))?")
+_NAME = re.compile(r"(train|val|test)\.(loss|accuracy|mean_iou)(?:_(.+))?")
 
 # The JSON Schema of `expect:` (editors complete the names and check the bounds' form).
 SCHEMA = {
-    "propertyNames": {"pattern": r"^((train|val|test)\.(loss|accuracy)(_.+)?|time_s|"
+    "propertyNames": {"pattern": r"^((train|val|test)\.(loss|accuracy|mean_iou)(_.+)?|time_s|"
                                  r"train|val|test)$"},
     "additionalProperties": {"anyOf": [
         {"type": "string", "pattern": r"^\s*(>=|<=|>|<)\s*\S+\s*$"},
@@ -107,7 +110,8 @@ def name_problem(name: str, eval_splits=None) -> tuple[str, str, str | None] | N
     m = _NAME.fullmatch(name)
     if not m:
         return (f"unknown expectation '{name}'", "one of: " + ", ".join(NAMES) +
-                " (or loss_<head>, accuracy_<head> after a split)", did_you_mean(name, NAMES))
+                " (or loss_<head>, accuracy_<head>, mean_iou_<head> after a split)",
+                did_you_mean(name, NAMES))
     split = m.group(1)
     if eval_splits is not None and split != "train" and split not in eval_splits:
         return (f"'{name}' is never measured: eval_splits has no {split}",
@@ -137,7 +141,7 @@ def check_expect(node, errors: ErrorCollector, eval_splits=("val", "test"),
             errors.add(f"bad expectation for '{name}'", vpos, "expect", expected=str(exc),
                        found=describe(text), hint=_bound_hint(text))
             continue
-        if ".accuracy" in name and bound.value > 1:
+        if (".accuracy" in name or ".mean_iou" in name) and bound.value > 1:
             errors.add(f"'{name}' is a fraction, never above 1", vpos, "expect",
                        expected="a bound between 0 and 1", found=str(bound),
                        hint=f"write \"{bound.op} {bound.value / 100:g}\" for {bound.value:g}%"
@@ -167,6 +171,7 @@ def check_expect_heads(expect: dict, graph, losses: dict, node=None) -> None:
     kinds = {name: _kind(losses.get(name)) or DEFAULT_FOR_OUTPUT[h.output]
              for name, h in graph.heads.items()}
     classifiers = [n for n, k in kinds.items() if k != "mse"]
+    segmenters = [n for n in classifiers if len(graph.heads[n].shape or ()) > 1]
     errors = []
     for name in expect:
         m = _NAME.fullmatch(name)
@@ -187,6 +192,19 @@ def check_expect_heads(expect: dict, graph, losses: dict, node=None) -> None:
                 f"'{name}' is never recorded: {why}",
                 positions.get(name), "expect", expected=f"{m.group(1)}.loss",
                 found=repr(name), hint="bound the loss of a regression head"))
+        elif metric == "mean_iou" and (head is None and not segmenters or
+                                       head is not None and head not in segmenters):
+            why = (f"head '{head}' has no class map per position" if head else
+                   "no head classifies every position of a map (segmentation)")
+            errors.append(SpecError(
+                f"'{name}' is never recorded: {why}", positions.get(name), "expect",
+                expected=f"{m.group(1)}.accuracy", found=repr(name),
+                hint="mean IoU is measured for heads with a class map per position"))
+        elif metric == "mean_iou" and m.group(1) == "train":
+            errors.append(SpecError(
+                f"'{name}' is never recorded: mean IoU is measured on val and test",
+                positions.get(name), "expect", expected="val.mean_iou or test.mean_iou",
+                found=repr(name)))
     if errors:
         from archspec.errors import SpecErrors
         raise SpecErrors(errors)
@@ -212,9 +230,9 @@ class Facts:
             return self.seconds
         split, _, metric = name.partition(".")
         record = self.splits.get(split) or {}
-        if metric == "accuracy":
-            ordered = [f"accuracy_{h}" for h in self.heads] + sorted(record)
-            return next((record[k] for k in ordered if k.startswith("accuracy_")
+        if metric in ("accuracy", "mean_iou"):
+            ordered = [f"{metric}_{h}" for h in self.heads] + sorted(record)
+            return next((record[k] for k in ordered if k.startswith(f"{metric}_")
                          and k in record), None)
         return record.get(metric)
 

@@ -56,6 +56,8 @@ def _mismatch(kind: str, head, dataset, variables: dict):
                 f"{fmt_dims(head.shape)} per example",
                 "dense applies to the last axis only: add `- flatten` (or a global pool) "
                 "before the head's last layer")
+    if dataset.task == "classification" and y.ndim > 1:
+        return _mask_mismatch(kind, head, tuple(y.shape[1:]), dataset.num_classes)
     if dataset.task == "classification":
         c = dataset.num_classes
         if kind == "mse":
@@ -93,9 +95,41 @@ def _mismatch(kind: str, head, dataset, variables: dict):
     return None
 
 
+def _mask_mismatch(kind: str, head, mask: tuple, c: int):
+    """A per-pixel head against masks of class ids (N, *mask): its map must be the mask's
+    size with one score per class at every position (a sigmoid: one, for two classes)."""
+    shape = tuple(head.shape or ())
+    want = f"{fmt_dims(mask)}×{c}"
+    if len(shape) != len(mask) + 1:
+        return (f"the data has a {fmt_dims(mask)} mask per example, but the head gives "
+                f"{fmt_dims(shape)}", f"{want} (a score per class at every position)",
+                f"{fmt_dims(shape)} per example", "end with a 1×1 conv to the classes, "
+                "without flatten, dense or global pooling")
+    if shape[:-1] != mask:
+        return (f"the head's map is {fmt_dims(shape[:-1])} but the data's masks are "
+                f"{fmt_dims(mask)}", f"{want} (the masks' size)", f"{fmt_dims(shape)}",
+                "use `padding: same` and bring the map back to the input's size "
+                "(conv_transpose or upsample as many times as it was pooled)")
+    units = shape[-1]
+    if kind == "mse":
+        return (f"a regression head ({head.output} output, mse) cannot fit masks of class ids",
+                "`output: softmax` for class masks", f"{c} classes per pixel",
+                f"use `output: softmax` with {c} maps")
+    if kind == "categorical_crossentropy" and units != c:
+        return (f"the head has {units} maps but the masks have {c} classes",
+                f"{want}", f"{fmt_dims(shape)}", f"give the last conv maps: {c}")
+    if kind == "binary_crossentropy" and not (c == 2 and units == 1):
+        return (f"a sigmoid head with {units} map(s) cannot fit masks of {c} classes",
+                "1 sigmoid map for two classes", f"{units} map(s), {c} classes",
+                f"use `output: softmax` with maps: {c}" if c != 2 else
+                "give the last conv maps: 1 (the probability of class 1)")
+    return None
+
+
 def chance_rate(dataset) -> float | None:
-    """Accuracy of always predicting the most common training class; None for regression."""
+    """Accuracy of always predicting the most common training class (pixel); None for
+    regression."""
     if dataset.task != "classification" or not len(dataset.train.y):
         return None
-    y = np.asarray(dataset.train.y).ravel().astype(np.int64)
-    return float(np.bincount(y).max() / len(y))
+    y = np.asarray(dataset.train.y).ravel().astype(np.int64)  # masks: per pixel
+    return float(np.bincount(y).max() / y.size)

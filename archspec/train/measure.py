@@ -17,14 +17,15 @@ from archspec.train.step import fetch, make_eval_step, pad_batch, put_batch, sha
 
 def evaluate(setup, state, split, eval_step=None, batch_size=None,
              progress: Callable[[int], None] | None = None, outputs: bool = True):
-    """Loss and accuracy over a whole split (every example exactly once), and the heads'
-    outputs (`outputs=False`: none, as validation during training needs). `progress(
+    """Loss and accuracy over a whole split (every example exactly once), the mean IoU of
+    per-pixel heads (`mean_iou/<head>`), and the heads' outputs (`outputs=False`: none, as validation during training needs). `progress(
     examples_done)` is called after each batch. The metrics are fetched once, at the end,
     so batches are dispatched without waiting for each other."""
     eval_step = eval_step or make_eval_step(setup.model, setup.heads, setup.mesh)
     bs = batch_size or setup.exp.eval_batch_size or setup.exp.batch_size
     data_sh, _ = shardings(setup.mesh)
-    per_batch, n, outs = [], 0, []
+    per_batch, n, outs, ious = [], 0, [], {}
+    pixel = _per_pixel_heads(setup)
     for x, y in batches(split, bs, shuffle=False, seed=0, epoch=0):
         real = len(x)
         xb, yb, w = pad_batch(x, y, bs)
@@ -33,15 +34,42 @@ def evaluate(setup, state, split, eval_step=None, batch_size=None,
         n += real
         if outputs:
             outs.append({k: np.asarray(v)[:real] for k, v in fetch(out).items()})
+        if pixel:
+            got = outs[-1] if outputs else fetch({h.head: out[h.head] for h in pixel})
+            _count_ious(ious, pixel, got, np.asarray(y)[:real])
         if progress is not None:
             progress(n)
     sums = {}
     for metrics, real in jax.device_get(per_batch):
         for k, v in metrics.items():
             sums[k] = sums.get(k, 0.0) + float(v) * real
-    result = in_head_order({k: v / max(n, 1) for k, v in sums.items()}, setup.heads)
+    result = {k: v / max(n, 1) for k, v in sums.items()}
+    result.update({f"mean_iou/{h}": losses.mean_iou(*c) for h, c in ious.items()})
+    result = in_head_order(result, setup.heads)
     result["examples"] = n
     return result, {k: np.concatenate([o[k] for o in outs]) for k in outs[0]} if outs else {}
+
+
+def _per_pixel_heads(setup) -> list:
+    """The evaluated classification heads with a class map per position (segmentation)."""
+    shapes = {name: head.shape for name, head in setup.graph.heads.items()}
+    return [h for h in setup.heads if not h.train_only and len(shapes.get(h.head) or ()) > 1
+            and h.kind in ("categorical_crossentropy", "binary_crossentropy")]
+
+
+def _count_ious(ious: dict, heads, out: dict, y: np.ndarray) -> None:
+    """Add one batch's per-class intersections and unions to `ious` (head -> counts) for
+    the per-pixel heads whose labels are masks (logits (N, H, W, C), masks (N, H, W)): the
+    mean IoU of a split is taken from its summed counts, not averaged over batches."""
+    for h in heads:
+        logits = np.asarray(out[h.head])[:len(y)]
+        if y.ndim != logits.ndim - 1:
+            continue
+        classes = 2 if h.kind == "binary_crossentropy" else logits.shape[-1]
+        inter, union = losses.iou_counts(losses.predicted_classes(h.kind, logits), y, classes)
+        if h.head in ious:
+            inter, union = inter + ious[h.head][0], union + ious[h.head][1]
+        ious[h.head] = (inter, union)
 
 
 def scored_checkpoint(run_dir: Path, which: str = "best") -> str:

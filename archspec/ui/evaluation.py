@@ -14,6 +14,9 @@ def eval_tables(out: dict) -> list:
     tables = []
     if "confusion" in rep:
         head.append(["accuracy", f"{100 * rep['accuracy']:.2f}%"])
+        iou = next((v for k, v in m.items() if k.startswith("mean_iou")), None)
+        if iou is not None:  # a per-pixel head: its accuracy and confusion count pixels
+            head.append(["mean IoU", f"{iou:.4f}"])
         names = out.get("class_names") or [str(i) for i in range(len(rep["precision"]))]
         tables += [_per_class(rep, names), _confusion(rep, names)]
     else:

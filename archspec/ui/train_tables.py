@@ -9,6 +9,11 @@ def pct(v) -> str:
     return f"{100 * v:.2f}%" if v is not None else "-"
 
 
+def main_iou(metrics: dict):
+    """The first per-pixel head's mean IoU in a metrics dict (None: no such head)."""
+    return next((v for k, v in metrics.items() if k.startswith("mean_iou")), None)
+
+
 def main_accuracy(metrics: dict):
     """The first head's accuracy in a metrics dict (None: no classification head)."""
     return next((v for k, v in metrics.items() if k.startswith("accuracy")), None)
@@ -29,6 +34,8 @@ def epoch_line(epoch: int, epochs: int, row: dict) -> str:
             f" acc {pct(main_accuracy(tr))}")
     if val:
         text += f"  │ val loss {val['loss']:.4f} acc {pct(main_accuracy(val))}"
+        if main_iou(val) is not None:
+            text += f" IoU {main_iou(val):.3f}"
     text += f"  │ {tr['examples_per_s']:,.0f} ex/s"
     dead = tr.get("dead_units") or {}
     if dead:
@@ -71,6 +78,8 @@ def result_table(result) -> FitTable:
         acc = main_accuracy(result.test)
         rows.append([scored_label("test", *result.test_checkpoint), f"loss {result.test['loss']:.4f}" +
                      (f", accuracy {pct(acc)}" if acc is not None else "") +
+                     (f", mean IoU {iou:.4f}" if (iou := main_iou(result.test)) is not None
+                      else "") +
                      f"  ({int(result.test['examples'])} examples)"])
     return grid([Column("", "name", style="bold"), Column("", "text")], rows)
 
