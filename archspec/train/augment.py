@@ -101,10 +101,19 @@ def random_crop(o: RandomCrop, key, img):
 def flip(o: Flip, key, img):
     kh, kv = jax.random.split(key)
     if o.mode != "vertical":
-        img = jnp.where(jax.random.bernoulli(kh), img[:, ::-1], img)
+        img = _maybe_reverse(kh, img, 1)
     if o.mode != "horizontal":
-        img = jnp.where(jax.random.bernoulli(kv), img[::-1], img)
+        img = _maybe_reverse(kv, img, 0)
     return img
+
+
+def _maybe_reverse(key, img, axis: int):
+    """img reversed along `axis` with probability 1/2, as a gather of reordered indices: a
+    select between img and img[::-1] made XLA:CPU recompute a preceding crop's gathers (a
+    resized crop then a flip took 9× the crop alone; benchmarks/pipeline_vs_torch.py)."""
+    n = img.shape[axis]
+    idx = jnp.where(jax.random.bernoulli(key), jnp.arange(n - 1, -1, -1), jnp.arange(n))
+    return jnp.take(img, idx, axis)
 
 
 def crop_box(o: RandomResizedCrop, key, h: int, w: int):
