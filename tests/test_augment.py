@@ -199,6 +199,22 @@ def test_ops_that_cannot_apply_to_the_data_are_named():
     assert [p[:2] for p in A.check_steps(steps, (8, 8, 1), "classification")] == [
         (1, "color_jitter")]
     assert A.check_steps(steps, (8, 8, 3), "classification") == []
+    # masks (a label per pixel) would have to move with their images: refused, not ignored
+    masks = [A.AugmentStep.model_validate(e) for e in
+             ("flip", {"color_jitter": {"brightness": 0.2}}, {"random_crop": {"padding": 2}})]
+    assert [p[:2] for p in A.check_steps(masks, (8, 8, 3), "classification", (8, 8))] == [
+        (0, "flip"), (2, "random_crop")]
+
+
+def test_a_flip_of_segmentation_data_is_refused_at_its_line(tmp_path):
+    from helpers import ROOT, run_cli
+
+    r = run_cli("train", ROOT / "experiments/shapes_unet.yaml", "--steps", "1",
+                "--output", tmp_path, "--set", "augment=[flip]")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "flip cannot apply to this data" in r.stderr + r.stdout
+    assert "not supported yet" in r.stderr + r.stdout
+    assert "Traceback" not in r.stderr
 
 
 # --- through the CLI ---------------------------------------------------------------------

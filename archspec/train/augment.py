@@ -303,12 +303,24 @@ class AugmentStep(OpOptions):
 assert set(AugmentStep.model_fields) == set(OPS), "every op has its entry"
 
 
-def check_steps(steps: list[AugmentStep], input_shape: tuple, task: str) -> list[tuple[int, str, str]]:
-    """Why each op cannot apply to this data: (entry index, op, reason). Empty: all fit."""
+# Ops that move pixels or mix examples: with a label per pixel (a mask), the mask would have
+# to move with its image, which is not supported yet.
+MOVES_PIXELS = {"random_crop", "flip", "random_resized_crop", "mixup", "cutmix"}
+
+
+def check_steps(steps: list[AugmentStep], input_shape: tuple, task: str,
+                label_shape: tuple = ()) -> list[tuple[int, str, str]]:
+    """Why each op cannot apply to this data: (entry index, op, reason). Empty: all fit.
+    `label_shape`: one example's label (a mask has spatial axes)."""
     problems = []
     for i, step in enumerate(steps):
         name, opts = step.op
         op = OPS[name]
+        if len(label_shape) >= 2 and name in MOVES_PIXELS:
+            problems.append((i, name, f"the labels are masks {tuple(label_shape)}, one per "
+                                      f"pixel, and moving them with their images is not "
+                                      f"supported yet"))
+            continue
         if op.image and len(input_shape) != 3:
             problems.append((i, name, f"needs image inputs (height, width, channels); this "
                                       f"input is {tuple(input_shape)}"))

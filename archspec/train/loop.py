@@ -138,7 +138,8 @@ def _augment(exp: Experiment, dataset: Dataset, root):
     """The experiment's augmentation as one function, after checking each op fits the data."""
     from archspec.train.augment import check_steps, make_augment
 
-    problems = check_steps(exp.augment, dataset.input_shape, dataset.task)
+    problems = check_steps(exp.augment, dataset.input_shape, dataset.task,
+                           tuple(dataset.train.y.shape[1:]))
     if problems:
         entries = root.get("augment") if root is not None else None
         raise SpecErrors([SpecError(
