@@ -108,9 +108,9 @@ def flip(o: Flip, key, img):
 
 
 def _maybe_reverse(key, img, axis: int):
-    """img reversed along `axis` with probability 1/2, as a gather of reordered indices: a
-    select between img and img[::-1] made XLA:CPU recompute a preceding crop's gathers (a
-    resized crop then a flip took 9× the crop alone; benchmarks/pipeline_vs_torch.py)."""
+    """img reversed along `axis` with probability 1/2, as a gather of reordered indices. As a
+    select between img and img[::-1], a resized crop followed by it took 9× the crop alone
+    on XLA:CPU (benchmarks/README.md, the streaming pipeline)."""
     n = img.shape[axis]
     idx = jnp.where(jax.random.bernoulli(key), jnp.arange(n - 1, -1, -1), jnp.arange(n))
     return jnp.take(img, idx, axis)
