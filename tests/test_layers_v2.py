@@ -252,7 +252,7 @@ def test_a_forgotten_flatten_is_refused_before_training(tmp_path):
 
 
 def test_receptive_field_is_global_after_a_global_pool_and_through_a_gate():
-    from archspec.model.summary import collapse, Row
+    from archspec.model.summary import Row, tree
 
     g = load_architecture_text(textwrap.dedent("""
         name: se
@@ -276,7 +276,7 @@ def test_receptive_field_is_global_after_a_global_pool_and_through_a_gate():
         == ["global"] * 5
     rows = [Row(v.id, v.kind, v.shape, 0, 0, 0, v.rf, v.jump, v.id.count("."))
             for v in g.layers]
-    block = next(r for r in collapse(rows, 0) if r.name == "gate")
+    block = next(r for r in tree(rows, 0) if r.name == "gate")
     assert (block.rf, block.jump) == ("global", None)  # the block's output node's, not conv1's
 
 

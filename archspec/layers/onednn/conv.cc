@@ -94,21 +94,19 @@ std::shared_ptr<Entry> GetEntry(Kind kind, const std::vector<int64_t>& xs,
                                 ffi::Span<const int64_t> pad_hi,
                                 ffi::Span<const int64_t> dilation, int64_t groups) {
   std::ostringstream key;
+  auto add = [&key](const auto& values) {
+    for (auto v : values) key << v << ',';
+    key << '|';
+  };
   key << kind << '|';
-  for (auto v : xs) key << v << ',';
-  key << '|';
-  for (auto v : ws) key << v << ',';
-  key << '|';
-  for (auto v : ys) key << v << ',';
-  key << '|';
-  for (auto v : stride) key << v << ',';
-  key << '|';
-  for (auto v : pad_lo) key << v << ',';
-  key << '|';
-  for (auto v : pad_hi) key << v << ',';
-  key << '|';
-  for (auto v : dilation) key << v << ',';
-  key << '|' << groups;
+  add(xs);
+  add(ws);
+  add(ys);
+  add(stride);
+  add(pad_lo);
+  add(pad_hi);
+  add(dilation);
+  key << groups;
   const std::string k = key.str();
   {
     std::lock_guard<std::mutex> lock(cache_mu);
