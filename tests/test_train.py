@@ -25,21 +25,6 @@ def _final_params(run: Path):
     return jax.device_get(state.params), int(state.step)
 
 
-@pytest.mark.parametrize("exp", EXPERIMENTS, ids=lambda p: p.stem)
-def test_every_experiment_runs_in_smoke_mode(exp, tmp_path):
-    r = run_cli("train", exp, "--smoke", "--output", tmp_path)
-    assert r.returncode == 0, r.stderr + r.stdout
-    run = only_run(tmp_path)
-    for name in ("config.yaml", "architecture.yaml", "env.json", "metrics.jsonl"):
-        assert (run / name).exists(), name
-    assert list((run / "checkpoints" / "latest").iterdir())
-    assert list((run / "events").iterdir())
-    env = json.loads((run / "env.json").read_text())
-    assert env["seed"] == 0 and env["devices"]
-    summary = read_records(run)[-1]
-    assert summary["split"] == "summary" and summary["status"] == "finished"
-
-
 def test_eval_reports_confusion_matrix(tmp_path):
     trained = run_cli("train", ROOT / "experiments/digits_logistic.yaml", "--epochs", "2",
                       "--output", tmp_path)

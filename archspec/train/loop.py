@@ -258,8 +258,10 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     state = jax.device_put(state, repl)
     store = ckpt.Checkpoints(run_dir, exp.checkpoint.keep)
     saver = CheckpointPolicy(store, exp.checkpoint)
+    # chunks balanced over an epoch, or over the whole run when it is shorter (a smoke run)
     k = steps_per_execution(exp.steps_per_execution, setup.graph, exp.batch_size,
-                            setup.steps_per_epoch, jax.devices()[0].platform,
+                            min(setup.steps_per_epoch, setup.total_steps),
+                            jax.devices()[0].platform,
                             is_lazy(setup.dataset.train.x))
     runner = EpochRunner(setup, make_multi_step(setup.model, setup.heads, setup.tx, setup.mesh,
                                                 setup.augment),
