@@ -97,24 +97,22 @@ def test_chunks_end_at_checkpoints_and_at_the_last_step():
     assert resumed == [9]
 
 
-@pytest.mark.parametrize("setting, macs, spe, platform, k", [
-    ("auto", 1_000, 30, "cpu", 15),       # cheap: up to 16, balanced (2 chunks of 15)
-    ("auto", 1_000, 5, "cpu", 5),         # never more than an epoch
-    ("auto", 10**9, 30, "cpu", 1),        # a step costs more than its dispatch
-    ("auto", 10**9, 30, "gpu", 15),       # ... but not on an accelerator
-    (8, 10**9, 30, "cpu", 8),             # as given, balanced: 30 = 4 chunks of 8 slots
-    (1, 1_000, 30, "cpu", 1),
-    ("auto-streamed", 1_000, 30, "cpu", 1),  # decoding bounds the loop; memory stays bounded
+@pytest.mark.parametrize("setting, macs, spe, platform, streamed, k", [
+    ("auto", 1_000, 30, "cpu", False, 15),    # cheap: up to 16, balanced (2 chunks of 15)
+    ("auto", 1_000, 5, "cpu", False, 5),      # never more than an epoch
+    ("auto", 10**9, 30, "cpu", False, 1),     # a step costs more than its dispatch
+    ("auto", 10**9, 30, "gpu", False, 15),    # ... but not on an accelerator
+    (8, 10**9, 30, "cpu", False, 8),          # as given, balanced: 30 = 4 chunks of 8 slots
+    (1, 1_000, 30, "cpu", False, 1),
+    ("auto", 1_000, 30, "cpu", True, 1),      # decoding bounds the loop; memory stays bounded
 ])
-def test_steps_per_execution(setting, macs, spe, platform, k):
+def test_steps_per_execution(setting, macs, spe, platform, streamed, k):
     from archspec.train.epoch import steps_per_execution
 
     class G:
         def total(self, attr):
             return macs
 
-    streamed = setting == "auto-streamed"
-    setting = "auto" if streamed else setting
     assert steps_per_execution(setting, G(), 32, spe, platform, streamed) == k
 
 

@@ -86,6 +86,7 @@ class Op:
     batch: bool = False       # works on the whole batch and its labels (mixup, cutmix)
     image: bool = True        # needs (H, W, C) inputs
     channels: int | None = None  # needs this many channels (saturation: 3)
+    moves_pixels: bool = True    # moves pixels or mixes examples: a mask would have to follow
 
 
 def random_crop(o: RandomCrop, key, img):
@@ -217,8 +218,8 @@ OPS: dict[str, Op] = {
     "random_crop": Op(RandomCrop, random_crop),
     "flip": Op(Flip, flip),
     "random_resized_crop": Op(RandomResizedCrop, random_resized_crop),
-    "color_jitter": Op(ColorJitter, color_jitter),
-    "cutout": Op(Cutout, cutout),
+    "color_jitter": Op(ColorJitter, color_jitter, moves_pixels=False),
+    "cutout": Op(Cutout, cutout, moves_pixels=False),
     "mixup": Op(Mix, mixup, batch=True, image=False),
     "cutmix": Op(Mix, cutmix, batch=True),
 }
@@ -303,11 +304,6 @@ class AugmentStep(OpOptions):
 assert set(AugmentStep.model_fields) == set(OPS), "every op has its entry"
 
 
-# Ops that move pixels or mix examples: with a label per pixel (a mask), the mask would have
-# to move with its image, which is not supported yet.
-MOVES_PIXELS = {"random_crop", "flip", "random_resized_crop", "mixup", "cutmix"}
-
-
 def check_steps(steps: list[AugmentStep], input_shape: tuple, task: str,
                 label_shape: tuple = ()) -> list[tuple[int, str, str]]:
     """Why each op cannot apply to this data: (entry index, op, reason). Empty: all fit.
@@ -316,7 +312,7 @@ def check_steps(steps: list[AugmentStep], input_shape: tuple, task: str,
     for i, step in enumerate(steps):
         name, opts = step.op
         op = OPS[name]
-        if len(label_shape) >= 2 and name in MOVES_PIXELS:
+        if len(label_shape) >= 2 and op.moves_pixels:  # the mask would not follow its image
             problems.append((i, name, f"the labels are masks {tuple(label_shape)}, one per "
                                       f"pixel, and moving them with their images is not "
                                       f"supported yet"))

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from archspec.data import batches, prefetch
-from archspec.train.step import pad_batch, put_batch
+from archspec.train.step import chunk_sharding, pad_batch, put_batch, shardings
 
 AUTO_MAX = 16  # steps per dispatch that `auto` chooses for a cheap model
 # A step below this many FLOPs (forward and backward) costs less device time than the
@@ -89,10 +89,10 @@ class EpochRunner:
     reporter one dispatch behind, and asking `checkpoint(state, position)` to save where
     one is due."""
 
-    def __init__(self, setup, multi_step, monitor, reporter, data_sh, repl, k: int):
+    def __init__(self, setup, multi_step, monitor, reporter, k: int):
         self.setup, self.multi_step, self.k = setup, multi_step, k
         self.monitor, self.reporter = monitor, reporter
-        self.data_sh, self.repl = data_sh, repl
+        self.data_sh, self.repl = chunk_sharding(setup.mesh), shardings(setup.mesh)[1]
         self.pending = None
 
     def batches(self, epoch: int, skip: int, step: int) -> Iterator[Chunk]:

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import linen as nn
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
 from archspec.data import DataError, Dataset, load_dataset, steps_per_epoch
 from archspec.data.lazy import is_lazy
@@ -263,12 +263,10 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                             min(setup.steps_per_epoch, setup.total_steps),
                             jax.devices()[0].platform,
                             is_lazy(setup.dataset.train.x))
+    monitor = Monitor(exp.health, [n.id for n in setup.graph.layers if n.params],
+                      reporter.training_warning)
     runner = EpochRunner(setup, make_multi_step(setup.model, setup.heads, setup.tx, setup.mesh,
-                                                setup.augment),
-                         Monitor(exp.health, [n.id for n in setup.graph.layers if n.params],
-                                 reporter.training_warning),
-                         reporter, NamedSharding(setup.mesh, P(None, "data")), repl, k)
-    monitor = runner.monitor
+                                                setup.augment), monitor, reporter, k)
     eval_step = make_eval_step(setup.model, setup.heads, setup.mesh)
     result = Result(run_dir, state)
     step = int(state.step)

@@ -18,9 +18,10 @@ from archspec.train.step import fetch, make_eval_step, pad_batch, put_batch, sha
 def evaluate(setup, state, split, eval_step=None, batch_size=None,
              progress: Callable[[int], None] | None = None, outputs: bool = True):
     """Loss and accuracy over a whole split (every example exactly once), the mean IoU of
-    per-pixel heads (`mean_iou/<head>`), and the heads' outputs (`outputs=False`: none, as validation during training needs). `progress(
-    examples_done)` is called after each batch. The metrics are fetched once, at the end,
-    so batches are dispatched without waiting for each other."""
+    per-pixel heads (`mean_iou/<head>`), and the heads' outputs (`outputs=False`: none, as
+    validation during training needs). `progress(examples_done)` is called after each
+    batch. The metrics are fetched once, at the end, so batches are dispatched without
+    waiting for each other."""
     eval_step = eval_step or make_eval_step(setup.model, setup.heads, setup.mesh)
     bs = batch_size or setup.exp.eval_batch_size or setup.exp.batch_size
     data_sh, _ = shardings(setup.mesh)

@@ -47,6 +47,11 @@ def shardings(mesh: Mesh):
     return NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
 
 
+def chunk_sharding(mesh: Mesh):
+    """A chunk of stacked batches (make_multi_step): examples along axis 1."""
+    return NamedSharding(mesh, P(None, "data"))
+
+
 def _keys(seed: int):
     """(parameters, dropout at init, the per-step stream) keys of a run's seed."""
     return jax.random.split(jax.random.key(seed), 3)
@@ -148,10 +153,8 @@ def make_multi_step(model, heads, tx, mesh, augment=None):
     sums / examples); `health` stacks every step's values along axis 0, for the monitor."""
     # XLA:CPU runs convolution gradients inside a loop body in slow layouts unless they
     # are written out (conv_ops `in_loop`); the parameters are the same.
-    looped = model.clone(in_loop=True) if hasattr(model, "in_loop") else model
-    step = train_step_fn(looped, heads, tx, augment)
-    data = NamedSharding(mesh, P(None, "data"))
-    _, repl = shardings(mesh)
+    step = train_step_fn(model.clone(in_loop=True), heads, tx, augment)
+    data, (_, repl) = chunk_sharding(mesh), shardings(mesh)
 
     def body(state, batch):
         x, y, w, valid = batch
@@ -193,8 +196,8 @@ def put_batch(arrays: tuple, sharding, axis: int = 0):
 
     def local(a):
         per = a.shape[axis] // n
-        part = np.take(a, np.arange(i * per, (i + 1) * per), axis=axis)
-        return jax.make_array_from_process_local_data(sharding, part, a.shape)
+        part = (slice(None),) * axis + (slice(i * per, (i + 1) * per),)  # a view, no copy
+        return jax.make_array_from_process_local_data(sharding, a[part], a.shape)
 
     return tuple(local(a) for a in arrays)
 
