@@ -11,6 +11,10 @@
   standard-layout gradients used inside scanned blocks.
 - Scanned repeated blocks (build_model(scan_blocks=True)) compute the same function with
   the same parameter counts.
+
+The comparisons run on XLA's convolution ($ARCHSPEC_CONV_BACKEND=xla for every test here):
+they test archspec's XLA lowerings bit for bit, which oneDNN (the `auto` default when the
+`archspec[onednn]` extra is installed) would replace with its own summation order.
 """
 from __future__ import annotations
 
@@ -20,7 +24,14 @@ import numpy as np
 import pytest
 from jax import lax
 
-from archspec.layers import conv_ops, pooling_ops
+from archspec.layers import conv_ops, onednn, pooling_ops
+
+
+@pytest.fixture(autouse=True)
+def xla_convolutions(monkeypatch):
+    # onednn.decide() caches per requested value, so setting the variable is enough
+    monkeypatch.setenv(onednn.ENV, "xla")
+    assert not onednn.active()
 
 
 @pytest.fixture
