@@ -5,11 +5,12 @@ ratio (3/4, 4/3), bilinear, back to the input size), horizontal flip with p = 1/
 pixels normalised per channel; batches of 128, shuffled, the last one partial.
 
 - archspec, as `archspec train` runs it: the lazy image folder (`in_memory: false`) is read
-  by `data.batches` (decode, float32, normalisation on the host: on the prefetch thread
-  with `workers: 0`, in grain processes with `workers: 2`), padded to the batch size and
-  copied to the device on the prefetch thread (depth 2), then `augment:
-  [random_resized_crop, flip]` runs jitted on the device (here the CPU), as in the train
-  step; an epoch ends when the last augmented batch is ready.
+  by `data.batches` (decode to uint8 pixels on the host: on the prefetch thread with
+  `workers: 0`, in grain processes with `workers: 2`), padded to the batch size and
+  copied to the device as uint8 on the prefetch thread (depth 2), then normalised
+  (`data.to_network`) and augmented (`augment: [random_resized_crop, flip]`) in one
+  jitted function on the device (here the CPU), as the train step does; an epoch ends
+  when the last augmented batch is ready.
 - torch: a map-style Dataset that decodes with PIL (`convert("RGB")`, as torchvision's
   loader), crops and resizes with PIL exactly as torchvision's RandomResizedCrop does
   (its `get_params`: 10 tries, then a centre crop; `crop` + `resize(BILINEAR)`), flips
@@ -34,9 +35,9 @@ recorded for every candidate.
 
 Candidates run interleaved, one epoch each per round; images/s are medians over rounds,
 ratios medians of per-round ratios. Each round also times the parts of archspec's path
-alone, on the calling thread: PIL decode of the epoch's files, decode + float32 +
-normalisation (`batches`, workers 0), host-to-device copies, and the jitted augmentation
-of resident batches.
+alone, on the calling thread: PIL decode of the epoch's files, all host work (`batches`,
+workers 0: decode and stacking), host-to-device copies, and the jitted normalisation +
+augmentation of resident batches.
 
     .venv/bin/python benchmarks/pipeline_vs_torch.py --make /tmp/jpegs256 --count 2002
     .venv/bin/python benchmarks/pipeline_vs_torch.py /tmp/jpegs256 [--limit 642] [--rounds 3]
@@ -152,12 +153,14 @@ def archspec_augment(ds, only: str | None = None):
     import jax
 
     from archspec.train.augment import Flip, RandomResizedCrop, make_augment
+    from archspec.train.step import network_input
 
     steps = [("random_resized_crop", RandomResizedCrop(scale=list(SCALE), ratio=list(RATIO))),
              ("flip", Flip(mode="horizontal"))]
     aug = make_augment([s for s in steps if only in (None, s[0])], ds.norm_stats,
                        ds.num_classes)
-    return jax.jit(lambda key, x, y: aug(key, x, y)[0])
+    # as the train step: raw pixels are normalised on the device, then augmented
+    return jax.jit(lambda key, x, y: aug(key, network_input(x, ds.norm_stats), y)[0])
 
 
 def archspec_epoch(ds, augment, workers: int, epoch: int) -> tuple[float, float, int]:
@@ -211,7 +214,7 @@ def parts(ds, augment, ops: dict, epoch: int) -> dict:
     for b in range(count):
         augment(jax.random.fold_in(key, b), xd, yd).block_until_ready()
     aug = time.perf_counter() - t
-    out = {"pil_decode": pil, "decode_float_normalize": host_s, "device_put": put,
+    out = {"pil_decode": pil, "host_batches": host_s, "device_put": put,
            "augment": aug}
     for name, op in ops.items():  # each op alone, one batch, scaled to the epoch
         t = time.perf_counter()
@@ -258,7 +261,7 @@ def main() -> None:
     warm = {"torch warm-up epoch": time.perf_counter() - t}
     augment = archspec_augment(ds)
     t = time.perf_counter()
-    augment(jax.random.key(0), jax.device_put(np.zeros((BATCH, SIZE, SIZE, 3), np.float32)),
+    augment(jax.random.key(0), jax.device_put(np.zeros((BATCH, SIZE, SIZE, 3), ds.train.x.dtype)),
             jax.device_put(np.zeros(BATCH, np.int32))).block_until_ready()
     warm["archspec compile + first call"] = time.perf_counter() - t
     print("start-up (s):", {k: round(v, 2) for k, v in warm.items()}, flush=True)
@@ -267,7 +270,7 @@ def main() -> None:
         for name in ("random_resized_crop", "flip"):  # compiled here, outside the timing
             ops[name] = archspec_augment(ds, name)
             ops[name](jax.random.key(0), jax.device_put(np.zeros((BATCH, SIZE, SIZE, 3),
-                                                                 np.float32)),
+                                                                 ds.train.x.dtype)),
                       jax.device_put(np.zeros(BATCH, np.int32))).block_until_ready()
     candidates = {
         f"torch, {w} workers": lambda e: torch_epoch(loader),

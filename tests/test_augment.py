@@ -162,6 +162,27 @@ def test_ops_work_in_pixel_space_whatever_the_normalisation():
     assert y.shape == (1,)  # no batch op: labels stay class ids
 
 
+def test_raw_pixels_are_augmented_as_their_normalised_values_are():
+    """Streamed images reach the step as raw uint8 pixels (data.to_network) and are
+    augmented as bytes; every op must give what it gives on the normalised batch."""
+    from archspec.data import apply_normalization
+
+    stats = {"kind": "standard", "mean": [100.0, 50.0, 20.0], "std": [20.0, 10.0, 5.0]}
+    raw = np.random.default_rng(1).integers(0, 256, (4, 12, 10, 3), dtype=np.uint8)
+    steps = [("random_crop", A.RandomCrop(padding=2)), ("flip", A.Flip()),
+             ("random_resized_crop", A.RandomResizedCrop()),
+             ("color_jitter", A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)),
+             ("cutout", A.Cutout(size=3)), ("mixup", A.Mix(alpha=0.4)),
+             ("cutmix", A.Mix(alpha=1.0))]
+    fn = jax.jit(A.make_augment(steps, stats, 3))
+    labels = jnp.arange(4) % 3
+    got, gy = fn(KEYS[0], jnp.asarray(raw), labels)
+    want, wy = fn(KEYS[0], jnp.asarray(apply_normalization(raw, stats)), labels)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gy, wy)
+
+
 def test_a_batch_op_turns_labels_into_probabilities_and_the_same_key_repeats():
     x = jnp.asarray(np.stack([image(seed=i) for i in range(4)]))
     y = jnp.array([0, 1, 2, 1])

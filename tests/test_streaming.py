@@ -6,11 +6,12 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 
-from archspec.data import DataConfig, DataError, batches, load_dataset
+from archspec.data import DataConfig, DataError, batches, load_dataset, to_network
 from archspec.data import lazy as lazy_mod
 from archspec.data.lazy import LazyExamples
 
@@ -33,6 +34,13 @@ def load(path, in_memory, shape=(16, 16, 3), **kw):
     return load_dataset(cfg, shape, seed=1)
 
 
+class Frozen(dict):
+    """Normalisation statistics as a static (hashable) jit argument."""
+
+    def __hash__(self):
+        return hash(repr(sorted(self.items())))
+
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     return folder(tmp_path_factory.mktemp("imgs"))
@@ -40,12 +48,16 @@ def images(tmp_path_factory):
 
 @pytest.mark.parametrize("normalize", ["standard", "minmax", "none"])
 def test_lazy_splits_hold_the_in_memory_values(images, normalize):
+    """Streamed 8-bit images stay raw pixels until the device; normalised there (in jax,
+    as the train step does) they are the in-memory path's host-normalised values."""
     eager, lazy = load(images, True, normalize=normalize), load(images, False, normalize=normalize)
     assert isinstance(lazy.train.x, LazyExamples) and isinstance(eager.train.x, np.ndarray)
+    assert lazy.example().dtype == eager.example().dtype == np.float32
     for name in ("train", "val", "test"):
         e, z = getattr(eager, name), getattr(lazy, name)
-        assert z.x.shape == e.x.shape and z.x.dtype == e.x.dtype
-        np.testing.assert_allclose(z.x[:], e.x, rtol=1e-6, atol=1e-5)
+        assert z.x.shape == e.x.shape and z.x.dtype == np.uint8 and e.x.dtype == np.float32
+        on_device = np.asarray(jax.jit(to_network, static_argnums=1)(z.x[:], Frozen(lazy.norm_stats)))
+        np.testing.assert_allclose(on_device, e.x, rtol=1e-6, atol=1e-5)
         np.testing.assert_array_equal(z.y, e.y)
     for key in ("mean", "std", "min", "max"):
         if key in eager.norm_stats:
@@ -59,7 +71,8 @@ def test_streamed_batches_are_the_in_memory_batches_from_any_start(images):
         got = list(batches(lazy.train, 7, shuffle=True, seed=3, epoch=2, start=start))
         assert len(got) == len(want) - start
         for (gx, gy), (wx, wy) in zip(got, want[start:]):
-            np.testing.assert_allclose(gx, wx, rtol=1e-6, atol=1e-5)
+            assert gx.dtype == np.uint8
+            np.testing.assert_allclose(to_network(gx, lazy.norm_stats), wx, rtol=1e-6, atol=1e-5)
             np.testing.assert_array_equal(gy, wy)
 
 
@@ -147,3 +160,44 @@ def test_training_on_a_folder_larger_than_memory_keeps_memory_bounded(tmp_path):
     assert "EXIT 0" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
     peak = int(out.stdout.rsplit("PEAK", 1)[1].split()[0])
     assert peak < decoded / 2, f"peak RSS {peak / 2**20:.0f} MiB for {decoded / 2**20:.0f} MiB of images"
+
+
+def test_training_on_streamed_pixels_equals_training_on_the_normalised_arrays(images, tmp_path):
+    """The streamed run's raw pixels are normalised inside the jitted steps (train with
+    augmentation, validation, test); it must end where the in-memory run ends."""
+    from archspec.train import experiment
+    from archspec.train.loop import fit
+    from archspec.train.reporter import NullReporter
+    from archspec.train.runs import read_metrics
+
+    ends = {}
+    for in_memory in (True, False):
+        exp = tmp_path / f"e{in_memory}.yaml"
+        exp.write_text(textwrap.dedent(f"""\
+            name: e{in_memory}
+            architecture:
+              name: tiny
+              input: {{shape: [16, 16, 3]}}
+              layers:
+                - conv: {{maps: 4, kernel: 3}}
+                - relu
+                - pool: {{op: avg, global: true}}
+                - dense: {{units: 3, activation: linear}}
+              heads:
+                out: {{output: softmax}}
+            data: {{name: image_folder, path: {images}, options: {{in_memory: {str(in_memory).lower()}}},
+                   val_fraction: 0.15, test_fraction: 0.15}}
+            augment: [{{flip: {{mode: horizontal}}}}]
+            steps: 6
+            steps_per_execution: 1
+            batch_size: 8
+            output: {tmp_path / 'runs'}
+            """))
+        result = fit(experiment.prepare_loaded(experiment.load(exp)), NullReporter())
+        assert result.outcome == "finished"
+        ends[in_memory] = {r["split"]: r for r in read_metrics(result.run_dir)
+                           if r.get("split") in ("val", "test")}
+    assert set(ends[True]) == {"val", "test"}
+    for split, want in ends[True].items():
+        for key in ("loss", "accuracy_out"):
+            np.testing.assert_allclose(ends[False][split][key], want[key], rtol=1e-5)

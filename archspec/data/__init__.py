@@ -8,8 +8,8 @@ from .config import DataConfig
 from .dataset import Dataset, Split
 from .errors import DataError
 from .loader import load_dataset
-from .normalize import apply_normalization
+from .normalize import apply_normalization, to_network
 from .prefetch import prefetch
 
 __all__ = ["DataConfig", "DataError", "Dataset", "Split", "apply_normalization", "batches",
-           "load_dataset", "prefetch", "steps_per_epoch"]
+           "load_dataset", "prefetch", "steps_per_epoch", "to_network"]

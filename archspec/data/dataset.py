@@ -11,8 +11,9 @@ Task = Literal["classification", "regression"]
 
 @dataclass
 class Split:
-    """x: (N, *input_shape) float32, or int32 tokens. y: (N,) int32 class ids, or
-    (N, k) float32 regression targets."""
+    """x: (N, *input_shape) float32, int32 tokens, or uint8 raw pixels (a streamed image
+    folder: normalize.to_network normalises its batches on the device). y: (N,) int32
+    class ids, or (N, k) float32 regression targets."""
 
     x: np.ndarray
     y: np.ndarray
@@ -33,6 +34,11 @@ class Dataset:
     input_shape: tuple[int, ...]
     norm_stats: dict  # from the train split only; `apply_normalization` reuses it
     vocabulary: list[str] | None = None  # token sets: the word of each id
+
+    def example(self) -> np.ndarray:
+        """One zero example as the network takes it (to initialise or trace a model)."""
+        dtype = np.float32 if self.train.x.dtype == np.uint8 else self.train.x.dtype
+        return np.zeros((1, *self.input_shape), dtype)
 
 
 @dataclass

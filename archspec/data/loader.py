@@ -10,7 +10,7 @@ import numpy as np
 from .config import DataConfig
 from .dataset import Dataset, Raw, Split
 from .lazy import is_lazy
-from .normalize import apply_normalization, compute_stats
+from .normalize import PIXELS, apply_normalization, compute_stats
 from .registry import SOURCES
 from .shaping import fit_to_shape
 from .splits import split_indices
@@ -54,13 +54,24 @@ def _fit(split: Split, raw: Raw, cfg: DataConfig, input_shape) -> Split:
                   source=raw.source)
     if is_lazy(split.x):
         # Check the fit now on one stand-in example; replay it on every decoded batch.
+        dtype = _streamed_dtype(split.x, fit, dtype)
         probe = fit(np.zeros((1, *split.x.shape[1:]), dtype))
         x = split.x.then(partial(np.asarray, dtype=dtype), dtype=dtype)
         return Split(x.then(fit, probe.shape[1:]), split.y)
     return Split(fit(split.x.astype(dtype, copy=False)), split.y)
 
 
+def _streamed_dtype(x, fit, dtype):
+    """8-bit pixels that the fit keeps 8-bit (no resizing) stay so until the device, where
+    normalize.to_network finishes them; anything else becomes `dtype` on the host."""
+    if x.dtype == PIXELS and fit(np.zeros((1, *x.shape[1:]), PIXELS)).dtype == PIXELS:
+        return PIXELS
+    return dtype
+
+
 def _normalized(x, stats):
     if is_lazy(x):
+        if x.dtype == PIXELS:  # raw pixels: normalised where the network takes them
+            return x
         return x.then(partial(apply_normalization, norm_stats=stats), dtype=np.float32)
     return apply_normalization(x, stats)

@@ -10,11 +10,13 @@ import numpy as np
 
 from .lazy import is_lazy, mean_std_streaming, min_max_streaming
 
+PIXELS = np.dtype(np.uint8)  # the dtype of a batch still in raw pixels (see to_network)
 _CHUNK = 1 << 16  # rows per pass, so float64 sums never copy a whole image set
 
 
 def is_tokens(x: np.ndarray) -> bool:
-    return np.issubdtype(x.dtype, np.integer) or x.dtype == bool
+    """Integer ids (int32 after loading); uint8 is raw pixels (see to_network)."""
+    return (np.issubdtype(x.dtype, np.integer) and x.dtype != PIXELS) or x.dtype == bool
 
 
 def compute_stats(x: np.ndarray, kind: str) -> dict:
@@ -59,7 +61,21 @@ def apply_normalization(x: np.ndarray, norm_stats: dict) -> np.ndarray:
     x = np.asarray(x)
     if is_tokens(x):
         return x
-    x = x.astype(np.float32, copy=False)
+    return _normalized(x.astype(np.float32, copy=False), norm_stats)
+
+
+def to_network(x, norm_stats: dict):
+    """A batch as the network takes it, on whatever array holds it (NumPy, or jax inside
+    the jitted step). Streamed image folders reach it as raw uint8 pixels (data.loader:
+    a quarter of float32's bytes to convert, copy and send; the normalisation fuses into
+    the step's first ops on the device); they are normalised here with the train split's
+    statistics. Every other batch was normalised when it was loaded and passes through."""
+    if x.dtype != PIXELS:
+        return x
+    return _normalized(x.astype(np.float32), norm_stats)
+
+
+def _normalized(x, norm_stats: dict):
     kind = norm_stats.get("kind", "none")
     if kind == "none":
         return x

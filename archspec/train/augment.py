@@ -114,7 +114,7 @@ def _maybe_reverse(key, img, axis: int):
     on XLA:CPU (benchmarks/README.md, the streaming pipeline)."""
     n = img.shape[axis]
     idx = jnp.where(jax.random.bernoulli(key), jnp.arange(n - 1, -1, -1), jnp.arange(n))
-    return jnp.take(img, idx, axis)
+    return jnp.take(img, idx, axis, mode="clip")  # in bounds: no fill mask to compute
 
 
 def crop_box(o: RandomResizedCrop, key, h: int, w: int):
@@ -134,8 +134,10 @@ def crop_box(o: RandomResizedCrop, key, h: int, w: int):
 def random_resized_crop(o: RandomResizedCrop, key, img):
     h, w, _ = img.shape
     top, left, ch, cw = crop_box(o, key, h, w)
-    img = _resample(img, 0, top, ch, h)
-    return _resample(img, 1, left, cw, w)
+    # Columns first, while raw pixels are still bytes: on XLA:CPU the strided column
+    # gather costs 2.5x the row gather, and 20% less on uint8 than on float32.
+    img = _resample(img, 1, left, cw, w)
+    return _resample(img, 0, top, ch, h)
 
 
 def _resample(img, axis: int, start, length, out: int):
@@ -148,7 +150,10 @@ def _resample(img, axis: int, start, length, out: int):
     i0 = jnp.floor(src).astype(jnp.int32)
     i1 = jnp.minimum(i0 + 1, start + length - 1)
     f = (src - i0).reshape((-1,) + (1,) * (img.ndim - 1 - axis))
-    return jnp.take(img, i0, axis) * (1 - f) + jnp.take(img, i1, axis) * f
+    # The indices are in bounds: mode="clip" spares the out-of-bounds mask of the default
+    # mode, which made this resize 1.8x slower on XLA:CPU.
+    a, b = jnp.take(img, i0, axis, mode="clip"), jnp.take(img, i1, axis, mode="clip")
+    return a * (1 - f) + b * f
 
 
 def _gray(img):
@@ -242,14 +247,16 @@ def pixel_transform(norm_stats: dict, channels: int):
 
 
 def make_augment(steps: list[tuple[str, Any]], norm_stats: dict, num_classes: int | None):
-    """A function (key, x, y) -> (x, y) applying `steps` in order to one batch. With a
-    batch op, integer labels become class probabilities (the loss takes either)."""
+    """A function (key, x, y) -> (x, y) applying `steps` in order to one batch of
+    normalised inputs or of raw 8-bit pixels (data.to_network), returning it normalised.
+    With a batch op, integer labels become class probabilities (the loss takes either)."""
     if not steps:
         return None
 
     def apply(key, x, y):
         to_px, from_px, mean_px = pixel_transform(norm_stats, x.shape[-1])
-        x = to_px(x.astype(jnp.float32))
+        # raw pixels are moved as they are: gathers of bytes, not of floats
+        x = x if x.dtype == jnp.uint8 else to_px(x.astype(jnp.float32))
         if any(OPS[name].batch for name, _ in steps) and y.ndim == 1:
             y = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
         for i, (name, opts) in enumerate(steps):
@@ -260,7 +267,7 @@ def make_augment(steps: list[tuple[str, Any]], norm_stats: dict, num_classes: in
             fn = (lambda kk, img, o=opts: cutout(o, kk, img, mean_px)) if name == "cutout" \
                 else (lambda kk, img, o=opts, f=op.fn: f(o, kk, img))
             x = jax.vmap(fn)(jax.random.split(k, x.shape[0]), x)
-        return from_px(x), y
+        return from_px(x.astype(jnp.float32)), y
 
     return apply
 

@@ -192,8 +192,6 @@ def finished_step(run_dir: Path, setup) -> int | None:
     """The step of a run that is done: its newest 'latest' checkpoint has all the steps of
     `setup`, matches its checksums and the architecture, and the run's last summary says
     finished. None when there is anything left to do (or to check by restoring)."""
-    import jax.numpy as jnp
-
     from archspec.train.runs import read_metrics
     from archspec.train.step import init_state
 
@@ -208,10 +206,8 @@ def finished_step(run_dir: Path, setup) -> int | None:
     summaries = [r for r in read_metrics(run_dir) if r.get("split") == "summary"]
     if not summaries or summaries[-1].get("status") != "finished":
         return None
-    x = setup.dataset.train.x
     template = jax.eval_shape(lambda: init_state(setup.model, setup.graph, setup.tx,
-                                                 setup.exp.seed, jnp.zeros((1, *x.shape[1:]),
-                                                                           x.dtype)))
+                                                 setup.exp.seed, setup.dataset.example()))
     mngr = _manager(latest, 2, write=False)
     try:
         _check_metadata(mngr, steps[0], template)  # a changed architecture: its error

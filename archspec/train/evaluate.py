@@ -74,8 +74,6 @@ def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 def load_state(run_dir: Path, which: str = "best", warn: Warn = ignore):
     """(setup, state, which) of a trained run, rebuilt from its folder alone."""
-    import jax.numpy as jnp
-
     from archspec.train import checkpoint as ckpt
     from archspec.train.loop import prepare
     from archspec.train.measure import scored_checkpoint
@@ -83,8 +81,7 @@ def load_state(run_dir: Path, which: str = "best", warn: Warn = ignore):
 
     exp, graph, arch_text = load_run(run_dir, warn)
     setup = prepare(exp, graph, arch_text, {})
-    example = jnp.zeros((1, *setup.dataset.train.x.shape[1:]), setup.dataset.train.x.dtype)
-    state = init_state(setup.model, graph, setup.tx, exp.seed, example)
+    state = init_state(setup.model, graph, setup.tx, exp.seed, setup.dataset.example())
     which = scored_checkpoint(run_dir, which)
     state, _ = ckpt.restore(run_dir, state, which, warn=warn)
     return setup, state, which
@@ -129,6 +126,7 @@ def dead_units(setup, state, split, batch_size: int = 256) -> dict:
     import jax
     import jax.numpy as jnp
 
+    from archspec.data import to_network
     from archspec.model.build import OUT, relu_nodes
 
     watch = relu_nodes(setup.graph)
@@ -138,6 +136,7 @@ def dead_units(setup, state, split, batch_size: int = 256) -> dict:
 
     @jax.jit
     def alive(x):
+        x = to_network(x, setup.dataset.norm_stats)
         _, inter = setup.model.apply(variables, x, train=False, mutable=["intermediates"])
         out = {}
         for k, v in inter["intermediates"].items():

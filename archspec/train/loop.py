@@ -244,8 +244,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
              reporter: Reporter) -> Result:
     exp = setup.exp
     _, repl = shardings(setup.mesh)
-    example = jnp.zeros((1, *setup.dataset.train.x.shape[1:]), setup.dataset.train.x.dtype)
-    state = init_state(setup.model, setup.graph, setup.tx, seed, example)
+    state = init_state(setup.model, setup.graph, setup.tx, seed, setup.dataset.example())
     start_epoch, start_batch = 0, 0
     log = MetricsLog(run_dir, warn=reporter.warning)
     if not resume and attempt == 0:
@@ -265,9 +264,10 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                             is_lazy(setup.dataset.train.x))
     monitor = Monitor(exp.health, [n.id for n in setup.graph.layers if n.params],
                       reporter.training_warning)
+    stats = setup.dataset.norm_stats
     runner = EpochRunner(setup, make_multi_step(setup.model, setup.heads, setup.tx, setup.mesh,
-                                                setup.augment), monitor, reporter, k)
-    eval_step = make_eval_step(setup.model, setup.heads, setup.mesh)
+                                                setup.augment, stats), monitor, reporter, k)
+    eval_step = make_eval_step(setup.model, setup.heads, setup.mesh, stats)
     result = Result(run_dir, state)
     step = int(state.step)
     t_start, trained = time.perf_counter(), 0

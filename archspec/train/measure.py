@@ -22,7 +22,8 @@ def evaluate(setup, state, split, eval_step=None, batch_size=None,
     validation during training needs). `progress(examples_done)` is called after each
     batch. The metrics are fetched once, at the end, so batches are dispatched without
     waiting for each other."""
-    eval_step = eval_step or make_eval_step(setup.model, setup.heads, setup.mesh)
+    eval_step = eval_step or make_eval_step(setup.model, setup.heads, setup.mesh,
+                                            setup.dataset.norm_stats)
     bs = batch_size or setup.exp.eval_batch_size or setup.exp.batch_size
     data_sh, _ = shardings(setup.mesh)
     per_batch, n, outs, ious = [], 0, [], {}

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from archspec.data import to_network
 from archspec.train import losses
 
 
@@ -103,15 +104,17 @@ def _bcast(w, x):
 AUGMENT_STREAM = 0x617567  # folded into the step's key: augmentation draws apart from dropout
 
 
-def train_step_fn(model, heads, tx, augment=None):
+def train_step_fn(model, heads, tx, augment=None, norm_stats=None):
     """The pure step: (state, x, y, w, valid) -> (state, metrics, health). `augment`:
-    (key, x, y) -> (x, y) from train.augment, or None. A step with `valid` false (a slot
+    (key, x, y) -> (x, y) from train.augment, or None. `norm_stats`: the data's, for
+    batches that arrive as raw pixels (data.to_network). A step with `valid` false (a slot
     past the end of a chunk, see make_multi_step) changes nothing, not even the step count."""
 
     def step(state: TrainState, x, y, w, valid=True):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         if augment is not None:  # a pure function of (seed, step): a resume redraws it exactly
             x, y = augment(jax.random.fold_in(rng, AUGMENT_STREAM), x, y)
+        x = network_input(x, norm_stats)  # raw pixels not augmented; normalised ones pass
         grad_fn = jax.value_and_grad(_forward_loss, argnums=2, has_aux=True)
         (_, (metrics, stats, _, health)), grads = grad_fn(model, heads, state.params,
                                                           state.batch_stats, x, y, w, rng, True)
@@ -134,15 +137,19 @@ def train_step_fn(model, heads, tx, augment=None):
     return step
 
 
-def make_train_step(model, heads, tx, mesh, augment=None):
+def network_input(x, norm_stats):
+    return x if norm_stats is None else to_network(x, norm_stats)
+
+
+def make_train_step(model, heads, tx, mesh, augment=None, norm_stats=None):
     """One jitted step: (state, x, y, w) -> (state, metrics, health)."""
     data, repl = shardings(mesh)
-    return jax.jit(train_step_fn(model, heads, tx, augment),
+    return jax.jit(train_step_fn(model, heads, tx, augment, norm_stats),
                    in_shardings=(repl, data, data, data),
                    out_shardings=(repl, repl, repl), donate_argnums=(0,))
 
 
-def make_multi_step(model, heads, tx, mesh, augment=None):
+def make_multi_step(model, heads, tx, mesh, augment=None, norm_stats=None):
     """Several steps in one dispatch (Keras' steps_per_execution): a `lax.scan` over a
     chunk of k stacked batches, (state, xs, ys, ws, valid) -> (state, sums, health).
 
@@ -153,7 +160,7 @@ def make_multi_step(model, heads, tx, mesh, augment=None):
     sums / examples); `health` stacks every step's values along axis 0, for the monitor."""
     # XLA:CPU runs convolution gradients inside a loop body in slow layouts unless they
     # are written out (conv_ops `in_loop`); the parameters are the same.
-    step = train_step_fn(model.clone(in_loop=True), heads, tx, augment)
+    step = train_step_fn(model.clone(in_loop=True), heads, tx, augment, norm_stats)
     data, (_, repl) = chunk_sharding(mesh), shardings(mesh)
 
     def body(state, batch):
@@ -170,7 +177,7 @@ def make_multi_step(model, heads, tx, mesh, augment=None):
                    out_shardings=(repl, repl, repl), donate_argnums=(0,))
 
 
-def make_eval_step(model, heads, mesh):
+def make_eval_step(model, heads, mesh, norm_stats=None):
     """Loss and metrics of the inference heads (train_only heads are left out: their
     losses only help training), and every head's outputs."""
     data, repl = shardings(mesh)
@@ -178,7 +185,8 @@ def make_eval_step(model, heads, mesh):
 
     def step(state: TrainState, x, y, w):
         _, (metrics, _, outputs, _) = _forward_loss(model, heads, state.params,
-                                                    state.batch_stats, x, y, w,
+                                                    state.batch_stats,
+                                                    network_input(x, norm_stats), y, w,
                                                     jax.random.key(0), False)
         return metrics, outputs
 

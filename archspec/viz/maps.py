@@ -67,7 +67,10 @@ def choose_layers(graph, names: list[str]) -> list[str]:
 
 def raw_range(dataset, sample: int = 4096) -> tuple[float, float]:
     """The range of the training pixels before normalisation (digits: 0..16)."""
-    x = np.asarray(dataset.train.x[:sample], dtype=np.float32)
+    x = dataset.train.x[:sample]
+    if x.dtype == np.uint8:  # raw pixels, not normalised yet (data.to_network)
+        return float(x.min()), float(x.max())
+    x = np.asarray(x, dtype=np.float32)
     stats = dataset.norm_stats or {"kind": "none"}
     kind = stats.get("kind", "none")
     if kind == "standard":
