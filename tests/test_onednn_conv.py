@@ -1,7 +1,9 @@
 """The optional oneDNN convolution backend (archspec/layers/onednn): values and both
 gradients equal lax.conv_general_dilated and jax.grad of it over drawn configurations
 (1-3 spatial dims, stride, asymmetric padding, dilation, groups); a built network's loss and
-parameter gradients equal the XLA path; the backend choice and its fallbacks.
+parameter gradients equal the XLA path; over a 4-device host mesh archspec's train step
+runs each device's shard of the batch through oneDNN (no all-gather) and updates the
+parameters as XLA does; the backend choice and its fallbacks.
 
 Tests that run oneDNN skip when it cannot be built here (no `onednn-cpu-gomp` +
 `onednn-devel-cpu-gomp` wheels, no g++, not a CPU): it is optional. The first run compiles the
@@ -220,40 +222,55 @@ def test_choice_and_fallbacks(monkeypatch):
 
 
 MESH_SCRIPT = """
-import jax, jax.numpy as jnp, numpy as np
-from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import os, re, sys, jax, jax.numpy as jnp, numpy as np
 from archspec.layers import onednn
-assert jax.device_count() == 4 and onednn.active()
-mesh = Mesh(np.array(jax.devices()), ("data",))
-data, repl = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+from archspec.model.build import build_model
+from archspec.spec.resolve import load_architecture_text
+from archspec.train.config import Optimizer
+from archspec.train.optim import make_optimizer
+from archspec.train.step import HeadLoss, init_state, make_mesh, make_multi_step, make_train_step
+assert jax.device_count() == 4 and onednn.active(), onednn.describe()  # auto, 4 devices
+graph = load_architecture_text(sys.argv[1])
+model, heads = build_model(graph), [HeadLoss("y", "categorical_crossentropy", "softmax", 1.0)]
+tx, _ = make_optimizer(Optimizer(name="sgd", lr=1.0), 10)  # the update is the gradient
 rng = np.random.default_rng(0)
-x = jax.device_put(jnp.asarray(rng.normal(size=(8, 10, 10, 4)), jnp.float32), data)
-w = jax.device_put(jnp.asarray(rng.normal(size=(3, 3, 4, 6)), jnp.float32), repl)
-pads = ((1, 1), (1, 1))
-def f(conv):
-    return jax.jit(jax.value_and_grad(lambda w, x: jnp.sum(conv(x, w) ** 2), (0, 1)),
-                   in_shardings=(repl, data))
-a = f(lambda x, w: onednn.conv(x, w, (1, 1), pads, (1, 1)))(w, x)
-b = f(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads, precision="highest",
-      dimension_numbers=onednn.channels_last_numbers(4)))(w, x)
-for p, q in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-    np.testing.assert_allclose(p, q, rtol=1e-5, atol=1e-5 * float(jnp.abs(q).max()))
+x = rng.normal(size=(2, 8, 12, 12, 3)).astype(np.float32)
+y, w = rng.integers(0, 4, size=(2, 8)).astype(np.int32), np.ones((2, 8), np.float32)
+init = lambda: init_state(model, graph, tx, 0, jnp.zeros((1, 12, 12, 3)))  # steps donate it
+def steps(backend):
+    os.environ[onednn.ENV] = backend
+    single, multi = make_train_step(model, heads, tx, make_mesh()), make_multi_step(
+        model, heads, tx, make_mesh())
+    texts = [single.lower(init(), x[0], y[0], w[0]).compile().as_text(),
+             multi.lower(init(), x, y, w, np.ones(2, bool)).compile().as_text()]
+    states = [single(init(), x[0], y[0], w[0])[0], multi(init(), x, y, w, np.ones(2, bool))[0]]
+    return texts, [jax.tree_util.tree_leaves(jax.device_get(s.params)) for s in states]
+(t_single, t_multi), got = steps("auto")
+_, ref = steps("xla")
+for text in (t_single, t_multi):
+    assert "archspec_onednn_conv_bwd_weights" in text
+    assert re.search(r"f32\\[2,12,12,8\\]\\S* custom-call", text)  # conv 1: 2 examples a device
+    assert "all-gather" not in text, [l for l in text.splitlines() if "all-gather" in l][:3]
+start = jax.tree_util.tree_leaves(jax.device_get(init().params))
+for g_params, r_params in zip(got, ref):
+    for a, b, p in zip(g_params, r_params, start):
+        assert np.linalg.norm(a - b) <= 1e-5 * np.linalg.norm(b - p) + 1e-7
 print("same")
 """
 
 
 @needs_onednn
-def test_forced_over_a_host_mesh():
-    """ARCHSPEC_CONV_BACKEND=onednn over 4 host devices, batch sharded: the same loss and
-    gradients as XLA's (the custom calls are replicated, which is why `auto` picks XLA
-    when there is more than one device)."""
+def test_batch_sharded_over_a_host_mesh():
+    """`auto` over 4 host devices: archspec's train step and its scanned chunk of steps,
+    batch sharded, run each device's examples through oneDNN (the partitioning rule: no
+    all-gather of the activations, a psum of the weight gradients) and update the
+    parameters as XLA's convolutions do."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, onednn.ENV: "onednn",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    proc = subprocess.run([sys.executable, "-c", MESH_SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0 and "same" in proc.stdout, proc.stderr[-2000:]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env.pop(onednn.ENV, None)
+    proc = subprocess.run([sys.executable, "-c", MESH_SCRIPT, NET], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "same" in proc.stdout, proc.stderr[-3000:]

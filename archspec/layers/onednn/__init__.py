@@ -4,9 +4,9 @@ remat and scan see an ordinary differentiable function).
 
 Which backend runs is decided once per process and value of $ARCHSPEC_CONV_BACKEND
 (default `auto`):
-  auto    oneDNN when it can be used: the default JAX backend is the CPU, there is one
-          device (the custom calls have no partitioning rule: over a mesh of several devices
-          XLA would gather their operands), and the library builds; else XLA.
+  auto    oneDNN when it can be used: the default JAX backend is the CPU and the library
+          builds; else XLA. Over a mesh of several devices each device runs its shard of the
+          batch (partition.py).
   onednn  oneDNN on the CPU, an error (with the reason) if it cannot be built.
   xla     XLA's own convolution, as without this package.
 `auto` is the default: without the extra it is XLA, so nothing changes there. oneDNN's
@@ -14,8 +14,8 @@ results are bitwise reproducible for a fixed thread count (the same inputs give 
 bits, run after run, and a resumed run equals an uninterrupted one), but differ from XLA's
 by float summation order (~1e-6 relative): comparisons of archspec's XLA lowerings bit for
 bit against lax pin `xla` (tests/test_fast_ops.py).
-Whichever is chosen, only float32 convolutions with channels-last dimension numbers (Flax's), no input
-dilation and no batch groups take oneDNN; everything else stays XLA's.
+Whichever is chosen, only float32 convolutions with channels-last dimension numbers
+(Flax's), no input dilation and no batch groups take oneDNN; everything else stays XLA's.
 
 oneDNN 3 comes from the optional extra `pip install 'archspec[onednn]'` (the CPU, GNU OpenMP
 wheels `onednn-cpu-gomp` and `onednn-devel-cpu-gomp`); the handlers (conv.cc) are compiled
@@ -33,7 +33,7 @@ import jax
 import numpy as np
 from jax import lax
 
-from archspec.layers.onednn import build
+from archspec.layers.onednn import build, partition
 
 ENV = "ARCHSPEC_CONV_BACKEND"
 CHOICES = ("auto", "onednn", "xla")
@@ -57,9 +57,6 @@ def decide() -> tuple[str, str]:
         why = f"{ENV}=xla"
     elif jax.default_backend() != "cpu":
         why = f"the JAX backend is {jax.default_backend()}, oneDNN serves the CPU only"
-    elif want == "auto" and jax.device_count() > 1:
-        why = (f"{jax.device_count()} devices (the oneDNN calls would be replicated; "
-               f"{ENV}=onednn forces them)")
     else:
         lib = build.load()
         if not isinstance(lib, str):
@@ -160,23 +157,11 @@ def conv(x, w, strides, pads, dil, groups=1):
     return _conv(x, w, cfg)
 
 
-def _attrs(cfg):
-    strides, pads, dil, groups = cfg
-    i64 = partial(np.asarray, dtype=np.int64)
-    return dict(stride=i64(strides), pad_lo=i64([p[0] for p in pads]),
-                pad_hi=i64([p[1] for p in pads]), dilation=i64(dil), groups=np.int64(groups))
-
-
-def _call(target, shape, dtype, a, b, cfg):
-    return jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(shape, dtype),
-                            vmap_method="sequential")(a, b, **_attrs(cfg))
-
-
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv(x, w, cfg):
     strides, pads, dil, _ = cfg
-    return _call("archspec_onednn_conv_fwd", output_shape(x.shape, w.shape, strides, pads, dil),
-                 x.dtype, x, w, cfg)
+    return partition.call(partition.FWD, output_shape(x.shape, w.shape, strides, pads, dil),
+                          x, w, cfg)
 
 
 def _fwd(x, w, cfg):
@@ -185,8 +170,8 @@ def _fwd(x, w, cfg):
 
 def _bwd(cfg, res, g):
     x, w = res
-    dx = _call("archspec_onednn_conv_bwd_data", x.shape, x.dtype, g, w, cfg)
-    dw = _call("archspec_onednn_conv_bwd_weights", w.shape, w.dtype, x, g, cfg)
+    dx = partition.call(partition.BWD_DATA, x.shape, g, w, cfg)
+    dw = partition.call(partition.BWD_WEIGHTS, w.shape, x, g, cfg)
     return dx, dw
 
 
