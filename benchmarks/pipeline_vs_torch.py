@@ -27,11 +27,10 @@ Output size: archspec's random_resized_crop returns its input's size, so both pr
 256×256 from the 256×256 files (archspec's input shape is 256×256×3: no resize on decode).
 
 One-time start-up is excluded for both: torch's persistent workers are spawned by an
-untimed warm-up epoch, archspec's jitted augmentation is compiled by an untimed call on a
-zero batch of the same shape (and grain is imported). What recurs every epoch stays in:
-archspec's grain workers are new processes each epoch (`batches` builds a new mp_prefetch
-per epoch), so their start-up is part of every grain epoch; the time to the first batch is
-recorded for every candidate.
+untimed warm-up epoch, and so are archspec's grain workers (`data.Stream` keeps them for
+the whole run, as training does); archspec's jitted augmentation is compiled by an untimed
+call on a zero batch of the same shape. The time to the first batch is recorded for every
+candidate.
 
 Candidates run interleaved, one epoch each per round; images/s are medians over rounds,
 ratios medians of per-round ratios. Each round also times the parts of archspec's path
@@ -163,17 +162,17 @@ def archspec_augment(ds, only: str | None = None):
     return jax.jit(lambda key, x, y: aug(key, network_input(x, ds.norm_stats), y)[0])
 
 
-def archspec_epoch(ds, augment, workers: int, epoch: int) -> tuple[float, float, int]:
+def archspec_epoch(stream, augment, epoch: int) -> tuple[float, float, int]:
     """One epoch as the train loop feeds it: batches -> pad -> device_put on the prefetch
     thread (depth 2) -> jitted augmentation; results read one batch behind."""
     import jax
 
-    from archspec.data import batches, prefetch
+    from archspec.data import prefetch
     from archspec.train.step import pad_batch
 
     key = jax.random.key(epoch)
     t0 = time.perf_counter()
-    it = batches(ds.train, BATCH, shuffle=True, seed=0, epoch=epoch, workers=workers)
+    it = stream.epoch(epoch)
     padded = ((*pad_batch(x, y, BATCH), len(x)) for x, y in it)
     fed = prefetch(padded, 2, put=lambda b: (*jax.device_put(b[:3]), b[3]))
     first, n, pending = None, 0, None
@@ -249,11 +248,12 @@ def main() -> None:
     w = args.workers
 
     # One-time start-up, excluded: torch's persistent workers are spawned by an untimed
-    # warm-up epoch (first, so they fork before JAX starts its threads); archspec's
-    # augmentation is compiled by an untimed call on a zero batch of the epoch's shape,
-    # and grain is imported. Nothing else of archspec's is one-time.
-    import grain  # noqa: F401
+    # warm-up epoch (first, so they fork before JAX starts its threads), archspec's grain
+    # workers by an untimed epoch 0 of a run-long Stream; archspec's augmentation is
+    # compiled by an untimed call on a zero batch of the epoch's shape.
     import jax
+
+    from archspec.data import Stream
 
     loader = torch_loader(files, labels, ds.norm_stats, w)
     t = time.perf_counter()
@@ -272,10 +272,15 @@ def main() -> None:
             ops[name](jax.random.key(0), jax.device_put(np.zeros((BATCH, SIZE, SIZE, 3),
                                                                  ds.train.x.dtype)),
                       jax.device_put(np.zeros(BATCH, np.int32))).block_until_ready()
+    streams = {n: Stream(ds.train, BATCH, seed=0, epochs=args.rounds + 1, workers=n)
+               for n in (0, w)}
+    t = time.perf_counter()
+    list(streams[w].epoch(0))
+    print(f"grain workers' start + warm-up epoch: {time.perf_counter() - t:.2f} s", flush=True)
     candidates = {
         f"torch, {w} workers": lambda e: torch_epoch(loader),
-        "archspec, prefetch thread": lambda e: archspec_epoch(ds, augment, 0, e),
-        f"archspec, grain {w} processes": lambda e: archspec_epoch(ds, augment, w, e),
+        "archspec, prefetch thread": lambda e: archspec_epoch(streams[0], augment, e + 1),
+        f"archspec, grain {w} processes": lambda e: archspec_epoch(streams[w], augment, e + 1),
     }
 
     rounds = []
@@ -291,6 +296,7 @@ def main() -> None:
         print(f"round {r}:", {k: round(v["s"], 2) for k, v in row.items() if k != "parts"},
               {k: round(v, 2) for k, v in row.get("parts", {}).items()}, flush=True)
 
+    streams[w].close()
     torch_name = f"torch, {w} workers"
     med = {}
     for name in candidates:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from archspec.data import DataConfig, DataError, batches, load_dataset, to_network
+from archspec.data import DataConfig, DataError, Stream, batches, load_dataset, to_network
 from archspec.data import lazy as lazy_mod
 from archspec.data.lazy import LazyExamples
 
@@ -76,14 +76,27 @@ def test_streamed_batches_are_the_in_memory_batches_from_any_start(images):
             np.testing.assert_array_equal(gy, wy)
 
 
-def test_grain_worker_processes_yield_the_same_batches(images):
+def test_grain_workers_serve_every_epoch_of_a_run_from_one_pipeline(images):
+    """Stream's worker processes start once per run: epoch after epoch comes from the same
+    pipeline, with exactly the batches decoding on the calling thread gives; a request
+    that does not continue where the last stopped (a resume) starts a new pipeline."""
     lazy = load(images, False)
-    here = list(batches(lazy.train, 8, shuffle=True, seed=0, epoch=1, workers=0))
-    there = list(batches(lazy.train, 8, shuffle=True, seed=0, epoch=1, workers=2))
-    assert len(here) == len(there)
-    for (a, ya), (b, yb) in zip(here, there):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(ya, yb)
+    stream = Stream(lazy.train, 8, seed=0, epochs=3, workers=2)
+    try:
+        got = {(0, 0): list(stream.epoch(0))}
+        pipeline = stream._it
+        got[1, 0] = list(stream.epoch(1))
+        assert stream._it is pipeline  # no new workers for the next epoch
+        got[2, 3] = list(stream.epoch(2, start=3))
+        assert stream._it is not pipeline
+    finally:
+        stream.close()
+    for (epoch, start), there in got.items():
+        here = list(batches(lazy.train, 8, shuffle=True, seed=0, epoch=epoch, start=start))
+        assert len(here) == len(there) > 0
+        for (a, ya), (b, yb) in zip(here, there):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(ya, yb)
 
 
 def test_headers_are_checked_before_any_pixel_is_decoded(tmp_path):
@@ -163,8 +176,9 @@ def test_training_on_a_folder_larger_than_memory_keeps_memory_bounded(tmp_path):
 
 
 def test_training_on_streamed_pixels_equals_training_on_the_normalised_arrays(images, tmp_path):
-    """The streamed run's raw pixels are normalised inside the jitted steps (train with
-    augmentation, validation, test); it must end where the in-memory run ends."""
+    """The streamed run's raw pixels are decoded in grain workers kept over its two
+    epochs and normalised inside the jitted steps (train with augmentation, validation,
+    test); it must end where the in-memory run ends."""
     from archspec.train import experiment
     from archspec.train.loop import fit
     from archspec.train.reporter import NullReporter
@@ -186,9 +200,9 @@ def test_training_on_streamed_pixels_equals_training_on_the_normalised_arrays(im
               heads:
                 out: {{output: softmax}}
             data: {{name: image_folder, path: {images}, options: {{in_memory: {str(in_memory).lower()}}},
-                   val_fraction: 0.15, test_fraction: 0.15}}
+                   val_fraction: 0.15, test_fraction: 0.15, workers: {0 if in_memory else 2}}}
             augment: [{{flip: {{mode: horizontal}}}}]
-            steps: 6
+            steps: 12
             steps_per_execution: 1
             batch_size: 8
             output: {tmp_path / 'runs'}

@@ -3,7 +3,7 @@
 Pure NumPy (plus scikit-learn and PIL for some sources); JAX is never imported here.
 The trainer passes device placement in through `prefetch(put=...)`.
 """
-from .batching import batches, steps_per_epoch
+from .batching import Stream, batches, steps_per_epoch
 from .config import DataConfig
 from .dataset import Dataset, Split
 from .errors import DataError
@@ -11,5 +11,5 @@ from .loader import load_dataset
 from .normalize import apply_normalization, to_network
 from .prefetch import prefetch
 
-__all__ = ["DataConfig", "DataError", "Dataset", "Split", "apply_normalization", "batches",
-           "load_dataset", "prefetch", "steps_per_epoch", "to_network"]
+__all__ = ["DataConfig", "DataError", "Dataset", "Split", "Stream", "apply_normalization",
+           "batches", "load_dataset", "prefetch", "steps_per_epoch", "to_network"]

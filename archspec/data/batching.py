@@ -1,14 +1,15 @@
 """Seeded mini-batches, and how many there are per epoch.
 
-In-memory splits are gathered with NumPy on the caller's (prefetch) thread. Lazy splits
-(data/lazy.py: images decoded when read) go through grain: batch b of the epoch is one
-random-access element of a MapDataset, so worker processes decode batches in parallel
-and the order stays a pure function of (seed, epoch, b)."""
+`batches` gathers them with NumPy (a lazy split, data/lazy.py: decodes them) on the
+caller's thread, the prefetch thread in training. `Stream` can instead decode a lazy
+train split in grain worker processes: batch b of epoch e is one random-access element of
+a MapDataset, so workers decode batches in parallel and the order stays a pure function
+of (seed, e, b)."""
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -18,26 +19,70 @@ from .seeding import rng_for
 
 
 def batches(split: Split, batch_size: int, *, shuffle: bool, seed: int, epoch: int,
-            drop_last: bool = False, start: int = 0,
-            workers: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (x, y) batches covering the split once, from batch `start` on.
+            drop_last: bool = False, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (x, y) batches covering the split once, from batch `start` on, gathered (a
+    lazy split: decoded) on the caller's thread.
 
     The order is a pure function of (seed, epoch), not of any state carried between
     epochs, so a run resumed at epoch k, batch b sees exactly the batches it would have
-    seen. The last, smaller batch is kept unless `drop_last`. `workers`: grain processes
-    that decode a lazy split (0: decode here, on the caller's prefetch thread).
+    seen. The last, smaller batch is kept unless `drop_last`. (Stream decodes a lazy train
+    split in grain worker processes.)
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     n = len(split.y)
-    order = rng_for(seed, "batches", epoch).permutation(n) if shuffle else None
-    count = steps_per_epoch(n, batch_size, drop_last)
-    gather = partial(_gather, split, order, batch_size)
-    if is_lazy(split.x):
-        yield from _streamed(gather, range(start, count), workers)
-        return
-    for b in range(start, count):
-        yield gather(b)
+    order = _order(seed, epoch, n) if shuffle else None
+    for b in range(start, steps_per_epoch(n, batch_size, drop_last)):
+        yield _gather(split, order, batch_size, b)
+
+
+class Stream:
+    """The train split's batches, epoch after epoch, for one run.
+
+    `epoch(e, start)` yields exactly what `batches(..., epoch=e, start=start)` yields. With
+    grain workers (a lazy split, `workers` > 0) every epoch comes from one pipeline over
+    the whole run, so its worker processes start once instead of once per epoch (~1.5 s
+    before each epoch's first batch, benchmarks/pipeline_vs_torch.py). A request that does
+    not continue where the previous one stopped (a resume, an epoch cut short) starts the
+    pipeline again from there. `close()` stops the workers."""
+
+    def __init__(self, split: Split, batch_size: int, *, seed: int, epochs: int,
+                 workers: int = 0):
+        self.split, self.batch_size, self.seed, self.workers = split, batch_size, seed, workers
+        self.epochs, self.count = epochs, steps_per_epoch(len(split.y), batch_size, False)
+        self._it, self._next = None, None  # the run-long iterator and its next element
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if not (is_lazy(self.split.x) and self.workers > 0):
+            yield from batches(self.split, self.batch_size, shuffle=True, seed=self.seed,
+                               epoch=epoch, start=start)
+            return
+        k = epoch * self.count + start
+        if self._next != k:
+            self.close()
+            gather = partial(_gather_at, self.split, self.seed, self.batch_size, self.count)
+            self._it = _pipeline(gather, range(k, self.epochs * self.count), self.workers)
+            self._next = k
+        for _ in range(start, self.count):
+            item = next(self._it)
+            self._next += 1
+            yield item
+
+    def close(self) -> None:
+        if self._it is not None:
+            self._it.close()
+        self._it, self._next = None, None
+
+
+def _gather_at(split: Split, seed: int, batch_size: int, count: int, k: int):
+    """Element k of a run-long stream: batch k % count of epoch k // count."""
+    epoch, b = divmod(k, count)
+    return _gather(split, _order(seed, epoch, len(split.y)), batch_size, b)
+
+
+@lru_cache(maxsize=2)  # per worker process: one permutation per epoch, not per batch
+def _order(seed: int, epoch: int, n: int) -> np.ndarray:
+    return rng_for(seed, "batches", epoch).permutation(n)
 
 
 def _gather(split: Split, order, batch_size: int, b: int):
@@ -48,10 +93,8 @@ def _gather(split: Split, order, batch_size: int, b: int):
     return split.x[idx], split.y[idx]
 
 
-def _streamed(gather, which: range, workers: int):
-    if workers < 1:  # decode on the caller's (prefetch) thread: one batch at a time
-        yield from map(gather, which)
-        return
+def _pipeline(gather, which: range, workers: int):
+    """grain worker processes computing gather(k) for k in `which`, in order."""
     import grain
     from absl import flags
 
@@ -60,10 +103,10 @@ def _streamed(gather, which: range, workers: int):
     # grain's defaults read 500 elements ahead on 16 threads; here an element is a whole
     # batch, so each worker holds at most 2: memory is bounded by the depth, whatever
     # the data set's size.
-    ds = grain.MapDataset.source(list(which)).map(gather).to_iter_dataset(
+    ds = grain.MapDataset.range(which.start, which.stop).map(gather).to_iter_dataset(
         grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
     options = grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=2)
-    yield from ds.mp_prefetch(options)
+    return iter(ds.mp_prefetch(options))  # its close() stops the worker processes
 
 
 def steps_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:

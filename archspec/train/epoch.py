@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from archspec.data import batches, prefetch
+from archspec.data import Stream, prefetch
 from archspec.train.step import chunk_sharding, pad_batch, put_batch, shardings
 
 AUTO_MAX = 16  # steps per dispatch that `auto` chooses for a cheap model
@@ -94,11 +94,17 @@ class EpochRunner:
         self.monitor, self.reporter = monitor, reporter
         self.data_sh, self.repl = chunk_sharding(setup.mesh), shardings(setup.mesh)[1]
         self.pending = None
+        exp = setup.exp
+        self.stream = Stream(setup.dataset.train, exp.batch_size, seed=exp.seed,
+                             epochs=-(-setup.total_steps // setup.steps_per_epoch),
+                             workers=exp.data.workers)
+
+    def close(self) -> None:
+        self.stream.close()
 
     def batches(self, epoch: int, skip: int, step: int) -> Iterator[Chunk]:
         exp = self.setup.exp
-        it = batches(self.setup.dataset.train, exp.batch_size, shuffle=True, seed=exp.seed,
-                     epoch=epoch, start=skip, workers=exp.data.workers)
+        it = self.stream.epoch(epoch, skip)
         padded = ((*pad_batch(x, y, exp.batch_size), len(x)) for x, y in it)
         grouped = chunks(padded, self.k, skip, step, exp.checkpoint.every_steps,
                          self.setup.total_steps)

@@ -327,6 +327,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
         log.close()
         raise
     finally:
+        runner.close()
         store.close()
         reporter.attempt_end()
     result.seconds = time.perf_counter() - t_start
