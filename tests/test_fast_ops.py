@@ -108,6 +108,53 @@ def test_overlapping_and_padded_pools_keep_reduce_window(pool_flag, monkeypatch)
     assert len(calls) == 1
 
 
+WINDOW_CASES = [  # (shape, k, s, pads, out): overlapping, padded, ceil-mode windows
+    ((2, 9, 9, 3), (3, 3), (2, 2), [(1, 1), (1, 1)], (5, 5)),      # ResNet's stem pool
+    ((2, 7, 7, 2), (3, 3), (1, 1), [(1, 1), (1, 1)], (7, 7)),      # Inception's 3×3/1
+    ((2, 7, 6, 2), (2, 3), (1, 2), [(0, 0), (1, 0)], (6, 3)),
+    ((2, 7, 7, 1), (3, 3), (2, 2), [(0, 0), (0, 0)], (3, 3)),      # unpadded, overlapping
+    ((1, 8, 8, 1), (3, 3), (2, 2), [(0, 0), (0, 0)], (4, 4)),      # ceil mode: extra row
+    ((3, 11, 2), (4,), (3,), [(1, 2)], (4,)),
+    ((1, 5, 6, 5, 2), (3, 2, 3), (2, 1, 2), [(1, 1), (0, 0), (1, 1)], (3, 5, 3)),
+]
+
+
+def _window_vjp(x, op, k, s, pads, out, fast):
+    pooling_ops.FAST_WINDOWS = fast
+    f = jax.jit(lambda x: pooling_ops.window_pool(x, op, k, s, pads, out))
+    y, vjp = jax.vjp(f, x)
+    g = jnp.asarray(np.random.default_rng(1).normal(size=y.shape), x.dtype)
+    return y, vjp(g)[0]
+
+
+@pytest.fixture
+def window_flag():
+    old = pooling_ops.FAST_WINDOWS
+    yield
+    pooling_ops.FAST_WINDOWS = old
+
+
+@pytest.mark.parametrize("shape,k,s,pads,out", WINDOW_CASES)
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_window_extreme_matches_reduce_window(window_flag, shape, k, s, pads, out, op):
+    """Values equal; gradients equal to rounding (an element in several windows sums their
+    shares in another order), with ties everywhere (rounded values after a ReLU)."""
+    x = jnp.asarray(np.maximum(np.round(np.random.default_rng(0).normal(size=shape)), 0),
+                    jnp.float32)
+    y_fast, g_fast = _window_vjp(x, op, k, s, pads, out, True)
+    y_ref, g_ref = _window_vjp(x, op, k, s, pads, out, False)
+    assert y_fast.shape == y_ref.shape == (shape[0], *out, shape[-1])
+    np.testing.assert_array_equal(y_fast, y_ref)
+    np.testing.assert_allclose(g_fast, g_ref, rtol=1e-6, atol=1e-6)
+
+
+def test_window_tie_goes_to_the_first_element_of_each_window(window_flag):
+    x = jnp.asarray([[0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.0, 1.0, 0.0]]).reshape(1, 3, 3, 1)
+    _, g = _window_vjp(x, "max", (2, 2), (1, 1), [(0, 0), (0, 0)], (2, 2), True)
+    _, g_ref = _window_vjp(x, "max", (2, 2), (1, 1), [(0, 0), (0, 0)], (2, 2), False)
+    np.testing.assert_array_equal(g, g_ref)
+
+
 # --- convolution ------------------------------------------------------------------------
 
 @pytest.fixture
