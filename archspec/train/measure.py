@@ -9,7 +9,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from archspec.data import batches
+from archspec.data import batches, prefetch
 from archspec.train import checkpoint as ckpt
 from archspec.train import losses
 from archspec.train.step import fetch, make_eval_step, pad_batch, put_batch, shardings
@@ -28,10 +28,9 @@ def evaluate(setup, state, split, eval_step=None, batch_size=None,
     data_sh, _ = shardings(setup.mesh)
     per_batch, n, outs, ious = [], 0, [], {}
     pixel = _per_pixel_heads(setup)
-    for x, y in batches(split, bs, shuffle=False, seed=0, epoch=0):
-        real = len(x)
-        xb, yb, w = pad_batch(x, y, bs)
-        metrics, out = eval_step(state, *put_batch((xb, yb, w), data_sh))
+    fed = _fed(split, bs, data_sh)
+    for placed, y, real in fed:
+        metrics, out = eval_step(state, *placed)
         per_batch.append((metrics, real))
         n += real
         if outputs:
@@ -50,6 +49,14 @@ def evaluate(setup, state, split, eval_step=None, batch_size=None,
     result = in_head_order(result, setup.heads)
     result["examples"] = n
     return result, {k: np.concatenate([o[k] for o in outs]) for k in outs[0]} if outs else {}
+
+
+def _fed(split, bs: int, data_sh):
+    """(batch on the device, labels, real examples), read, padded and copied on a prefetch
+    thread: decoding a streamed split overlaps the device's work, as in training."""
+    padded = ((pad_batch(x, y, bs), y, len(x))
+              for x, y in batches(split, bs, shuffle=False, seed=0, epoch=0))
+    return prefetch(padded, 2, put=lambda b: (put_batch(b[0], data_sh), b[1], b[2]))
 
 
 def _per_pixel_heads(setup) -> list:
