@@ -240,7 +240,7 @@ def test_a_flip_of_segmentation_data_is_refused_at_its_line(tmp_path):
 # --- through the CLI ---------------------------------------------------------------------
 import textwrap  # noqa: E402
 
-from helpers import run_cli  # noqa: E402
+from helpers import only_run, run_cli  # noqa: E402
 
 EXPERIMENT = """\
 name: aug
@@ -282,6 +282,12 @@ def test_train_with_augmentation_and_data_show(tmp_path, capsys):
     assert (tmp_path / "ex.png").stat().st_size > 1000
     assert "circle" in out and "all" in out  # the class balance table
     assert "random_crop, flip, cutmix" in out
+    # the run's config.yaml loads again (eval and resume read it) with the same ops
+    from archspec.train import experiment as E
+
+    again = E.load(resume=only_run(tmp_path / "runs")).exp.augment
+    assert [s.op for s in again] == [("random_crop", A.RandomCrop(padding=2)),
+                                     ("flip", A.Flip()), ("cutmix", A.Mix(alpha=1.0))]
 
 
 def test_an_op_that_does_not_fit_the_data_is_located(tmp_path):

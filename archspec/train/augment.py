@@ -23,7 +23,7 @@ from typing import Any, Callable, Literal
 
 import jax
 import jax.numpy as jnp
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 
@@ -306,6 +306,13 @@ class AugmentStep(OpOptions):
     def op(self) -> tuple[str, OpOptions]:
         (name,) = self.model_fields_set
         return name, getattr(self, name)
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler):
+        """Saved as it is written, `{flip: {mode: horizontal}}`: the other ops' empty fields
+        would not load again (a run's config.yaml is re-read by eval and resume)."""
+        name, _ = self.op
+        return {name: handler(self)[name]}
 
 
 assert set(AugmentStep.model_fields) == set(OPS), "every op has its entry"

@@ -13,6 +13,8 @@ from archspec.train.runs import RunError
 def load_run(run_dir: Path, warn: Warn = ignore):
     """(Experiment, Graph, arch_text) from a run folder: config.yaml + architecture.yaml.
     Data or experiment files changed since the run started are told to `warn`."""
+    from pydantic import ValidationError
+
     from archspec.errors import SpecErrors
     from archspec.spec.resolve import load_architecture
     from archspec.train.config import Experiment
@@ -24,6 +26,11 @@ def load_run(run_dir: Path, warn: Warn = ignore):
                        "pass a folder like runs/<experiment>/<timestamp>")
     try:
         exp = Experiment.model_validate(yaml.safe_load(cfg_path.read_text()))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise RunError(f"{cfg_path} is not a valid experiment: {problems}",
+                       "was config.yaml edited by hand? It must keep the keys and values "
+                       "the run wrote") from None
     except Exception as exc:  # noqa: BLE001
         raise RunError(f"{cfg_path} is not a valid experiment: {str(exc).splitlines()[0]}") from None
     try:
