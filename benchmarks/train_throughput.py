@@ -5,7 +5,7 @@
 
 Implementations (--impl, comma-separated, default all):
   archspec       the spec compiled by archspec.model.build, trained by archspec.train.step.make_train_step
-  archspec-xla   the same with reduce_window pooling (pooling_ops.FAST_BLOCKS off): the
+  archspec-xla   the same with reduce_window pooling (pooling_ops.FAST_POOLS off): the
                  "before" of archspec's non-overlapping pooling lowering
   archspec-patchgrad  archspec with the opt-in patch-matmul conv weight gradient
                  (conv_ops.FAST_GRAD on) for small fan-in layers
@@ -90,8 +90,8 @@ class ArchspecRunner:
         state = init_state(net, graph, tx, 0, self.args[0][:1])
         self.params = n_params(state.params)
         self.state = jax.device_put(state, repl)
-        flags = (pooling_ops.FAST_BLOCKS, conv_ops.FAST_GRAD)
-        pooling_ops.FAST_BLOCKS, conv_ops.FAST_GRAD = fast_pool, fast_conv
+        flags = (pooling_ops.FAST_POOLS, conv_ops.FAST_GRAD)
+        pooling_ops.FAST_POOLS, conv_ops.FAST_GRAD = fast_pool, fast_conv
         backend = os.environ.get("ARCHSPEC_CONV_BACKEND")
         if conv_backend:
             os.environ["ARCHSPEC_CONV_BACKEND"] = conv_backend
@@ -100,7 +100,7 @@ class ArchspecRunner:
             self.step = make_train_step(net, heads, tx, mesh).lower(self.state, *self.args).compile()
             self.compile_s = time.perf_counter() - t
         finally:
-            pooling_ops.FAST_BLOCKS, conv_ops.FAST_GRAD = flags
+            pooling_ops.FAST_POOLS, conv_ops.FAST_GRAD = flags
             if backend is None:
                 os.environ.pop("ARCHSPEC_CONV_BACKEND", None)
             else:

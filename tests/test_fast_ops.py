@@ -1,10 +1,11 @@
 """archspec's own lowerings give the results and gradients of the plain XLA ops.
 
-- Non-overlapping pooling (stride == size, no padding, floor mode) is a reshape + reduction
-  (pooling_ops.block_pool) instead of reduce_window: max/min values and gradients are
-  bit-identical, ties included (the whole gradient goes to the first extreme element of the
-  window in row-major order, as reduce_window's select_and_scatter does); avg agrees to float
-  rounding.
+- Pooling (pooling_ops.FAST_POOLS) avoids reduce_window: max/min windows are one strided
+  view per window offset, non-overlapping avg windows a reshape + sum. Max/min values are
+  bit-identical; gradients too where windows do not overlap, ties included (the whole
+  gradient goes to the first extreme element of the window in row-major order, as
+  reduce_window's select_and_scatter does), and equal to rounding where they overlap; avg
+  agrees to float rounding.
 - The opt-in patch-matmul weight gradient of small fan-in convolutions (conv_ops) equals
   jax.grad of lax.conv_general_dilated to 1e-5 relative, over strides, paddings, dilations
   and 1-3 spatial axes; grouped convolutions keep the plain lowering. So do the
@@ -36,19 +37,23 @@ def xla_convolutions(monkeypatch):
 
 @pytest.fixture
 def pool_flag():
-    old = pooling_ops.FAST_BLOCKS
+    old = pooling_ops.FAST_POOLS
     yield
-    pooling_ops.FAST_BLOCKS = old
+    pooling_ops.FAST_POOLS = old
 
 
-def _pool_vjp(x, op, k, fast):
-    pooling_ops.FAST_BLOCKS = fast
-    out = tuple(d // kk for d, kk in zip(x.shape[1:-1], k))
-    pads = [(0, 0)] * len(k)
-    f = jax.jit(lambda x: pooling_ops.window_pool(x, op, k, k, pads, out))
+def _window_vjp(x, op, k, s, pads, out, fast):
+    pooling_ops.FAST_POOLS = fast
+    f = jax.jit(lambda x: pooling_ops.window_pool(x, op, k, s, pads, out))
     y, vjp = jax.vjp(f, x)
     g = jnp.asarray(np.random.default_rng(1).normal(size=y.shape), x.dtype)
     return y, vjp(g)[0]
+
+
+def _pool_vjp(x, op, k, fast):
+    """Non-overlapping windows of size k, floor mode."""
+    out = tuple(d // kk for d, kk in zip(x.shape[1:-1], k))
+    return _window_vjp(x, op, k, k, [(0, 0)] * len(k), out, fast)
 
 
 POOL_CASES = [((2, 8, 8, 3), (2, 2)), ((2, 9, 7, 3), (2, 3)), ((3, 10, 2), (3,)),
@@ -96,7 +101,7 @@ def test_block_pool_bf16(pool_flag):
 def test_overlapping_and_padded_pools_keep_reduce_window(pool_flag, monkeypatch):
     calls = []
     monkeypatch.setattr(pooling_ops, "block_pool", lambda *a: calls.append(a))
-    pooling_ops.FAST_BLOCKS = True
+    pooling_ops.FAST_POOLS = True
     x = jnp.ones((1, 8, 8, 1))
     pooling_ops.window_pool(x, "max", (3, 3), (2, 2), [(1, 1), (1, 1)], (4, 4))
     pooling_ops.window_pool(x, "max", (2, 2), (1, 1), [(0, 0), (0, 0)], (7, 7))
@@ -119,24 +124,9 @@ WINDOW_CASES = [  # (shape, k, s, pads, out): overlapping, padded, ceil-mode win
 ]
 
 
-def _window_vjp(x, op, k, s, pads, out, fast):
-    pooling_ops.FAST_WINDOWS = fast
-    f = jax.jit(lambda x: pooling_ops.window_pool(x, op, k, s, pads, out))
-    y, vjp = jax.vjp(f, x)
-    g = jnp.asarray(np.random.default_rng(1).normal(size=y.shape), x.dtype)
-    return y, vjp(g)[0]
-
-
-@pytest.fixture
-def window_flag():
-    old = pooling_ops.FAST_WINDOWS
-    yield
-    pooling_ops.FAST_WINDOWS = old
-
-
 @pytest.mark.parametrize("shape,k,s,pads,out", WINDOW_CASES)
 @pytest.mark.parametrize("op", ["max", "min"])
-def test_window_extreme_matches_reduce_window(window_flag, shape, k, s, pads, out, op):
+def test_window_extreme_matches_reduce_window(pool_flag, shape, k, s, pads, out, op):
     """Values equal; gradients equal to rounding (an element in several windows sums their
     shares in another order), with ties everywhere (rounded values after a ReLU)."""
     x = jnp.asarray(np.maximum(np.round(np.random.default_rng(0).normal(size=shape)), 0),
@@ -148,7 +138,7 @@ def test_window_extreme_matches_reduce_window(window_flag, shape, k, s, pads, ou
     np.testing.assert_allclose(g_fast, g_ref, rtol=1e-6, atol=1e-6)
 
 
-def test_window_tie_goes_to_the_first_element_of_each_window(window_flag):
+def test_window_tie_goes_to_the_first_element_of_each_window(pool_flag):
     x = jnp.asarray([[0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.0, 1.0, 0.0]]).reshape(1, 3, 3, 1)
     _, g = _window_vjp(x, "max", (2, 2), (1, 1), [(0, 0), (0, 0)], (2, 2), True)
     _, g_ref = _window_vjp(x, "max", (2, 2), (1, 1), [(0, 0), (0, 0)], (2, 2), False)
@@ -282,7 +272,7 @@ def test_spec_model_gradients_with_fast_ops(conv_fast, pool_flag):
             params)
 
     fast = grads()
-    conv_ops.FAST_GRAD, pooling_ops.FAST_BLOCKS = False, False
+    conv_ops.FAST_GRAD, pooling_ops.FAST_POOLS = False, False
     plain = grads()
     for a, b in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(plain)):
         assert _rel(a, b) < 1e-5

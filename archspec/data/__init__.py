@@ -8,8 +8,9 @@ from .config import DataConfig
 from .dataset import Dataset, Split
 from .errors import DataError
 from .loader import load_dataset
-from .normalize import apply_normalization, to_network
+from .normalize import PIXELS, apply_normalization, normalization_terms, to_network
 from .prefetch import prefetch
 
-__all__ = ["DataConfig", "DataError", "Dataset", "Split", "Stream", "apply_normalization",
-           "batches", "load_dataset", "prefetch", "steps_per_epoch", "to_network"]
+__all__ = ["PIXELS", "DataConfig", "DataError", "Dataset", "Split", "Stream",
+           "apply_normalization", "batches", "load_dataset", "normalization_terms", "prefetch",
+           "steps_per_epoch", "to_network"]

@@ -6,6 +6,8 @@ from typing import Literal
 
 import numpy as np
 
+from .normalize import PIXELS
+
 Task = Literal["classification", "regression"]
 
 
@@ -37,7 +39,7 @@ class Dataset:
 
     def example(self) -> np.ndarray:
         """One zero example as the network takes it (to initialise or trace a model)."""
-        dtype = np.float32 if self.train.x.dtype == np.uint8 else self.train.x.dtype
+        dtype = np.float32 if self.train.x.dtype == PIXELS else self.train.x.dtype
         return np.zeros((1, *self.input_shape), dtype)
 
 

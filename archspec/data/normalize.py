@@ -76,9 +76,16 @@ def to_network(x, norm_stats: dict):
 
 
 def _normalized(x, norm_stats: dict):
+    terms = normalization_terms(norm_stats)
+    return x if terms is None else (x - terms[0]) / terms[1]
+
+
+def normalization_terms(norm_stats: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(shift, scale) per channel, float32, such that normalised = (x - shift) / scale;
+    None for `kind: none`. A constant channel's scale is 1 (see apply_normalization)."""
     kind = norm_stats.get("kind", "none")
     if kind == "none":
-        return x
+        return None
     if kind == "standard":
         shift, scale = norm_stats["mean"], norm_stats["std"]
     elif kind == "minmax":
@@ -86,10 +93,6 @@ def _normalized(x, norm_stats: dict):
         shift, scale = lo, hi - lo
     else:
         raise ValueError(f"unknown normalisation kind {kind!r}")
-    shift = np.asarray(shift, dtype=np.float32)
-    scale = _safe_scale(np.asarray(scale, dtype=np.float32))
-    return (x - shift) / scale
-
-
-def _safe_scale(scale: np.ndarray) -> np.ndarray:
-    return np.where(scale > 1e-6, scale, np.float32(1.0)).astype(np.float32)
+    scale = np.asarray(scale, dtype=np.float32)
+    return (np.asarray(shift, dtype=np.float32),
+            np.where(scale > 1e-6, scale, np.float32(1.0)).astype(np.float32))

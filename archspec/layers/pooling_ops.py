@@ -7,17 +7,14 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-# Non-overlapping windows (stride == size, no padding, no ceil extra) are pooled by a reshape
-# and a reduction instead of `reduce_window`: same values, and on XLA:CPU much faster,
-# mostly in the backward pass (reduce_window max differentiates through select_and_scatter).
-# Set to False to get the reduce_window lowering everywhere (benchmarks compare the two).
-FAST_BLOCKS = True
-# Overlapping or padded max/min windows (ResNet's 3×3/2 stem pool) are the extreme of one
-# strided view of the padded input per window offset, with a gradient that pads each
-# offset's share back into place: elementwise work XLA fuses. reduce_window's
-# select_and_scatter gradient took 7-8× as long on XLA:CPU (8×112×112×64, 3×3/2: 110 ms
-# against 14 ms). False: reduce_window.
-FAST_WINDOWS = True
+# Max/min windows are the extreme of one strided view of the (padded) input per window
+# offset, with a gradient that pads each offset's share back into place: elementwise work
+# XLA fuses. reduce_window's select_and_scatter gradient took 7-8× as long on XLA:CPU
+# (8×112×112×64, 3×3/2: 110 ms against 14 ms), and a reshape-and-reduce of non-overlapping
+# blocks 5-9× (2×2/2). Non-overlapping average windows (stride == size, no padding, no ceil
+# extra) are a reshape and a sum. False: reduce_window everywhere (benchmarks and tests
+# compare the lowerings).
+FAST_POOLS = True
 
 
 def _blocks(x, k, out):
@@ -25,54 +22,6 @@ def _blocks(x, k, out):
     pool never reads; window axes are 2, 4, ..."""
     x = x[(slice(None), *(slice(0, o * kk) for o, kk in zip(out, k)))]
     return x.reshape(x.shape[0], *(d for o, kk in zip(out, k) for d in (o, kk)), x.shape[-1])
-
-
-def _unblock(xb, shape):
-    """Inverse of `_blocks`: back to `shape`, zeros where floor mode dropped rows."""
-    n = len(shape) - 2
-    xb = xb.reshape(xb.shape[0], *(xb.shape[1 + 2 * i] * xb.shape[2 + 2 * i] for i in range(n)),
-                    xb.shape[-1])
-    return jnp.pad(xb, [(0, 0)] + [(0, t - c) for t, c in zip(shape[1:-1], xb.shape[1:-1])]
-                   + [(0, 0)])
-
-
-def _expand(y, n):
-    """Pooled (N, *out, C) -> broadcastable against the blocks (N, o1, 1, o2, 1, ..., C)."""
-    return y.reshape(y.shape[0], *(d for o in y.shape[1:-1] for d in (o, 1)), y.shape[-1])
-
-
-def _first_hit(eq, n):
-    """Of the elements equal to their window's max (min), keep only the first in row-major
-    window order: reduce_window's gradient (select_and_scatter with `ge`/`le`) goes there."""
-    e = eq.astype(jnp.int32)
-    before = 0  # how many hits precede each element in its window, in row-major order
-    for d in range(n):
-        later = tuple(2 + 2 * j for j in range(d + 1, n))
-        t = e.sum(axis=later, keepdims=True) if later else e
-        before = before + jnp.cumsum(t, axis=2 + 2 * d) - t
-    return eq & (before == 0)
-
-
-def _extreme(x, k, out, is_max):
-    xb = _blocks(x, k, out)
-    axes = tuple(2 + 2 * i for i in range(len(k)))
-    return xb.max(axis=axes) if is_max else xb.min(axis=axes)
-
-
-def _extreme_fwd(x, k, out, is_max):
-    y = _extreme(x, k, out, is_max)
-    return y, (x, y)
-
-
-def _extreme_bwd(k, out, is_max, res, g):
-    x, y = res
-    n = len(k)
-    hit = _first_hit(_blocks(x, k, out) == _expand(y, n), n)
-    return (_unblock(jnp.where(hit, _expand(g, n), 0).astype(x.dtype), x.shape),)
-
-
-_block_extreme = jax.custom_vjp(_extreme, nondiff_argnums=(1, 2, 3))
-_block_extreme.defvjp(_extreme_fwd, _extreme_bwd)
 
 
 def _views(xp, k, s, out):
@@ -135,8 +84,8 @@ def block_pool(x, op, k, out_spatial):
     extreme element in row-major window order, as select_and_scatter does). Avg: sum over
     the window divided by its size, as `reduce_window` does (equal up to summation order)."""
     k, out = tuple(k), tuple(out_spatial)
-    if op in ("max", "min"):
-        return _block_extreme(x, k, out, op == "max")
+    if op in ("max", "min"):  # the window lowering: no window overlaps, so no reordered sum
+        return _window_extreme(x, k, k, ((0, 0),) * x.ndim, out, op == "max")
     axes = tuple(2 + 2 * i for i in range(len(k)))
     count = 1
     for kk in k:
@@ -152,11 +101,11 @@ def window_pool(x, op, k, s, pads, out_spatial, count_pad=True):
     count_include_pad=False, TensorFlow's 'same')."""
     extra = [max((o - 1) * ss + kk - (size + lo + hi), 0)
              for o, ss, kk, size, (lo, hi) in zip(out_spatial, s, k, x.shape[1:-1], pads)]
-    if (FAST_BLOCKS and tuple(k) == tuple(s) and not any(extra)
+    if (FAST_POOLS and tuple(k) == tuple(s) and not any(extra)
             and all(lo == 0 and hi == 0 for lo, hi in pads)):
         return block_pool(x, op, k, out_spatial)
     full = [(0, 0)] + [(lo, hi + e) for (lo, hi), e in zip(pads, extra)] + [(0, 0)]
-    if FAST_WINDOWS and op in ("max", "min"):
+    if FAST_POOLS and op in ("max", "min"):
         return _window_extreme(x, tuple(k), tuple(s), tuple(full), tuple(out_spatial),
                                op == "max")
     dims, strides = (1, *k, 1), (1, *s, 1)

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
+from archspec.data import PIXELS, normalization_terms
+
 GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 
 
@@ -232,17 +234,10 @@ OPS: dict[str, Op] = {
 
 def pixel_transform(norm_stats: dict, channels: int):
     """(to_pixels, from_pixels, mean_pixel in model space) for the data's normalisation."""
-    kind = norm_stats.get("kind", "none")
-    if kind == "none":
+    terms = normalization_terms(norm_stats)
+    if terms is None:
         return (lambda x: x), (lambda x: x), jnp.zeros((channels,), jnp.float32)
-    if kind == "standard":
-        shift, scale = norm_stats["mean"], norm_stats["std"]
-    else:  # minmax
-        shift = norm_stats["min"]
-        scale = [hi - lo for lo, hi in zip(norm_stats["min"], norm_stats["max"])]
-    shift = jnp.asarray(shift, jnp.float32)
-    scale = jnp.asarray(scale, jnp.float32)
-    scale = jnp.where(scale > 1e-6, scale, 1.0)  # as data.normalize: constant channels shift only
+    shift, scale = (jnp.asarray(t) for t in terms)
     return (lambda x: x * scale + shift), (lambda x: (x - shift) / scale), shift
 
 
@@ -256,7 +251,7 @@ def make_augment(steps: list[tuple[str, Any]], norm_stats: dict, num_classes: in
     def apply(key, x, y):
         to_px, from_px, mean_px = pixel_transform(norm_stats, x.shape[-1])
         # raw pixels are moved as they are: gathers of bytes, not of floats
-        x = x if x.dtype == jnp.uint8 else to_px(x.astype(jnp.float32))
+        x = x if x.dtype == PIXELS else to_px(x.astype(jnp.float32))
         if any(OPS[name].batch for name, _ in steps) and y.ndim == 1:
             y = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
         for i, (name, opts) in enumerate(steps):

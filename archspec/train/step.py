@@ -112,9 +112,8 @@ def train_step_fn(model, heads, tx, augment=None, norm_stats=None):
 
     def step(state: TrainState, x, y, w, valid=True):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-        if augment is not None:  # a pure function of (seed, step): a resume redraws it exactly
-            x, y = augment(jax.random.fold_in(rng, AUGMENT_STREAM), x, y)
-        x = network_input(x, norm_stats)  # raw pixels not augmented; normalised ones pass
+        # a pure function of (seed, step): a resume redraws the augmentation exactly
+        x, y = train_inputs(augment, norm_stats, jax.random.fold_in(rng, AUGMENT_STREAM), x, y)
         grad_fn = jax.value_and_grad(_forward_loss, argnums=2, has_aux=True)
         (_, (metrics, stats, _, health)), grads = grad_fn(model, heads, state.params,
                                                           state.batch_stats, x, y, w, rng, True)
@@ -139,6 +138,15 @@ def train_step_fn(model, heads, tx, augment=None, norm_stats=None):
 
 def network_input(x, norm_stats):
     return x if norm_stats is None else to_network(x, norm_stats)
+
+
+def train_inputs(augment, norm_stats, key, x, y):
+    """A train batch as the network takes it: augmented with `key` (train.augment takes raw
+    pixels or normalised inputs and returns them normalised), then, not augmented, raw
+    pixels normalised. The train step and `data show` both call it."""
+    if augment is not None:
+        x, y = augment(key, x, y)
+    return network_input(x, norm_stats), y
 
 
 def make_train_step(model, heads, tx, mesh, augment=None, norm_stats=None):

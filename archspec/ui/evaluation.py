@@ -3,7 +3,7 @@ dead ReLU units."""
 from __future__ import annotations
 
 from archspec.ui.tables import Column, grid, table
-from archspec.ui.train_tables import scored_label
+from archspec.ui.train_tables import main_iou, scored_label
 
 
 def eval_tables(out: dict) -> list:
@@ -14,7 +14,7 @@ def eval_tables(out: dict) -> list:
     tables = []
     if "confusion" in rep:
         head.append(["accuracy", f"{100 * rep['accuracy']:.2f}%"])
-        iou = next((v for k, v in m.items() if k.startswith("mean_iou")), None)
+        iou = main_iou(m)
         if iou is not None:  # a per-pixel head: its accuracy and confusion count pixels
             head.append(["mean IoU", f"{iou:.4f}"])
         names = out.get("class_names") or [str(i) for i in range(len(rep["precision"]))]

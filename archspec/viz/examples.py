@@ -5,6 +5,7 @@ their class names."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -39,15 +40,15 @@ def first_batch(setup, count: int):
     import jax
     import jax.numpy as jnp
 
-    from archspec.data import batches, to_network
+    from archspec.data import batches
     from archspec.train.augment import pixel_transform
-    from archspec.train.step import augment_key, pad_batch
+    from archspec.train.step import augment_key, pad_batch, train_inputs
 
     exp, ds = setup.exp, setup.dataset
     x, y = next(batches(ds.train, exp.batch_size, shuffle=True, seed=exp.seed, epoch=0))
-    x, y, _ = pad_batch(to_network(np.asarray(x), ds.norm_stats), np.asarray(y), exp.batch_size)
-    if setup.augment is not None:
-        x, y = jax.jit(setup.augment)(augment_key(exp.seed, 0), jnp.asarray(x), jnp.asarray(y))
+    x, y, _ = pad_batch(np.asarray(x), np.asarray(y), exp.batch_size)
+    x, y = jax.jit(partial(train_inputs, setup.augment, ds.norm_stats))(
+        augment_key(exp.seed, 0), jnp.asarray(x), jnp.asarray(y))
     to_pixels, _, _ = pixel_transform(ds.norm_stats, x.shape[-1])
     return np.asarray(to_pixels(jnp.asarray(x[:count], jnp.float32))), np.asarray(y[:count])
 

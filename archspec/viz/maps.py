@@ -67,18 +67,12 @@ def choose_layers(graph, names: list[str]) -> list[str]:
 
 def raw_range(dataset, sample: int = 4096) -> tuple[float, float]:
     """The range of the training pixels before normalisation (digits: 0..16)."""
+    from archspec.data import PIXELS, normalization_terms
+
     x = dataset.train.x[:sample]
-    if x.dtype == np.uint8:  # raw pixels, not normalised yet (data.to_network)
-        return float(x.min()), float(x.max())
-    x = np.asarray(x, dtype=np.float32)
-    stats = dataset.norm_stats or {"kind": "none"}
-    kind = stats.get("kind", "none")
-    if kind == "standard":
-        std = np.asarray(stats["std"], np.float32)
-        x = x * np.where(std > 1e-6, std, 1.0) + np.asarray(stats["mean"], np.float32)
-    elif kind == "minmax":
-        lo, hi = np.asarray(stats["min"], np.float32), np.asarray(stats["max"], np.float32)
-        x = x * np.where(hi - lo > 1e-6, hi - lo, 1.0) + lo
+    terms = normalization_terms(dataset.norm_stats or {"kind": "none"})
+    if x.dtype != PIXELS and terms is not None:  # raw pixels are not normalised yet
+        x = np.asarray(x, np.float32) * terms[1] + terms[0]
     return float(x.min()), float(x.max())
 
 
