@@ -29,19 +29,15 @@ def predict_json(*args):
 
 def own_outputs(run):
     """The run's test split (normalised), its raw values, and the model's own outputs."""
-    from archspec.data.normalize import _safe_scale
+    from archspec.data import normalization_terms
     from archspec.train.evaluate import load_state
     from archspec.train.measure import evaluate
 
     setup, state, _ = load_state(run)
     split = setup.dataset.test
     _, outputs = evaluate(setup, state, split)
-    stats = setup.dataset.norm_stats
-    if stats["kind"] == "standard":
-        raw = split.x * _safe_scale(np.asarray(stats["std"], np.float32)) + np.asarray(
-            stats["mean"], np.float32)
-    else:
-        raw = split.x
+    terms = normalization_terms(setup.dataset.norm_stats)
+    raw = split.x if terms is None else split.x * terms[1] + terms[0]
     return setup, split, raw, outputs
 
 
