@@ -6,10 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-all install summaries docs clean
 
+# The install takes the oneDNN extra: CPU convolutions through oneDNN where it builds (x86-64
+# Linux with g++), XLA's elsewhere; `make test` then checks both backends.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,onednn]'
 	touch $(STAMP)
 
 install: $(STAMP)

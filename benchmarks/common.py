@@ -55,7 +55,8 @@ def interleaved(runners: dict, rounds: int, warmup: int = 1, cpu: dict | None = 
     Returns name -> list of wall-clock seconds per round (warm-up rounds dropped). If `cpu`
     is a dict it receives name -> list of process CPU seconds (all threads) per round: on a
     machine shared with other jobs, CPU time is far steadier than wall time (time spent
-    descheduled is not counted), so small overheads are judged on it."""
+    descheduled is not counted), so small overheads are judged on it. A fn that returns a
+    pair gives its own (wall, CPU) seconds (work done in another process)."""
     times = {k: [] for k in runners}
     if cpu is not None:
         cpu.update({k: [] for k in runners})
@@ -63,9 +64,9 @@ def interleaved(runners: dict, rounds: int, warmup: int = 1, cpu: dict | None = 
         for name, fn in runners.items():
             c = time.process_time()
             t = time.perf_counter()
-            fn()
-            dt = time.perf_counter() - t
-            dc = time.process_time() - c
+            own = fn()
+            dt, dc = own if isinstance(own, tuple) else (time.perf_counter() - t,
+                                                         time.process_time() - c)
             if r >= warmup:
                 times[name].append(dt)
                 if cpu is not None:

@@ -15,6 +15,15 @@ Implementations (--impl, comma-separated, default all):
   keras          Keras 3, JAX backend, train_on_batch, jit_compile=True
   torch          PyTorch eager on CPU, one intra-op thread per core (torchN: N threads)
 
+--isolate runs each implementation in a process of its own, started as its command would
+start it: the archspec rows with the environment the `archspec` command gives itself
+(archspec/hugepages.py: glibc's huge-page tunable where it helps; `archspec-4k` is archspec
+without it), the others with this process's environment. Rounds stay interleaved: the
+parent asks each worker in turn for a block of steps and reads back its wall and CPU time.
+--settle K runs K untimed steps at the start of each block, so that a block times steps
+that follow steps, as in training (on a VM whose host reclaims freed guest memory, the
+first step after another process ran refaults its buffers on the host).
+
 Every implementation trains on the same resident random batch (no input pipeline), Adam
 (lr 1e-3), softmax cross-entropy. Rounds are interleaved (one block of --steps steps of each
 implementation per round) and the step time is the median over rounds; ratios are the median
@@ -195,6 +204,52 @@ class TorchRunner:
         loss.item()
 
 
+class WorkerRunner:
+    """An implementation in a process of its own (--isolate), driven over its stdin/stdout:
+    each line in is a number of steps, each line out the worker's CPU seconds for them."""
+
+    def __init__(self, impl, model, batch):
+        import json
+        import subprocess
+
+        from archspec import hugepages
+
+        env = dict(os.environ)
+        if impl.startswith("archspec") and impl != "archspec-4k":
+            env = hugepages.hugepage_env(env, hugepages.thp_mode(), hugepages.libc()) or env
+        self.memory = env.get("GLIBC_TUNABLES", "") or "default"
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", impl, "--model", model, "--batch", str(batch)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        ready = json.loads(self.proc.stdout.readline())
+        self.compile_s, self.params = ready["compile_s"], ready["params"]
+
+    def run(self, n, settle=0):
+        self.proc.stdin.write(f"{n} {settle}\n")
+        self.proc.stdin.flush()
+        wall, cpu = map(float, self.proc.stdout.readline().split())
+        return wall, cpu
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def serve(impl, model, batch):
+    """The worker's side of WorkerRunner."""
+    import json
+
+    runner = make_runner("archspec" if impl == "archspec-4k" else impl, model, batch)
+    print(json.dumps({"compile_s": runner.compile_s, "params": runner.params}), flush=True)
+    for line in sys.stdin:
+        n, settle = map(int, line.split())
+        if settle:
+            runner.run(settle)
+        c, t = time.process_time(), time.perf_counter()
+        runner.run(n)
+        print(time.perf_counter() - t, time.process_time() - c, flush=True)
+
+
 def make_runner(impl, model, batch):
     if impl == "archspec":
         return ArchspecRunner(model, batch)
@@ -217,17 +272,25 @@ def main():
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--steps", type=int, default=5, help="steps per implementation per round")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
+    ap.add_argument("--isolate", action="store_true",
+                    help="each implementation in a process of its own, as its command starts it")
+    ap.add_argument("--settle", type=int, default=0,
+                    help="with --isolate: untimed steps at the start of each block")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.worker:
+        return serve(a.worker, a.model, a.batch)
     impls = a.impl.split(",")
     runners = {}
     for impl in impls:
         t = time.perf_counter()
-        runners[impl] = make_runner(impl, a.model, a.batch)
+        runners[impl] = (WorkerRunner if a.isolate else make_runner)(impl, a.model, a.batch)
         print(f"{impl:13s} ready in {time.perf_counter() - t:6.1f} s "
               f"(compile {runners[impl].compile_s:6.2f} s), {runners[impl].params:,} parameters",
               flush=True)
     cpu = {}
-    times = common.interleaved({k: (lambda r=r: r.run(a.steps)) for k, r in runners.items()},
+    block = (lambda r: r.run(a.steps, a.settle)) if a.isolate else (lambda r: r.run(a.steps))
+    times = common.interleaved({k: (lambda r=r: block(r)) for k, r in runners.items()},
                                a.rounds, warmup=1, cpu=cpu)
     base = "flax" if "flax" in times else impls[0]
     rows = {}
@@ -244,6 +307,7 @@ def main():
                       "compile_s": runners[impl].compile_s, f"time_vs_{base}": rel,
                       "cpu_ms": cpu_step * 1e3, f"cpu_vs_{base}": cpu_rel,
                       "params": runners[impl].params,
+                      "memory": getattr(runners[impl], "memory", "this process's"),
                       "round_ms": [t / a.steps * 1e3 for t in ts]}
         print(f"{impl:16s} {step * 1e3:9.2f} {a.batch / step:8.1f} "
               f"{runners[impl].compile_s:9.2f} {rel:9.3f} {cpu_step * 1e3:9.2f} {cpu_rel:7.3f} "
@@ -251,7 +315,9 @@ def main():
     path = common.save(f"train_{a.model}_b{a.batch}{a.tag}", {
         "model": a.model, "batch": a.batch, "rounds": a.rounds, "steps": a.steps,
         "versions": common.versions("jax", "jaxlib", "flax", "optax", "keras", "torch"),
-        "results": rows})
+        "isolated": a.isolate, "settle": a.settle, "results": rows})
+    for r in runners.values():
+        getattr(r, "close", lambda: None)()
     print(f"saved {path.relative_to(common.ROOT)}")
 
 

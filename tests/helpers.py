@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ARCHSPEC = [sys.executable, "-m", "archspec.cli"]
+ARCHSPEC = [sys.executable, "-m", "archspec"]  # the command, as archspec/__main__.py runs it
 
 
 def run_cli(*args, env=None, timeout=300, cwd=None) -> subprocess.CompletedProcess:

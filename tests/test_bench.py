@@ -3,8 +3,11 @@ thresholds: speed is measured in benchmarks/, tests only check what is reported.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+
+from archspec import hugepages
 
 from helpers import run_cli
 
@@ -63,6 +66,16 @@ def test_json_values_consistent(result):
     assert result["memory_source"] in ("device", "process RSS")
     assert result["step_memory_bytes"] is None or result["step_memory_bytes"] > 0
     assert "3 x forward MACs" in result["flops_note"]
+
+
+def test_the_command_gives_itself_huge_pages(result):
+    """The command re-executes itself with glibc's huge-page tunable where that helps
+    (archspec/hugepages.py), and says what its process has."""
+    wanted = hugepages.hugepage_env({}, hugepages.thp_mode(), hugepages.libc()) is not None
+    if wanted and not os.environ.get(hugepages.ENV) and "GLIBC_TUNABLES" not in os.environ:
+        assert result["memory_pages"].startswith("huge pages for malloc's mappings"), result
+    else:
+        assert result["memory_pages"], result
 
 
 def test_table_output_bf16(spec):

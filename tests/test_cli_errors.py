@@ -27,7 +27,7 @@ def good(tmp_path_factory) -> Path:
 
 def archspec(*args) -> tuple[int, str]:
     script = Path(sys.executable).with_name("archspec")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "archspec.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "archspec"]
     proc = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120"})
     return proc.returncode, proc.stdout + proc.stderr

@@ -102,7 +102,7 @@ def test_library_reports_exactly_the_expected_errors(path):
 
 def _command() -> list[str]:
     script = Path(sys.executable).with_name("archspec")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "archspec.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "archspec"]
 
 
 @pytest.mark.parametrize("stem", SUBPROCESS)

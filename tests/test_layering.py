@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "archspec"
 
 # The pipeline, in order. A module belongs to the first stage whose prefix it has.
 STAGES = [
-    ("core", ("archspec.errors", "archspec.fmt", "archspec.jsonout")),
+    ("core", ("archspec.errors", "archspec.fmt", "archspec.jsonout", "archspec.hugepages")),
     ("layers", ("archspec.layers",)),
     ("spec", ("archspec.spec",)),
     ("model", ("archspec.model",)),

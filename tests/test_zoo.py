@@ -74,7 +74,7 @@ def params_under(graph, prefix: str) -> int:
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("archspec")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "archspec.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "archspec"]
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
     return subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=120)

@@ -35,9 +35,14 @@ def bench(spec: Path, batch: int, steps: int, precision: str, warmup: int, matmu
         raise ArchspecError(str(exc)) from None
     from archspec.layers import onednn
 
+    from archspec import hugepages
+
     backend = onednn.describe()  # which convolution backend the step was traced with
+    pages = hugepages.describe()  # whether the step's big buffers fault in 2 MiB pages
     if as_json:
-        print(jsonout.dumps({**result.to_dict(), "conv_backend": backend}, indent=2))
+        print(jsonout.dumps({**result.to_dict(), "conv_backend": backend, "memory_pages": pages},
+                            indent=2))
         return
     console.print(bench_table(result))
     console.print(f"convolutions: {backend}")
+    console.print(f"memory pages: {pages}")

@@ -1,0 +1,25 @@
+"""The `archspec` command (also `python -m archspec`): set up the process's memory
+(archspec/hugepages.py: re-executes once with glibc's huge-page tunable where it helps), then
+run the CLI."""
+from __future__ import annotations
+
+import os
+import sys
+
+from archspec import hugepages
+
+
+def main() -> None:
+    env = hugepages.hugepage_env(os.environ, hugepages.thp_mode(), hugepages.libc())
+    if env is not None:
+        try:
+            os.execve(sys.executable, sys.orig_argv, env)
+        except OSError:
+            pass  # run as it is
+    from archspec.cli import main as cli_main
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()
