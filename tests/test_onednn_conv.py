@@ -237,24 +237,27 @@ rng = np.random.default_rng(0)
 x = rng.normal(size=(2, 8, 12, 12, 3)).astype(np.float32)
 y, w = rng.integers(0, 4, size=(2, 8)).astype(np.int32), np.ones((2, 8), np.float32)
 init = lambda: init_state(model, graph, tx, 0, jnp.zeros((1, 12, 12, 3)))  # steps donate it
+leaves = lambda s: jax.tree_util.tree_leaves(jax.device_get(s.params))  # noqa: E731
 def steps(backend):
     os.environ[onednn.ENV] = backend
     single, multi = make_train_step(model, heads, tx, make_mesh()), make_multi_step(
         model, heads, tx, make_mesh())
     texts = [single.lower(init(), x[0], y[0], w[0]).compile().as_text(),
              multi.lower(init(), x, y, w, np.ones(2, bool)).compile().as_text()]
-    states = [single(init(), x[0], y[0], w[0])[0], multi(init(), x, y, w, np.ones(2, bool))[0]]
-    return texts, [jax.tree_util.tree_leaves(jax.device_get(s.params)) for s in states]
-(t_single, t_multi), got = steps("auto")
-_, ref = steps("xla")
+    one = single(init(), x[0], y[0], w[0])[0]
+    twice = leaves(single(single(init(), x[0], y[0], w[0])[0], x[1], y[1], w[1])[0])
+    return texts, leaves(one), twice, leaves(multi(init(), x, y, w, np.ones(2, bool))[0])
+(t_single, t_multi), got, got_twice, got_multi = steps("auto")
+_, ref, _, _ = steps("xla")
 for text in (t_single, t_multi):
     assert "archspec_onednn_conv_bwd_weights" in text
     assert re.search(r"f32\\[2,12,12,8\\]\\S* custom-call", text)  # conv 1: 2 examples a device
     assert "all-gather" not in text, [l for l in text.splitlines() if "all-gather" in l][:3]
-start = jax.tree_util.tree_leaves(jax.device_get(init().params))
-for g_params, r_params in zip(got, ref):
-    for a, b, p in zip(g_params, r_params, start):
-        assert np.linalg.norm(a - b) <= 1e-5 * np.linalg.norm(b - p) + 1e-7
+start = leaves(init())
+for a, b, p in zip(got, ref, start):  # one step: oneDNN's update is XLA's
+    assert np.linalg.norm(a - b) <= 1e-5 * np.linalg.norm(b - p) + 1e-7
+for a, b in zip(got_multi, got_twice):  # the scanned steps are the single steps
+    assert np.linalg.norm(a - b) <= 1e-6 * np.linalg.norm(b) + 1e-7
 print("same")
 """
 
@@ -263,8 +266,11 @@ print("same")
 def test_batch_sharded_over_a_host_mesh():
     """`auto` over 4 host devices: archspec's train step and its scanned chunk of steps,
     batch sharded, run each device's examples through oneDNN (the partitioning rule: no
-    all-gather of the activations, a psum of the weight gradients) and update the
-    parameters as XLA's convolutions do."""
+    all-gather of the activations, a psum of the weight gradients). One step updates the
+    parameters as XLA's convolutions do; the scanned chunk equals its single steps.
+    Two steps are not compared across backends: at lr 1 this network's second update moves
+    by 28% when XLA alone starts it from a state perturbed by 1e-7 (measured), so
+    float-rounding differences of the first step say nothing there."""
     import os
     import subprocess
     import sys
