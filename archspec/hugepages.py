@@ -27,7 +27,7 @@ def hugepage_env(environ, thp_mode: str | None, libc: str) -> dict | None:
     if _MARK in environ or environ.get(ENV, "").strip().lower() in ("0", "off", "false", "no"):
         return None
     tunables = environ.get("GLIBC_TUNABLES", "")
-    if not libc.startswith("glibc") or thp_mode != "madvise" or "glibc.malloc.hugetlb" in tunables:
+    if not knows_tunable(libc) or thp_mode != "madvise" or "glibc.malloc.hugetlb" in tunables:
         return None
     return {**environ, _MARK: "1",
             "GLIBC_TUNABLES": f"{tunables}:{TUNABLE}" if tunables else TUNABLE}
@@ -41,6 +41,12 @@ def thp_mode() -> str | None:
     except OSError:
         return None
     return found.group(1) if found else None
+
+
+def knows_tunable(libc: str) -> bool:
+    """Whether this C library has glibc.malloc.hugetlb (glibc 2.35 and later)."""
+    found = re.fullmatch(r"glibc (\d+)\.(\d+).*", libc)
+    return bool(found) and (int(found.group(1)), int(found.group(2))) >= (2, 35)
 
 
 def libc() -> str:
@@ -59,7 +65,7 @@ def describe() -> str:
     if mode == "always":
         return "huge pages (the kernel's transparent huge pages: always)"
     why = (f"{ENV}={os.environ[ENV]}" if os.environ.get(ENV) else
-           "not glibc" if not libc().startswith("glibc") else
+           "no glibc 2.35+" if not knows_tunable(libc()) else
            f"transparent huge pages: {mode or 'unavailable'}" if mode != "madvise" else
            "not started by the archspec command")
     return f"4 KiB pages ({why})"

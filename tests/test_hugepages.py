@@ -25,6 +25,8 @@ def test_left_alone_where_it_cannot_help_or_is_not_wanted():
     assert hugepage_env({}, "never", GLIBC) is None
     assert hugepage_env({}, None, GLIBC) is None  # no transparent huge pages at all
     assert hugepage_env({}, "madvise", "") is None  # not glibc (musl, macOS)
+    assert hugepage_env({}, "madvise", "glibc 2.31") is None  # before the tunable existed
+    assert hugepage_env({}, "madvise", "glibc 2.40") is not None
     for off in ("0", "off", "false", "no", "OFF"):
         assert hugepage_env({hugepages.ENV: off}, "madvise", GLIBC) is None
     # the user's own choice of the tunable wins
