@@ -10,7 +10,7 @@ from archspec import hugepages
 
 
 def main() -> None:
-    env = hugepages.hugepage_env(os.environ, hugepages.thp_mode(), hugepages.libc())
+    env = hugepages.command_env(os.environ)
     if env is not None:
         try:
             os.execve(sys.executable, sys.orig_argv, env)

@@ -24,13 +24,30 @@ _MARK = "ARCHSPEC_LAUNCHED"  # set in the re-executed process: never a second ex
 
 def hugepage_env(environ, thp_mode: str | None, libc: str) -> dict | None:
     """The environment to re-execute the command with, or None to run as it is."""
-    if _MARK in environ or environ.get(ENV, "").strip().lower() in ("0", "off", "false", "no"):
+    if _MARK in environ or why_not(environ, thp_mode, libc) is not None:
         return None
     tunables = environ.get("GLIBC_TUNABLES", "")
-    if not knows_tunable(libc) or thp_mode != "madvise" or "glibc.malloc.hugetlb" in tunables:
-        return None
     return {**environ, _MARK: "1",
             "GLIBC_TUNABLES": f"{tunables}:{TUNABLE}" if tunables else TUNABLE}
+
+
+def command_env(environ) -> dict | None:
+    """hugepage_env for this machine: what the `archspec` command re-executes with."""
+    return hugepage_env(environ, thp_mode(), libc())
+
+
+def why_not(environ, thp_mode: str | None, libc: str) -> str | None:
+    """Why the command leaves the tunable out, or None where it adds it."""
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    if environ.get(ENV, "").strip().lower() in ("0", "off", "false", "no"):
+        return f"{ENV}={environ[ENV]}"
+    if "glibc.malloc.hugetlb" in tunables:
+        return f"GLIBC_TUNABLES={tunables}"  # the user's own choice
+    if not knows_tunable(libc):
+        return "no glibc 2.35+"
+    if thp_mode != "madvise":  # always: the kernel gives them anyway; never: nothing can
+        return f"transparent huge pages: {thp_mode or 'unavailable'}"
+    return None
 
 
 def thp_mode() -> str | None:
@@ -64,9 +81,5 @@ def describe() -> str:
     mode = thp_mode()
     if mode == "always":
         return "huge pages (the kernel's transparent huge pages: always)"
-    why = (f"{ENV}={os.environ[ENV]}" if os.environ.get(ENV) else
-           "no glibc 2.35+" if not knows_tunable(libc()) else
-           f"transparent huge pages: {mode or 'unavailable'}" if mode != "madvise" else
-           "not started by the archspec command")
+    why = why_not(os.environ, mode, libc()) or "not started by the archspec command"
     return f"4 KiB pages ({why})"
-

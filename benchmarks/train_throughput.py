@@ -216,7 +216,7 @@ class WorkerRunner:
 
         env = dict(os.environ)
         if impl.startswith("archspec") and impl != "archspec-4k":
-            env = hugepages.hugepage_env(env, hugepages.thp_mode(), hugepages.libc()) or env
+            env = hugepages.command_env(env) or env
         self.memory = env.get("GLIBC_TUNABLES", "") or "default"
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", impl, "--model", model, "--batch", str(batch)],
@@ -281,6 +281,8 @@ def main():
     if a.worker:
         return serve(a.worker, a.model, a.batch)
     impls = a.impl.split(",")
+    if "archspec-4k" in impls and not a.isolate:
+        ap.error("archspec-4k differs from archspec only in a process of its own: add --isolate")
     runners = {}
     for impl in impls:
         t = time.perf_counter()

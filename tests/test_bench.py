@@ -71,7 +71,7 @@ def test_json_values_consistent(result):
 def test_the_command_gives_itself_huge_pages(result):
     """The command re-executes itself with glibc's huge-page tunable where that helps
     (archspec/hugepages.py), and says what its process has."""
-    wanted = hugepages.hugepage_env({}, hugepages.thp_mode(), hugepages.libc()) is not None
+    wanted = hugepages.command_env({}) is not None
     if wanted and not os.environ.get(hugepages.ENV) and "GLIBC_TUNABLES" not in os.environ:
         assert result["memory_pages"].startswith("huge pages for malloc's mappings"), result
     else:

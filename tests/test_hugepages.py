@@ -41,8 +41,9 @@ def test_never_a_second_exec():
 
 
 def test_the_command_runs_once_and_keeps_its_exit_code(tmp_path):
-    """Through the real entry point: a usage error exits 2 with one message, whether or not
-    the process re-executed itself (the same pid, so signals and waits see one process)."""
+    """Through the real entry point, re-executed where this machine allows: argv survives
+    the exec (the usage line names the command) and a usage error still exits 2 with its
+    one message."""
     proc = subprocess.run([sys.executable, "-m", "archspec", "summary", "no.yaml"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr

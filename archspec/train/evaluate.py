@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from archspec.train.reporter import Warn, ignore
 from archspec.train.runs import RunError
@@ -13,10 +12,10 @@ from archspec.train.runs import RunError
 def load_run(run_dir: Path, warn: Warn = ignore):
     """(Experiment, Graph, arch_text) from a run folder: config.yaml + architecture.yaml.
     Data or experiment files changed since the run started are told to `warn`."""
-    from pydantic import ValidationError
-
-    from archspec.errors import SpecErrors
+    from archspec.errors import ErrorCollector, Pos, SpecErrors
+    from archspec.spec.locate import validate
     from archspec.spec.resolve import load_architecture
+    from archspec.spec.yaml_loader import load_yaml_file
     from archspec.train.config import Experiment
 
     run_dir = Path(run_dir)
@@ -24,15 +23,12 @@ def load_run(run_dir: Path, warn: Warn = ignore):
     if not cfg_path.exists() or not arch_path.exists():
         raise RunError(f"{run_dir} is not a run folder (no config.yaml / architecture.yaml)",
                        "pass a folder like runs/<experiment>/<timestamp>")
-    try:
-        exp = Experiment.model_validate(yaml.safe_load(cfg_path.read_text()))
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise RunError(f"{cfg_path} is not a valid experiment: {problems}",
-                       "was config.yaml edited by hand? It must keep the keys and values "
-                       "the run wrote") from None
-    except Exception as exc:  # noqa: BLE001
-        raise RunError(f"{cfg_path} is not a valid experiment: {str(exc).splitlines()[0]}") from None
+    # validated as an experiment file is (spec.locate): a key that does not validate is a
+    # located error; the checks of a new experiment against its data are not rerun
+    root, errors = load_yaml_file(cfg_path), ErrorCollector()
+    exp = validate(Experiment, root, root, errors, "", Pos(str(cfg_path), 1, 1),
+                   "the run's experiment")
+    errors.raise_if_any()
     try:
         graph = load_architecture(arch_path)
     except SpecErrors:
