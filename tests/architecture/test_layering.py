@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "archspec"
+PACKAGE = Path(__file__).resolve().parents[2] / "archspec"
 
 # The pipeline, in order. A module belongs to the first stage whose prefix it has.
 STAGES = [

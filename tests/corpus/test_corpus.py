@@ -30,7 +30,7 @@ from archspec.spec.resolve import load_architecture
 # file or a huge repeat takes minutes or all memory); speed itself lives in benchmarks/.
 QUICK = 15.0
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).resolve().parent
 FILES = sorted(CORPUS.glob("*.yaml"))
 _EXPECT = re.compile(r"^#\s*expect:\s*(\d+):(\d+)\s+(.+?)\s*$")
 _DETAIL = re.compile(r"^#\s*expect-(path|hint|expected|found):\s*(.+?)\s*$")

@@ -11,7 +11,7 @@ from archspec.errors import SpecErrors
 from archspec.spec.expr import evaluate
 from archspec.spec.resolve import load_architecture, load_architecture_text
 
-ARCH = Path(__file__).resolve().parents[1] / "architectures"
+ARCH = Path(__file__).resolve().parents[2] / "architectures"
 
 
 def shapes(text: str, input_shape=None) -> dict:

@@ -151,7 +151,7 @@ def test_network_loss_and_gradients_equal_xla(spec, monkeypatch):
     from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture, load_architecture_text
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     graph = (load_architecture_text(NET) if spec == "net"
              else load_architecture(root / spec, input_shape=(8, 8, 3)))
     model = build_model(graph)

@@ -17,7 +17,7 @@ import pytest
 from archspec.layers import REGISTRY, Layer
 from archspec.layers.base import Example, Options, unregister
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KINDS = sorted(REGISTRY)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "archspec"
+PACKAGE = Path(__file__).resolve().parents[2] / "archspec"
 COMMANDS = sorted((PACKAGE / "commands").glob("*.py"))
 CLI_MAY_IMPORT = ("archspec.commands", "archspec.ui", "archspec.errors",
                   "archspec.__version__")

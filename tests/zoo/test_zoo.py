@@ -16,9 +16,9 @@ import pytest
 from archspec.spec.resolve import load_architecture, load_architecture_text
 from archspec.model.summary import summarize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARCH = ROOT / "architectures"
-SPECS = Path(__file__).resolve().parent / "specs"
+SPECS = ROOT / "tests" / "specs"
 FILES = sorted(p.stem for p in ARCH.glob("*.yaml"))
 SCHEMA_LINE = "# yaml-language-server: $schema=../schema/architecture.schema.json"
 
@@ -48,7 +48,7 @@ PARAMS = {
     "efficientnet_b0": 5_288_548,   # torchvision; the same for the three below
     "convnext_tiny": 28_589_128,
     "vit_b_16": 86_567_656,
-    "unet": 31_030_658,          # derived by hand in tests/test_unet.py
+    "unet": 31_030_658,          # derived by hand in tests/zoo/test_unet.py
 }
 
 
