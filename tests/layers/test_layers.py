@@ -13,7 +13,7 @@ import pytest
 from archspec.errors import SpecErrors
 from archspec.spec.resolve import load_architecture_text
 from helpers import run_cli
-from test_numerics import Net, close, rand
+from model.test_build import Net, close, rand
 
 X = rand((2, 4, 5, 6), 11)
 

@@ -12,7 +12,7 @@ from archspec.errors import SpecErrors
 from archspec.spec.resolve import MAX_NAME, load_architecture_text
 from archspec.spec.yaml_loader import load_yaml_text
 from helpers import run_cli
-from test_numerics import Net, close
+from model.test_build import Net, close
 
 
 def spec_errors(text: str, filename: str = "t.yaml"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from archspec.model.summary import summarize
 from archspec.spec.resolve import load_architecture
 
-from test_zoo import ARCH, cli
+from zoo.test_zoo import ARCH, cli
 
 UNET = ARCH / "unet.yaml"
 
