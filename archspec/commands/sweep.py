@@ -45,7 +45,7 @@ def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: b
 
 
 def _sweep_points(sw, todo, file, console) -> None:
-    from archspec.experiment.sweep import run_point
+    from archspec.train.sweep_point import run_point
     from archspec.ui.progress import RichReporter
 
     reporter = RichReporter(console, summary=False)  # a line per point instead

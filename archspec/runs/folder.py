@@ -22,6 +22,8 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from archspec.runs.files import RunFolderError, read_json, write_json
+
 
 # ---------------------------------------------------------------- the folder of a new run
 
