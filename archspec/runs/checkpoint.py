@@ -216,6 +216,16 @@ def finished_step(run_dir: Path, setup) -> int | None:
     return steps[0]
 
 
+def committed_steps(directory: Path) -> list[int]:
+    """The steps orbax has committed in a checkpoint folder (renamed from their temporary
+    folder), newest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir()),
+                  reverse=True)
+
+
 def _files(step_dir: Path) -> list[Path]:
     return sorted(f for f in step_dir.rglob("*") if f.is_file() and not f.is_symlink()
                   and f.name not in (MANIFEST, f".{MANIFEST}.tmp"))
@@ -313,8 +323,8 @@ def _first_line(exc) -> str:
 def scored_checkpoint(run_dir: Path, which: str = "best") -> str:
     """The checkpoint a run is scored with: `which` ("best" or "latest"), "best" falling
     back to "latest" when the run has no best checkpoint (it never validated)."""
-    if which == "best" and not (Path(run_dir) / "checkpoints" / "best").is_dir():
-        return "latest"
+    if which == "best" and not committed_steps(Path(run_dir) / "checkpoints" / "best"):
+        return "latest"  # (a run that never validated has an empty best/ folder)
     return which
 
 

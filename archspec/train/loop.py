@@ -125,7 +125,8 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 result.history.append(row)
                 reporter.epoch_end(index + 1, setup.epochs, row)
                 if epoch.complete(setup.steps_per_epoch):
-                    monitor.check_chance(step, main_accuracy(row["train"]), setup.chance)
+                    monitor.check_chance(step, main_accuracy(row["train"]), setup.chance,
+                                         row["train"].get("loss"))
                 if stop.requested:
                     result.stopped = True
                     break
