@@ -89,6 +89,7 @@ class Run:
             self.best = read_best(self.dir, self.reporter.warning)
             state, pos = ckpt.restore(self.dir, state, warn=self.reporter.training_warning)
             position = Position(pos["epoch"], pos["batch"])
+            self.reporter.resumed(int(state.step))
             self.log.truncate_after(int(state.step))
         self.started = time.perf_counter()
         return jax.device_put(state, shardings(s.mesh)[1]), position

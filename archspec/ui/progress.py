@@ -52,6 +52,9 @@ class RichReporter:
             if notice:
                 self._say(notice)
 
+    def resumed(self, step):
+        self._say(f"continuing from checkpoint {step} (its checksums verified)")
+
     def compiling(self, setup):
         self.rows, self.last, self.total = [], 0.0, setup.total_steps
         self.t_compile, self.compiled = time.perf_counter(), False
