@@ -19,6 +19,8 @@ JSON_HELP = "machine-readable output"
 CACHE_HELP = ("keep compiled programs in JAX's persistent cache ($ARCHSPEC_CACHE_DIR, else "
               "~/.cache/archspec/jax)")
 RUN_HELP = "a run folder: runs/<experiment>/<timestamp>"
+WAIT_HELP = ("when another process is training in the run folder, wait for it to end instead "
+             "of refusing")
 
 
 def _version(value: bool) -> None:
@@ -189,6 +191,7 @@ def train(
                                                          "resized to it)"),
     compile_cache: bool = typer.Option(True, "--compile-cache/--no-compile-cache",
                                        help=CACHE_HELP),
+    wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
 ):
     """Train an experiment (or an architecture on a built-in data set)."""
     return work("train:train", locals())
@@ -305,6 +308,7 @@ def sweep(
     summary_only: bool = typer.Option(False, "--summary", help="only print the table of points"),
     output: Optional[str] = typer.Option(None, help="folder for runs (default: the sweep "
                                                     "file's output, else runs)"),
+    wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
 ):
     """Train an experiment at every point of a grid or random search, resumably."""
     return work("sweep:sweep", locals())

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def sweep(*, file: Path, point: Optional[int], parallel_hint: bool, summary_only: bool,
-          output: Optional[str]) -> None:
+          output: Optional[str], wait: bool = False) -> None:
     from archspec.experiment.sweep import (DONE, check_points, load_sweep, point_status,
                                       write_manifest)
     from archspec.experiment.sweep import parallel_hint as hint_lines
@@ -39,19 +39,19 @@ def sweep(*, file: Path, point: Optional[int], parallel_hint: bool, summary_only
                   f"{len(chosen) - len(todo)} already finished, {len(todo)} to run "
                   f"-> {sw.folder}")
     if todo:  # JAX only when something trains
-        _sweep_points(sw, todo, file, console)
+        _sweep_points(sw, todo, file, console, wait)
     console.print()
     console.print(points_table(sw, chosen))
 
 
-def _sweep_points(sw, todo, file, console) -> None:
+def _sweep_points(sw, todo, file, console, wait=False) -> None:
     from archspec.train.sweep_point import run_point
     from archspec.ui.progress import RichReporter
 
     reporter = RichReporter(console, summary=False)  # a line per point instead
     for k, p in enumerate(todo, start=1):
         console.print(f"\n[bold]point {p.index}[/bold] ({k}/{len(todo)}) {p.id}: {p.describe()}")
-        what, result = run_point(sw, p, reporter)
+        what, result = run_point(sw, p, reporter, wait)
         if result is not None and result.stopped:
             console.print(f"stopped; run `archspec sweep {file}` again to resume")
             break

@@ -79,7 +79,10 @@ class Health(Strict):
                                                          "starting value")
     chance_epochs: int = Field(3, ge=0, description="declare a failure when train accuracy is "
                                                     "still at chance after this many epochs "
+                                                    "and the loss has stopped improving "
                                                     "(0: never)")
+    chance_min_steps: int = Field(100, ge=0, description="declare no stall before this many "
+                                                         "steps")
     restarts: int = Field(0, ge=0, description="re-initialise with a new seed after "
                                                "collapse/divergence, up to N times")
     restart_lr_factor: float = Field(1.0, gt=0, description="multiply the learning rate by this "

@@ -359,10 +359,11 @@ def write_manifest(sweep: Sweep, points: list[Point]) -> None:
 # --- running ---------------------------------------------------------------------------------
 def point_status(run_dir: Path) -> str | None:
     """The last summary status of a point's run; None when it never started."""
+    from archspec.runs.lock import LOCK_NAME
     from archspec.runs.records import read_metrics
 
-    if not run_dir.exists():
-        return None
+    if not run_dir.exists() or all(p.name == LOCK_NAME for p in run_dir.iterdir()):
+        return None  # (a point's folder holds only its lock until its set-up is written)
     summaries = [r for r in read_metrics(run_dir) if r.get("split") == "summary"]
     return str(summaries[-1].get("status")) if summaries else "running/killed"
 

@@ -1,17 +1,20 @@
 """Checkpoints through orbax: `latest` (for resume) and `best` (by validation metric).
 
-Orbax writes each checkpoint to a temporary folder and renames it when complete, so a
+Orbax writes each checkpoint step to a temporary folder and renames it when complete, so a
 process killed mid-write leaves the previous checkpoint intact and loadable. A checkpoint
 stores the training state plus where in the data it stopped (epoch, batch).
 
-Once orbax has finished a step, archspec writes the sha256 of every file in it to
-`<step>/archspec.sha256` (atomically); a restore checks them first, so a checkpoint damaged
-on disk (flipped bytes, a truncated file) is never loaded: the one before it is used, with a
-warning. Steps written before checksums existed load unchecked."""
+The sha256 of every file of a step is part of that commit: archspec writes the list
+(`<step>/archspec.sha256`) into the temporary folder after orbax has written the data and
+before the rename (`_SealedRename`), so a step under its final name carries its list. A
+restore checks the list first: a step whose files do not match, or that has no list (not
+verified), is never loaded; the newest verified step before it is used, with a warning."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import signal
 from pathlib import Path
 
 import jax
@@ -31,6 +34,8 @@ class CheckpointError(ArchspecError):
 
 
 MANIFEST = "archspec.sha256"
+# Step-level records orbax writes while it commits (after the list): not in the list.
+ORBAX_COMMIT_FILES = ("_CHECKPOINT_METADATA", "commit_success.txt")
 LINK_HINT = "a run folder holds its own checkpoints: replace the link with the folder it points to"
 
 
@@ -59,19 +64,56 @@ def _manager(directory: Path, keep: int, write: bool = True):
     opts = ocp.CheckpointManagerOptions(max_to_keep=keep if write else None, create=write,
                                         enable_async_checkpointing=write,
                                         cleanup_tmp_directories=write,
-                                        read_only=not write, multiprocessing_options=sync)
+                                        read_only=not write, multiprocessing_options=sync,
+                                        temporary_path_class=_sealed_rename() if write else None)
     return ocp.CheckpointManager(directory.resolve(), options=opts,
                                  item_handlers=ocp.StandardCheckpointHandler())
 
 
+_SEALED = []
+
+
+def _sealed_rename():
+    """orbax's atomic-rename commit, with the checksum list written into the temporary
+    folder once the data is complete and before the rename: the list is committed with the
+    step, or neither is."""
+    if _SEALED:
+        return _SEALED[0]
+    import orbax.checkpoint as ocp
+
+    class _SealedRename(ocp.path.atomicity.AtomicRenameTemporaryPath):
+        async def finalize(self, *args, **kwargs):
+            final = Path(self.get_final())
+            if not final.name.isdigit():  # an item inside the step: the step lists it
+                return await super().finalize(*args, **kwargs)
+            where = f"{final.parent.name}:{final.name}"
+            kill_point("checksum", where)
+            if jax.process_index() == 0:  # one writer of the list (the primary host renames)
+                await asyncio.to_thread(write_manifest, Path(self.get()))
+            kill_point("rename", where)
+            await super().finalize(*args, **kwargs)
+            kill_point("committed", where)
+
+    _SEALED.append(_SealedRename)
+    return _SealedRename
+
+
+def kill_point(phase: str, where: str) -> None:
+    """Fault injection for the test suite (tests/runs/test_checkpoint.py): with
+    ARCHSPEC_FAULT_KILL=<phase>:<latest|best>:<step> the process is killed with SIGKILL at
+    that point of that checkpoint, as `kill -9` or a power cut would end it."""
+    if os.environ.get("ARCHSPEC_FAULT_KILL") == f"{phase}:{where}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Checkpoints:
     """The run's `latest` and `best` checkpoints. At most one write per folder is in flight:
-    a save first finishes the previous one (and writes its checksum list), and close()
-    finishes all. A crash mid-write leaves only a temporary folder; the last complete
-    checkpoint stays the newest one."""
+    a save first finishes the previous one, and close() finishes all. A crash before a
+    step's commit leaves only a temporary folder; the last committed step (with its checksum
+    list) stays the newest one."""
 
     def __init__(self, run_dir: Path, keep: int = 2):
-        self._pending: dict[str, tuple[Path, object]] = {}
+        self._pending: dict[str, object] = {}  # the `then` of the write in flight
         self.latest = _manager(run_dir / "checkpoints" / "latest", keep)
         try:
             self.best = _manager(run_dir / "checkpoints" / "best", 1)
@@ -89,19 +131,19 @@ class Checkpoints:
         if step in mngr.all_steps():  # already saved at this very step (a stop right after)
             return
         payload = {"state": state, "position": {k: np.asarray(v, np.int32) for k, v in position.items()}}
+        kill_point("save", f"{which}:{step}")
         mngr.save(step, args=ocp.args.StandardSave(payload), force=True)
-        self._pending[which] = (Path(mngr.directory) / str(step), then)
+        kill_point("write", f"{which}:{step}")  # orbax is writing in the background
+        self._pending[which] = then
 
     def _finish(self, which: str) -> None:
         getattr(self, which).wait_until_finished()
-        step_dir, then = self._pending.pop(which, (None, None))
-        if step_dir is not None and jax.process_index() == 0:
-            write_manifest(step_dir)
+        then = self._pending.pop(which, None)
         if then is not None:
             then()
 
     def wait(self) -> None:
-        """Every save so far complete on disk, with its checksum list."""
+        """Every save so far committed on disk, with its checksum list."""
         for which in ("latest", "best"):
             self._finish(which)
 
@@ -166,12 +208,12 @@ def write_manifest(step_dir: Path) -> None:
 
 
 def verify(step_dir: Path) -> str | None:
-    """What is wrong with a checkpoint step's files against its manifest (None: nothing, or
-    no manifest to check against)."""
+    """What is wrong with a checkpoint step's files against its checksum list (None: they
+    match). A step without a list is not verified, so never trusted."""
     step_dir = Path(step_dir)
     manifest = step_dir / MANIFEST
-    if not manifest.exists():
-        return None
+    if not manifest.is_file():
+        return "it has no checksum list, so it cannot be verified"
     try:
         text = manifest.read_bytes().decode("utf-8")
         listed = dict(reversed(line.split("  ", 1)) for line in text.splitlines() if line)
@@ -201,7 +243,7 @@ def finished_step(run_dir: Path, setup) -> int | None:
     if not steps or steps[0] < setup.total_steps:
         return None
     step_dir = latest / str(steps[0])
-    if not (step_dir / MANIFEST).exists() or verify(step_dir):
+    if verify(step_dir):
         return None
     summaries = [r for r in read_metrics(run_dir) if r.get("split") == "summary"]
     if not summaries or summaries[-1].get("status") != "finished":
@@ -216,9 +258,20 @@ def finished_step(run_dir: Path, setup) -> int | None:
     return steps[0]
 
 
+def committed_steps(directory: Path) -> list[int]:
+    """The steps orbax has committed in a checkpoint folder (renamed from their temporary
+    folder), newest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir()),
+                  reverse=True)
+
+
 def _files(step_dir: Path) -> list[Path]:
+    skip = (MANIFEST, f".{MANIFEST}.tmp", *ORBAX_COMMIT_FILES)
     return sorted(f for f in step_dir.rglob("*") if f.is_file() and not f.is_symlink()
-                  and f.name not in (MANIFEST, f".{MANIFEST}.tmp"))
+                  and f.relative_to(step_dir).as_posix() not in skip)
 
 
 def _sha256(path: Path) -> str:
@@ -313,8 +366,8 @@ def _first_line(exc) -> str:
 def scored_checkpoint(run_dir: Path, which: str = "best") -> str:
     """The checkpoint a run is scored with: `which` ("best" or "latest"), "best" falling
     back to "latest" when the run has no best checkpoint (it never validated)."""
-    if which == "best" and not (Path(run_dir) / "checkpoints" / "best").is_dir():
-        return "latest"
+    if which == "best" and not committed_steps(Path(run_dir) / "checkpoints" / "best"):
+        return "latest"  # (a run that never validated has an empty best/ folder)
     return which
 
 

@@ -171,23 +171,23 @@ def write_attempts(run_dir: Path, attempts: list) -> None:
 
 
 def read_best(run_dir: Path, warn: Warn = ignore):
-    """The best validation score so far (best.json). A damaged file is rebuilt from the
-    best checkpoint's step and its validation record, with a warning."""
+    """The best validation score so far (best.json), as `score_of` gives it. A damaged file
+    is rebuilt from the best checkpoint's step and its validation record, with a warning."""
     p = Path(run_dir) / "best.json"
     refuse_link(p)
     value = read_json(p)
     if value is None:
         return None
-    if isinstance(value, dict) and isinstance(value.get("score"), (int, float)) \
-            and not isinstance(value.get("score"), bool):
-        return float(value["score"])
+    if isinstance(value, dict) and _number(value.get("score")):
+        loss = value.get("loss")  # absent in files written before ties were broken by it
+        return (float(value["score"]), -float(loss) if _number(loss) else float("-inf"))
     why = value.why if isinstance(value, Damaged) else "no score in it"
     score = _best_from_metrics(Path(run_dir))
     if score is None:
         warn(f"{p} is damaged ({why}); the next validation replaces the best checkpoint",
               "restore best.json to keep the best checkpoint")
     else:
-        warn(f"{p} is damaged ({why}); using the score {score:g} of the best checkpoint's "
+        warn(f"{p} is damaged ({why}); using the score {score[0]:g} of the best checkpoint's "
               "validation record in metrics.jsonl")
     return score
 
@@ -204,15 +204,16 @@ def _best_from_metrics(run_dir: Path):
 
 
 def score_of(record: dict):
-    """The score the best checkpoint is chosen by, from a logged validation record: the
-    first head's accuracy, else minus the loss."""
-    acc = [v for k, v in record.items() if k.startswith("accuracy_")]
-    if acc:
-        return float(acc[0])
-    return -float(record["loss"]) if isinstance(record.get("loss"), (int, float)) else None
+    """The score the best checkpoint is chosen by, from a validation record: (the first
+    head's accuracy, else minus the loss; minus the loss). Higher is better; equal
+    accuracies (a flat validation accuracy) are told apart by the loss. None without a loss."""
+    if not _number(record.get("loss")):
+        return None
+    acc = [v for k, v in record.items() if k.startswith("accuracy_") and _number(v)]
+    return (float(acc[0]) if acc else -float(record["loss"]), -float(record["loss"]))
 
 
-def write_best(run_dir: Path, score: float, step: int) -> None:
+def write_best(run_dir: Path, score, step: int) -> None:
     if _process_index():  # one writer per run: process 0
         return
-    write_json(Path(run_dir) / "best.json", {"score": score, "step": step})
+    write_json(Path(run_dir) / "best.json", {"score": score[0], "loss": -score[1], "step": step})

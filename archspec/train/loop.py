@@ -15,7 +15,9 @@ from archspec.engine.health import AttemptFailed, Monitor
 from archspec.engine.reporter import NullReporter, Reporter
 from archspec.engine.step import make_multi_step
 from archspec.data.lazy import is_lazy
+from archspec.runs.files import refuse_links
 from archspec.runs.folder import new_run_dir
+from archspec.runs.lock import owning
 from archspec.runs.records import MetricsLog, read_attempts, write_attempts
 from archspec.runs.sources import write_setup
 from archspec.train.run import Epoch, Result, Run, main_accuracy
@@ -52,16 +54,26 @@ class StopFlag:
 
 
 def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = None,
-        resume: bool = False) -> Result:
+        resume: bool = False, wait: bool = False) -> Result:
     """Train, restarting with a new seed after a collapse or divergence while restarts are
-    left (health.restarts). Every attempt's record stays in the run folder; what a person
-    should see goes to `reporter`."""
-    exp = setup.exp
+    left (health.restarts). The process owns the run folder while it trains (runs/lock.py:
+    a second process on it refuses, or waits with `wait`); a new folder is owned from its
+    creation, before anything is written into it. Every attempt's record stays in the run
+    folder; what a person should see goes to `reporter`."""
     reporter = reporter or NullReporter()
     if run_dir is None:
-        run_dir = new_run_dir(exp.output, exp.name)
-        write_setup(run_dir, setup.config, setup.arch_text, exp.seed,
-                    experiment_file=setup.experiment_file)
+        run_dir = new_run_dir(setup.exp.output, setup.exp.name)
+        with owning(run_dir):
+            write_setup(run_dir, setup.config, setup.arch_text, setup.exp.seed,
+                        experiment_file=setup.experiment_file)
+            return _attempts(setup, reporter, run_dir, resume)
+    with owning(run_dir, wait, reporter.training_warning):
+        refuse_links(run_dir)  # before anything is written (train.log included)
+        return _attempts(setup, reporter, run_dir, resume)
+
+
+def _attempts(setup: Setup, reporter: Reporter, run_dir: Path, resume: bool) -> Result:
+    exp = setup.exp
     attempts = read_attempts(run_dir)
     attempt = len(attempts)
     reporter.run_start(setup, run_dir, resume)
@@ -125,7 +137,8 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 result.history.append(row)
                 reporter.epoch_end(index + 1, setup.epochs, row)
                 if epoch.complete(setup.steps_per_epoch):
-                    monitor.check_chance(step, main_accuracy(row["train"]), setup.chance)
+                    monitor.check_chance(step, main_accuracy(row["train"]), setup.chance,
+                                         row["train"].get("loss"))
                 if stop.requested:
                     result.stopped = True
                     break

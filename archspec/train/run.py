@@ -15,7 +15,7 @@ from archspec.engine.measure import evaluate, in_head_order
 from archspec.engine.step import init_state, make_eval_step, shardings
 from archspec.runs import checkpoint as ckpt
 from archspec.runs.checkpoint import test_weights
-from archspec.runs.records import MetricsLog, read_best, write_best
+from archspec.runs.records import MetricsLog, read_best, score_of, write_best
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class Run:
             self.best = read_best(self.dir, self.reporter.warning)
             state, pos = ckpt.restore(self.dir, state, warn=self.reporter.training_warning)
             position = Position(pos["epoch"], pos["batch"])
+            self.reporter.resumed(int(state.step))
             self.log.truncate_after(int(state.step))
         self.started = time.perf_counter()
         return jax.device_put(state, shardings(s.mesh)[1]), position
@@ -120,7 +121,7 @@ class Run:
                           progress=self.reporter.eval_progress, outputs=False)
         self.log.log({"step": epoch.step, "epoch": epoch.index + 1, "split": "val",
                       **_clean(val)})
-        score = _score(val)
+        score = score_of(_clean(val))  # ties of accuracy: the lower loss is better
         if self.best is None or score > self.best:
             self.best = score
             # best.json names the best checkpoint only once it is on disk
@@ -167,11 +168,6 @@ def _lrs(lr_fn, first: int, last: int) -> np.ndarray:
 
 def _clean(metrics: dict) -> dict:
     return {k.replace("/", "_"): float(v) for k, v in metrics.items()}
-
-
-def _score(metrics: dict) -> float:
-    acc = [v for k, v in metrics.items() if k.startswith("accuracy/")]
-    return acc[0] if acc else -metrics["loss"]
 
 
 def main_accuracy(record: dict):

@@ -137,7 +137,8 @@ def test_expect_mistakes_are_located_with_did_you_mean(tmp_path):
     (e,) = info.value.errors
     assert (e.pos.line, e.pos.col) == (15, 5)
     assert e.hint == "did you mean 'test.accuracy_digits'?"
-    # a split the file never measures; a --set that drops it for a quick run is let be
+    # a split the file never measures; a --set that drops it is refused the same way (at
+    # the expectation's line, naming the flag) unless it drops the expectations too
     only_val = tmp_path / "val.yaml"
     only_val.write_text(TINY.format(name="v", expect=GOOD).replace("expect:", "eval_splits: "
                                                                    "[val]\nexpect:"))
@@ -147,7 +148,10 @@ def test_expect_mistakes_are_located_with_did_you_mean(tmp_path):
     assert [e.pos.line for e in errors] == [15, 16]  # test.accuracy, test.loss
     assert all("eval_splits has no test" in e.message for e in errors)
     ok = _tiny(tmp_path / "ok.yaml", "ok", GOOD)
-    assert experiment.load(ok, ["eval_splits=[val]"]).exp.eval_splits == ["val"]
+    with pytest.raises(SpecErrors) as info:
+        experiment.load(ok, ["eval_splits=[val]"])
+    assert all("(--set eval_splits=[val])" in e.message for e in info.value.errors)
+    assert experiment.load(ok, ["eval_splits=[val]", "expect={}"]).exp.eval_splits == ["val"]
     # --set writes a nested entry, validated like the file
     loaded = experiment.load(ok, ["expect.val.loss=<= 1"])
     assert loaded.exp.expect["val.loss"] == "<= 1"

@@ -128,8 +128,8 @@ def test_chunked_training_matches_single_steps_and_checkpoints_follow_the_policy
     runs = {}
     for k, extra in ((1, ["checkpoint.every_steps=20", "checkpoint.keep=10"]), (4, [])):
         out = tmp_path / f"k{k}"
-        sets = [a for e in [f"steps_per_execution={k}", "eval_splits=[val]", *extra]
-                for a in ("--set", e)]
+        sets = [a for e in [f"steps_per_execution={k}", "eval_splits=[val]", "expect={}",
+                            *extra] for a in ("--set", e)]
         r = run_cli("train", ROOT / "experiments/digits_logistic.yaml", "--epochs", "2",
                     "--output", out, *sets)
         assert r.returncode == 0, r.stderr + r.stdout

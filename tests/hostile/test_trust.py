@@ -226,16 +226,22 @@ def test_an_exploding_finite_loss_is_divergence(tmp_path, experiment):
 
 def test_accuracy_stuck_at_chance_is_a_failure(tmp_path):
     """Inputs carry no information (all zeros): the best a model can do is the majority
-    class; after health.chance_epochs epochs at chance the run is declared stalled."""
+    class. Once the loss stops improving, health.chance_epochs epochs at chance (after
+    health.chance_min_steps steps) make the run stalled."""
     path = tmp_path / "d.npz"
     np.savez(path, x=np.zeros((120, 4), np.float32), y=np.arange(120) % 3)
-    exp = _experiment(tmp_path, path, extra="health: {collapse_steps: 100000}\n")
-    exp.write_text(exp.read_text().replace("epochs: 1", "epochs: 6"))
+    exp = _experiment(tmp_path, path,
+                      extra="health: {collapse_steps: 100000, chance_min_steps: 20}\n")
+    exp.write_text(exp.read_text().replace("epochs: 1", "epochs: 20"))
     r = run_cli("train", exp, "--set", "data.normalize=none")
     assert r.returncode == 5, r.stdout + r.stderr
     assert "stalled at step" in r.stdout and "is at chance" in r.stdout
+    assert "the loss stopped improving" in r.stdout
     trains = [x for x in read_records(only_run(tmp_path / "runs")) if x["split"] == "train"]
-    assert len(trains) == 3  # declared after the third epoch, not at the end
+    assert 3 <= len(trains) < 20 and trains[-1]["step"] >= 20  # declared, not at the end
+    losses = [x["loss"] for x in trains]
+    for k in range(len(losses) - 3, len(losses)):   # the last three: no 1% improvement
+        assert losses[k] >= 0.99 * min(losses[:k])
 
 
 def test_a_nonfinite_update_is_never_applied():

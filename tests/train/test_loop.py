@@ -59,7 +59,8 @@ def test_eval_reports_confusion_matrix(tmp_path):
 def test_resume_after_sigkill_is_exact(tmp_path):
     # digits_mlp has dropout, so the dropout keys must be reproduced too
     args = ["train", ROOT / "experiments/digits_mlp.yaml", "--epochs", "4",
-            "--set", "checkpoint.every_steps=7", "--set", "eval_splits=[val]"]
+            "--set", "checkpoint.every_steps=7", "--set", "eval_splits=[val]",
+            "--set", "expect={}"]
     full = run_cli(*args, "--output", tmp_path / "full")
     assert full.returncode == 0, full.stderr
     killed_out = tmp_path / "killed"
@@ -90,7 +91,7 @@ def test_resume_after_sigkill_is_exact(tmp_path):
 
 def test_four_devices_match_one_device(tmp_path):
     args = ["train", ROOT / "experiments/digits_mlp.yaml", "--epochs", "3", "--set",
-            "eval_splits=[val]"]
+            "eval_splits=[val]", "--set", "expect={}"]
     one = run_cli(*args, "--output", tmp_path / "one")
     four = run_cli(*args, "--output", tmp_path / "four",
                    env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
