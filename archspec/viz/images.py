@@ -38,12 +38,13 @@ def read_npy(path) -> np.ndarray:
     from archspec.data import DataError
     from archspec.data.values import check_values
 
+    from archspec.data.files import read_npy as read_checked
+
     path = _checked(path)
     try:
-        a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise VizError(f"cannot read {path} as a NumPy array: {exc}",
-                       "save it with numpy.save(path, array)", code=2) from None
+        a = read_checked(path, "input file")
+    except DataError as exc:
+        raise _viz_error(exc) from None
     if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
         raise VizError(f"{path} holds {a.dtype} values, not numbers", code=2)
     if np.iscomplexobj(a):
