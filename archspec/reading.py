@@ -21,8 +21,8 @@ class UnreadableFile(ArchspecError):
     the file (`file`), never any of its content."""
 
     def __init__(self, message: str, file, hint: str | None = None, *, exit_code: int = 2):
-        super().__init__(message, hint, exit_code=exit_code)
-        self.file = str(file)
+        super().__init__(message, hint)
+        self.file, self.exit_code = str(file), exit_code  # 1 for a run's own files
 
 
 def kind_of_mode(mode: int) -> str:
