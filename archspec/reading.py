@@ -14,15 +14,18 @@ from archspec.errors import ArchspecError
 _KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISDIR, "a folder"))
+SPECIAL_HINT = "give a file on disk; copy data from a pipe or device into a file first"
 
 
 class UnreadableFile(ArchspecError):
-    """A file archspec will not read: not a regular file, too large, not text. It names
-    the file (`file`), never any of its content."""
+    """A file archspec will not read: absent (`missing`), not a regular file, too large,
+    not text. It names the file (`file`), never any of its content."""
 
-    def __init__(self, message: str, file, hint: str | None = None, *, exit_code: int = 2):
+    def __init__(self, message: str, file, hint: str | None = None, *, exit_code: int = 2,
+                 missing: bool = False):
         super().__init__(message, hint)
-        self.file, self.exit_code = str(file), exit_code  # 1 for a run's own files
+        self.file, self.missing = str(file), missing
+        self.exit_code = exit_code  # 2: a file the user gave; 1: a file of a run
 
 
 def kind_of_mode(mode: int) -> str:
@@ -35,7 +38,8 @@ def open_regular(path, what: str = "file", *, exit_code: int = 2):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise UnreadableFile(f"{what} not found", path, exit_code=exit_code) from None
+        raise UnreadableFile(f"{what} not found", path, exit_code=exit_code,
+                             missing=True) from None
     except IsADirectoryError:
         raise UnreadableFile(f"{what} is not a regular file (a folder)", path,
                              exit_code=exit_code) from None
@@ -45,10 +49,8 @@ def open_regular(path, what: str = "file", *, exit_code: int = 2):
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise UnreadableFile(
-                f"{what} is not a regular file ({kind_of_mode(mode)})", path,
-                "give a file on disk; copy data from a pipe or device into a file first",
-                exit_code=exit_code)
+            raise UnreadableFile(f"{what} is not a regular file ({kind_of_mode(mode)})", path,
+                                 SPECIAL_HINT, exit_code=exit_code)
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -59,9 +61,13 @@ def open_regular(path, what: str = "file", *, exit_code: int = 2):
 def read_bytes(path, limit: int, what: str = "file", *, exit_code: int = 2) -> bytes:
     """The whole content of a regular file of at most `limit` bytes."""
     with open_regular(path, what, exit_code=exit_code) as f:
-        data = f.read(limit + 1)
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:
+            raise UnreadableFile(f"cannot read {what}: {exc.strerror or exc}", path,
+                                 exit_code=exit_code) from None
     if len(data) > limit:
-        raise UnreadableFile(f"{what} is larger than {_size(limit)}; refusing to read it",
+        raise UnreadableFile(f"{what} is larger than {size_text(limit)}; refusing to read it",
                              path, "is this the right file?", exit_code=exit_code)
     return data
 
@@ -79,13 +85,7 @@ def read_text(path, limit: int, what: str = "file", *, exit_code: int = 2) -> st
             "a YAML or JSON file", exit_code=exit_code) from None
 
 
-def file_size(path) -> int:
-    """The size of a regular file, checked as open_regular checks it."""
-    with open_regular(path) as f:
-        return os.fstat(f.fileno()).st_size
-
-
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
             return f"{n / scale:g} {unit}"

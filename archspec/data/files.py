@@ -44,7 +44,7 @@ def open_file(path: str | Path, what: str, *, option: str | None = None):
     try:
         return open_regular(path, what)
     except UnreadableFile as exc:
-        hint = _nearby(Path(path)) if exc.message.endswith("not found") else exc.hint
+        hint = _nearby(Path(path)) if exc.missing else exc.hint
         raise DataError(exc.message, file=str(path), hint=hint, option=option) from None
 
 

@@ -179,11 +179,11 @@ class _BoundedComposer(_Loader):
 
 def load_yaml_text(text: str, filename: str = "<string>"):
     if len(text) > MAX_CHARS:
-        raise SpecErrors([_too_big(filename, f"{len(text):,} characters")])
+        raise SpecErrors([too_big_error(filename, f"{len(text):,} characters")])
     try:
         loader = _BoundedComposer(text)
     except yaml.reader.ReaderError as exc:
-        raise SpecErrors([_not_text(filename, text[:exc.position],
+        raise SpecErrors([not_text_error(filename, text[:exc.position],
                                     f"a control character (#x{exc.character:04x})")]) from None
     loader.archspec_file, loader.archspec_nodes, loader.archspec_aliases = filename, 0, 0
     try:
@@ -334,53 +334,13 @@ def _snippet(text: str, pos: Pos) -> str:
 
 
 def load_yaml_file(path) -> object:
-    """A YAML file, read as reading.read_bytes reads any file: a FIFO or device is refused
-    before it can block, never more than the limit is read (a 50 MB file, /dev/zero), and
-    a file that is not UTF-8 text is refused without quoting it."""
-    from archspec.reading import UnreadableFile, open_regular
+    """A YAML file, read by yaml_file.read_yaml_text (bounded, never blocking, text only)."""
+    from archspec.spec.yaml_file import read_yaml_text
 
-    _require_yaml_name(path)
-    try:
-        with open_regular(path) as f:
-            data = f.read(MAX_CHARS + 1)
-    except UnreadableFile as exc:
-        hint = "check the path" if exc.message.endswith("not found") else exc.hint
-        raise SpecErrors([SpecError(exc.message, Pos(str(path), 1, 1), hint=hint)]) from None
-    except OSError as exc:
-        raise SpecErrors([SpecError(f"cannot read file: {exc.strerror or exc}",
-                                    Pos(str(path), 1, 1))]) from None
-    if len(data) > MAX_CHARS:
-        raise SpecErrors([_too_big(str(path), "more than that")])
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecErrors([_not_text(str(path), data[:exc.start],
-                                    f"a byte that is not UTF-8 (0x{data[exc.start]:02x})")]
-                         ) from None
-    return load_yaml_text(text, str(path))
+    return load_yaml_text(read_yaml_text(path), str(path))
 
 
-YAML_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-def _require_yaml_name(path) -> None:
-    """Only a file named as YAML (or JSON) is read, after links: an `architecture:` or a
-    link that names ~/.aws/credentials or /etc/passwd is refused unread, so no line of it
-    can reach an error (a syntax error quotes the line it is on)."""
-    from pathlib import Path
-
-    p = Path(path)
-    target = p.resolve()
-    if target.suffix.lower() in YAML_SUFFIXES or not p.exists():
-        return
-    via = f" (a link to a file named '{target.name}')" if target.name != p.name else ""
-    raise SpecErrors([SpecError(
-        f"not a YAML file{via}; refusing to read it", Pos(str(path), 1, 1),
-        expected="a file named *.yaml, *.yml or *.json",
-        hint="give the architecture or experiment file; rename it if it is one")])
-
-
-def _not_text(filename: str, before, what: str) -> SpecError:
+def not_text_error(filename: str, before, what: str) -> SpecError:
     """A file that is not YAML text (binary, another encoding, an environment block): where
     the first bad character is, never any of the file's content: it may be a key."""
     nl = "\n" if isinstance(before, str) else b"\n"
@@ -390,7 +350,7 @@ def _not_text(filename: str, before, what: str) -> SpecError:
                      hint="is this the right file? a YAML file is plain text")
 
 
-def _too_big(filename: str, found: str) -> SpecError:
+def too_big_error(filename: str, found: str) -> SpecError:
     return SpecError(f"the file is larger than {MAX_CHARS // 2**20} MiB; refusing to load it",
                      Pos(filename, 1, 1), expected=f"at most {MAX_CHARS:,} characters",
                      found=found, hint="an architecture file is a few kilobytes; "

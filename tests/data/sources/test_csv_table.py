@@ -32,7 +32,8 @@ def test_the_cli_names_the_duplicate_column(tmp_path):
     exp = tmp_path / "e.yaml"
     exp.write_text(f"name: e\narchitecture:\n  name: t\n  input: {{shape: [3]}}\n"
                    f"  layers: [dense: {{units: 2, activation: linear}}]\n"
-                   f"  heads: {{y: {{output: softmax}}}}\ndata: {{name: csv, path: {path}}}\nbatch_size: 4\n")
+                   f"  heads: {{y: {{output: softmax}}}}\n"
+                   f"data: {{name: csv, path: {path}}}\nbatch_size: 4\n")
     r = run_cli("data", "show", exp, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     text = " ".join(r.stderr.split())
