@@ -58,6 +58,15 @@ def _handled(fn):
     return wrapper
 
 
+def work(target: str, options: dict):
+    """Run `module:function` of archspec/commands with the parsed options as keywords: a
+    flag is declared once, in the Typer signature, and reaches the command by its name."""
+    import importlib
+
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(f"archspec.commands.{module}"), function)(**options)
+
+
 def command(name: str | None = None, group: typer.Typer = app, examples: tuple = ()):
     """@group.command(name), with the one error handler around it and its help ending in
     real examples (tests/test_cli_help.py runs them past the parser)."""
@@ -102,9 +111,7 @@ def _checkpoint():
 def validate(files: List[Path] = typer.Argument(..., help="architecture or experiment YAML files", exists=True,
                                                 dir_okay=False, readable=True)):
     """Check architecture and experiment files: every error at once, each with file:line:col."""
-    from archspec.commands.validate import validate as run
-
-    run(files)
+    return work("validate:validate", locals())
 
 
 @command(examples=(
@@ -126,9 +133,7 @@ def check(
 ):
     """Validate every file, then train each experiment briefly (or --full): a table of
     results, exit 0 only when all pass. For CI."""
-    from archspec.commands.check import check as run
-
-    run(paths, full, output, junit, as_json, compile_cache)
+    return work("check:check", locals())
 
 
 @command(examples=(
@@ -143,9 +148,7 @@ def summary(
     input_shape: Optional[str] = typer.Option(None, metavar=SHAPE, help=SHAPE_HELP),
 ):
     """Shapes, parameters, MACs and receptive field of every layer, from the built Flax model."""
-    from archspec.commands.summary import summary as run
-
-    run(spec, depth, as_json, input_shape)
+    return work("summary:summary", locals())
 
 
 @command(examples=(
@@ -157,9 +160,7 @@ def schema(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="write to a file"),
 ):
     """Print the JSON Schema of the spec language (for editor validation and completion)."""
-    from archspec.commands.schema import schema as run
-
-    run(kind, output)
+    return work("schema:schema", locals())
 
 
 @command(examples=(
@@ -190,10 +191,7 @@ def train(
                                        help=CACHE_HELP),
 ):
     """Train an experiment (or an architecture on a built-in data set)."""
-    from archspec.commands.train import train as run
-
-    run(file, data, epochs, steps, batch_size, set_, resume, smoke, output, track, input_shape,
-        compile_cache)
+    return work("train:train", locals())
 
 
 @command("eval", examples=(
@@ -207,9 +205,7 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ):
     """Measure a trained run: loss, accuracy, per-class precision/recall, confusion matrix."""
-    from archspec.commands.eval import eval_run
-
-    eval_run(run_dir, split, checkpoint, as_json)
+    return work("eval:eval_run", locals())
 
 
 @command(examples=(
@@ -222,9 +218,7 @@ def plot(
     terminal: bool = typer.Option(False, "--terminal", help="draw the curves in the terminal"),
 ):
     """Loss and accuracy per epoch (train and validation) of one or more runs, overlaid."""
-    from archspec.commands.plot import plot as run
-
-    run(runs, output, terminal)
+    return work("plot:plot", locals())
 
 
 @command("graph", examples=(
@@ -244,9 +238,7 @@ def graph_cmd(
     input_shape: Optional[str] = typer.Option(None, metavar=SHAPE, help=SHAPE_HELP),
 ):
     """The architecture as a diagram: branches, skip connections, heads, shapes."""
-    from archspec.commands.graph import graph as run
-
-    run(spec, output, collapse, depth, input_shape)
+    return work("graph:graph", locals())
 
 
 @command(examples=(
@@ -266,9 +258,7 @@ def maps(
                                             "paper for data of light ink on dark)"),
 ):
     """Feature maps of chosen layers of a trained run for one input picture."""
-    from archspec.commands.maps import maps as run
-
-    run(run_dir, image, layer, output, checkpoint, invert)
+    return work("maps:maps", locals())
 
 
 @command("pool", examples=(
@@ -283,9 +273,7 @@ def pool_cmd(
     output: Path = typer.Option(Path("pooling.png"), "-o", "--output", help="picture to write"),
 ):
     """Downsampling by pooling: a picture and its max, min and average pooled versions."""
-    from archspec.commands.pool import pool as run
-
-    run(image, op, size, stride, output)
+    return work("pool:pool", locals())
 
 
 @command(examples=(
@@ -300,9 +288,7 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ):
     """A table of runs: experiment, date, best validation and test metric, speed, status."""
-    from archspec.commands.runs import runs as run
-
-    run(directory, sort, reverse, as_json)
+    return work("runs:runs", locals())
 
 
 @command(examples=(
@@ -321,9 +307,7 @@ def sweep(
                                                     "file's output, else runs)"),
 ):
     """Train an experiment at every point of a grid or random search, resumably."""
-    from archspec.commands.sweep import sweep as run
-
-    run(file, point, parallel_hint, summary_only, output)
+    return work("sweep:sweep", locals())
 
 
 @command(examples=(
@@ -339,9 +323,7 @@ def predict(
     checkpoint: str = _checkpoint(),
 ):
     """Class probabilities or values of a trained run for new examples."""
-    from archspec.commands.predict import predict as run
-
-    run(run_dir, inputs, as_json, top, checkpoint)
+    return work("predict:predict", locals())
 
 
 @command(examples=(
@@ -362,9 +344,7 @@ def bench(
 ):
     """Compile and time the train step on a random batch: compile time, step time,
     examples/s, FLOP/s against the measured matmul peak, peak memory."""
-    from archspec.commands.bench import bench as run
-
-    run(spec, batch, steps, precision, warmup, matmul_size, input_shape, scan_blocks, as_json)
+    return work("bench:bench", locals())
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Look at an experiment's data.")
@@ -383,9 +363,7 @@ def data_show(
 ):
     """Splits, class balance, and the first training batch as the model sees it
     (augmented, in pixel units, with class names)."""
-    from archspec.commands.data import show
-
-    show(file, output, count, set_)
+    return work("data:show", locals())
 
 
 def main():

@@ -277,7 +277,7 @@ def test_train_with_augmentation_and_data_show(tmp_path, capsys):
     # data show in this process: the same code path as the command, without a second start-up
     from archspec.commands.data import show
 
-    show(exp, tmp_path / "ex.png", 8, [])
+    show(file=exp, output=tmp_path / "ex.png", count=8, set_=[])
     out = capsys.readouterr().out
     assert (tmp_path / "ex.png").stat().st_size > 1000
     assert "circle" in out and "all" in out  # the class balance table

@@ -66,3 +66,25 @@ def test_one_handler_prints_any_archspec_error_with_its_place_and_code(capsys):
     assert exit_.value.exit_code == 7
     err = capsys.readouterr().err
     assert "e.yaml:3:5: error: no such thing" in err and "hint:     try another" in err
+
+
+def test_each_flag_is_declared_once():
+    """A command's options are declared in its Typer signature only and reach the work in
+    archspec/commands by name: the work takes keyword-only parameters, the same names."""
+    import importlib
+    import inspect
+
+    from archspec import cli
+
+    targets = [(fn.name, *call.args[0].value.split(":"))
+               for fn in ast.parse((PACKAGE / "cli.py").read_text()).body
+               if isinstance(fn, ast.FunctionDef)
+               for call in ast.walk(fn) if isinstance(call, ast.Call)
+               and getattr(call.func, "id", None) == "work"]
+    assert len(targets) >= 15
+    for fn, module, name in targets:
+        work = getattr(importlib.import_module(f"archspec.commands.{module}"), name)
+        params = inspect.signature(work).parameters.values()
+        assert all(p.kind is p.KEYWORD_ONLY for p in params), f"{module}.{name}: keyword-only"
+        assert [p.name for p in params] == list(inspect.signature(getattr(cli, fn)).parameters), \
+            f"{fn} and commands.{module}.{name} name different options"

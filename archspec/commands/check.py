@@ -45,7 +45,7 @@ class Checked:
                 "run_dir": self.run_dir}
 
 
-def check(paths: list[Path], full: bool, output: Optional[Path], junit: Optional[Path],
+def check(*, paths: list[Path], full: bool, output: Optional[Path], junit: Optional[Path],
           as_json: bool, compile_cache: bool = True) -> None:
     from archspec.ui.check_table import check_table, counts_line
     from archspec.ui.render import console, err_console

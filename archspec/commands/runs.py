@@ -6,7 +6,7 @@ from pathlib import Path
 from archspec import jsonout
 
 
-def runs(directory: Path, sort: str, reverse: bool, as_json: bool) -> None:
+def runs(*, directory: Path, sort: str, reverse: bool, as_json: bool) -> None:
     from archspec.runs.listing import list_runs, sort_runs
     from archspec.ui.render import console, warn
     from archspec.ui.runs import runs_table

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from archspec.experiment.sweep import Point, Sweep
 
 
-def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: bool,
+def sweep(*, file: Path, point: Optional[int], parallel_hint: bool, summary_only: bool,
           output: Optional[str]) -> None:
     from archspec.experiment.sweep import (DONE, check_points, load_sweep, point_status,
                                       write_manifest)

@@ -10,7 +10,7 @@ from archspec.commands.options import overrides as flag_overrides
 from archspec.commands.options import parse_shape
 
 
-def train(file: Optional[Path], data: Optional[str], epochs: Optional[int],
+def train(*, file: Optional[Path], data: Optional[str], epochs: Optional[int],
           steps: Optional[int], batch_size: Optional[int], set_: List[str],
           resume: Optional[Path], smoke: bool, output: Optional[str],
           track: Optional[str], input_shape: Optional[str] = None,
