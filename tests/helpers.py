@@ -94,3 +94,29 @@ def command_problems(words: list[str], commands=None) -> list[str]:
             if not glob.glob(str(ROOT / word)):
                 problems.append(f"{line}: {word} does not exist")
     return problems
+
+
+class Hang(Exception):
+    """Raised by time_limit when the guarded code does not return in time."""
+
+
+def time_limit(seconds: float):
+    """A context manager that turns a hang into a failure (SIGALRM: main thread only); an
+    open() blocked on a FIFO is interrupted too."""
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def guard():
+        def alarm(signum, frame):
+            raise Hang(f"no answer within {seconds} s")
+
+        old = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+    return guard()

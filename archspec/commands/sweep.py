@@ -19,23 +19,23 @@ def sweep(*, file: Path, point: Optional[int], parallel_hint: bool, summary_only
     from archspec.ui.render import console
 
     sw = load_sweep(file, output)
-    points = sw.points()
-    if parallel_hint:  # commands to launch: every point checked first, as a run would
-        check_points(sw, points)
     if parallel_hint or summary_only:
+        points = sw.points()  # a located error beyond MAX_POINTS
+        if parallel_hint:  # commands to launch: every point checked first, as a run would
+            check_points(sw, points)
         console.print(points_table(sw, points))
         if parallel_hint:
             for line in hint_lines(sw, points, file):
                 console.print(line, style="dim" if line.startswith("#") else None)
         return
-    if point is not None and not 0 <= point < len(points):
-        raise BadParameter(f"this sweep has {len(points)} points: 0 to {len(points) - 1}",
+    if point is not None and not 0 <= point < sw.count:
+        raise BadParameter(f"this sweep has {sw.count:,} points: 0 to {sw.count - 1}",
                            param_hint="--point")
-    chosen = points if point is None else [points[point]]
+    chosen = sw.points() if point is None else [sw.point(point)]  # one point: no list
     todo = [p for p in chosen if point_status(sw.point_dir(p)) not in DONE]
     check_points(sw, todo)
-    write_manifest(sw, points)
-    console.print(f"[bold]sweep {sw.name}[/bold]: {len(points)} points, "
+    write_manifest(sw)
+    console.print(f"[bold]sweep {sw.name}[/bold]: {sw.count:,} points, "
                   f"{len(chosen) - len(todo)} already finished, {len(todo)} to run "
                   f"-> {sw.folder}")
     if todo:  # JAX only when something trains

@@ -12,7 +12,8 @@ from archspec.data import DataConfig
 from archspec.errors import ErrorCollector, Pos, SpecErrors, parses_as_float
 from archspec.spec.locate import validate
 from archspec.spec.schema import Strict
-from archspec.spec.yaml_loader import YMap, load_yaml_file
+from archspec.spec.yaml_file import read_yaml_text
+from archspec.spec.yaml_loader import YMap, load_yaml_file, load_yaml_text
 from archspec.experiment import expect as E
 from archspec.engine.augment import AugmentStep
 from archspec.engine.losses import LossKind
@@ -270,7 +271,8 @@ def architecture_graph(exp: Experiment, exp_path: str | None, root: YMap, input_
         path = path if path.is_absolute() else base / path
         if not path.exists():
             raise SpecErrors([_missing(root, path)])
-        arch, filename, text = load_yaml_file(path), str(path), path.read_text()
+        text = read_yaml_text(path)  # read once: the run's copy is what was validated
+        arch, filename = load_yaml_text(text, str(path)), str(path)
     else:
         arch, filename, text = root["architecture"], str(exp_path), None
     if exp.variables:

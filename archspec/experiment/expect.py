@@ -307,9 +307,12 @@ def judge_run(run_dir) -> list[Outcome]:
     """A run folder judged against the `expect:` of the experiment it ran (config.yaml)."""
     import yaml
 
+    from archspec.errors import ArchspecError
+    from archspec.spec.yaml_file import read_yaml_text
+
     try:
-        config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        config = yaml.safe_load(read_yaml_text(Path(run_dir) / "config.yaml")) or {}
+    except (ArchspecError, yaml.YAMLError):
         config = {}
     expect = config.get("expect") if isinstance(config, dict) else None
     return judge(expect or {}, facts_of_run(run_dir))
@@ -318,9 +321,12 @@ def judge_run(run_dir) -> list[Outcome]:
 def _heads_of(run_dir: Path) -> list:
     import yaml
 
+    from archspec.errors import ArchspecError
+    from archspec.spec.yaml_file import read_yaml_text
+
     try:
-        arch = yaml.safe_load((run_dir / "architecture.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        arch = yaml.safe_load(read_yaml_text(run_dir / "architecture.yaml"))
+    except (ArchspecError, yaml.YAMLError):
         return []
     heads = arch.get("heads") if isinstance(arch, dict) else None
     return list(heads) if isinstance(heads, dict) else ["output"]

@@ -136,14 +136,20 @@ def open_append(path: Path, hint: str = "check free disk space and permissions")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
+MAX_JSON = 16 * 2**20  # attempts.json, best.json, env.json: a few kilobytes each
+
+
 def read_json(path: Path):
-    """The JSON in `path`; None when absent; a `Damaged` (saying why) when unreadable."""
+    """The JSON in `path`; None when absent; a `Damaged` (saying why) when unreadable: a
+    FIFO or device is never waited on, a file over MAX_JSON never read whole."""
+    from archspec.reading import UnreadableFile, read_bytes
+
     try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        return Damaged(getattr(exc, "strerror", None) or str(exc).splitlines()[0])
+        text = read_bytes(path, MAX_JSON, "the file", exit_code=1).decode("utf-8")
+    except UnreadableFile as exc:
+        return None if exc.missing else Damaged(exc.message)
+    except UnicodeDecodeError:
+        return Damaged("not UTF-8 text")
     try:
         return json.loads(text)
     except ValueError as exc:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from archspec.engine.reporter import Warn, ignore
+from archspec.reading import UnreadableFile, read_bytes
 from archspec.runs.files import (Damaged, RunFolderError, append_line, read_json, refuse_link,
                                       refuse_links, write_json, write_text)
 
@@ -108,15 +109,22 @@ def _step(record: dict) -> int:
         return 10**12
 
 
+# A record per epoch and split is a few kilobytes (per-layer norms included): 256 MiB is
+# tens of thousands of epochs. A bigger file is not a log archspec wrote.
+MAX_METRICS = 256 * 2**20
+
+
 def _records(path: Path, warn: Warn = ignore) -> list[dict]:
     """The records of a metrics.jsonl. A last line cut by a kill is dropped quietly; a
-    damaged line before it is dropped, told to `warn`."""
+    damaged line before it is dropped, told to `warn`. A FIFO, a device or a file over
+    MAX_METRICS is a RunFolderError: never waited on, never read whole."""
     try:
-        lines = Path(path).read_bytes().decode("utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise RunFolderError(f"cannot read {path}: {exc.strerror or exc}") from None
+        data = read_bytes(path, MAX_METRICS, str(path), exit_code=1)
+    except UnreadableFile as exc:
+        if exc.missing:
+            return []
+        raise RunFolderError(exc.message, exc.hint) from None
+    lines = data.decode("utf-8", errors="replace").splitlines()
     out, bad = [], []
     for number, line in enumerate(lines, 1):
         if not line.strip():

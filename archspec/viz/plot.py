@@ -33,14 +33,16 @@ def run_label(run_dir: Path) -> str:
     """experiment/timestamp; a sweep point adds the values it tries (from sweep.json)."""
     import json
 
+    from archspec.reading import UnreadableFile, read_bytes
+
     run_dir = Path(run_dir).resolve()
     label = f"{run_dir.parent.name}/{run_dir.name}"
     try:
-        manifest = json.loads((run_dir.parent / "sweep.json").read_text())
+        manifest = json.loads(read_bytes(run_dir.parent / "sweep.json", 64 * 2**20))
         point = next(p for p in manifest["points"] if p["id"] == run_dir.name)
         values = " ".join(f"{k}={v}" for k, v in point.get("varying", {}).items())
         return f"{label} ({values})" if values else label
-    except (OSError, ValueError, KeyError, StopIteration, TypeError, AttributeError):
+    except (UnreadableFile, ValueError, KeyError, StopIteration, TypeError, AttributeError):
         return label
 
 
