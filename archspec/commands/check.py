@@ -44,7 +44,7 @@ class Checked:
 
 
 def check(paths: list[Path], full: bool, output: Optional[Path], junit: Optional[Path],
-          as_json: bool, compile_cache: bool = True) -> None:
+          as_json: bool, compile_cache: bool = True, sets: list[str] | None = None) -> None:
     from archspec.ui.check_table import check_table, counts_line
     from archspec.ui.render import console, err_console
 
@@ -56,7 +56,7 @@ def check(paths: list[Path], full: bool, output: Optional[Path], junit: Optional
         stats = enable_compilation_cache()
     with tempfile.TemporaryDirectory(prefix="archspec-check-") as tmp:
         runs = Path(output) if output is not None else Path(tmp)
-        overrides = flag_overrides([], smoke=not full, output=str(runs))
+        overrides = flag_overrides(sets or [], smoke=not full, output=str(runs))
         results = [validate_file(f, overrides) for f in files]
         _print_invalid(results)
         todo = [r for r in results if r.kind == "experiment" and r.status == "passed"]
