@@ -20,7 +20,7 @@ UNMEASURED = {"cifar10_resnet18"}
 def missing_data(recipe: Path) -> str | None:
     """Why the recipe's data is not here (None: it is)."""
     from archspec.data.registry import SOURCES
-    from archspec.train.config import load_experiment
+    from archspec.experiment.config import load_experiment
 
     exp, _ = load_experiment(recipe)
     data = exp.data
@@ -48,7 +48,7 @@ def test_every_recipe_runs_in_smoke_mode_when_its_data_is_here(recipe, tmp_path)
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_every_recipe_states_the_figure_it_reproduces(recipe):
-    from archspec.train.config import load_experiment
+    from archspec.experiment.config import load_experiment
 
     assert recipe.read_text().startswith(SCHEMA_LINE)
     if recipe.stem in UNMEASURED:
