@@ -313,7 +313,9 @@ def _first_line(exc) -> str:
 def scored_checkpoint(run_dir: Path, which: str = "best") -> str:
     """The checkpoint a run is scored with: `which` ("best" or "latest"), "best" falling
     back to "latest" when the run has no best checkpoint (it never validated)."""
-    if which == "best" and not (Path(run_dir) / "checkpoints" / "best").is_dir():
+    best = Path(run_dir) / "checkpoints" / "best"
+    # the folder is made when the run starts: a run that never validated leaves it empty
+    if which == "best" and not (best.is_dir() and any(p.name.isdigit() for p in best.iterdir())):
         return "latest"
     return which
 
