@@ -212,7 +212,18 @@ def score_of(record: dict):
     return -float(record["loss"]) if isinstance(record.get("loss"), (int, float)) else None
 
 
-def write_best(run_dir: Path, score: float, step: int) -> None:
+def write_best(run_dir: Path, score: float, step: int, loss: float | None = None) -> None:
+    """`loss`: the val loss of the best checkpoint, which breaks ties of the score."""
     if _process_index():  # one writer per run: process 0
         return
-    write_json(Path(run_dir) / "best.json", {"score": score, "step": step})
+    extra = {"loss": loss} if loss is not None else {}
+    write_json(Path(run_dir) / "best.json", {"score": score, "step": step, **extra})
+
+
+def read_best_loss(run_dir: Path) -> float:
+    """The val loss best.json keeps beside the score (infinite when it has none: a later
+    validation with the same score then takes the place)."""
+    value = read_json(Path(run_dir) / "best.json")
+    loss = value.get("loss") if isinstance(value, dict) else None
+    return float(loss) if isinstance(loss, (int, float)) and not isinstance(loss, bool) \
+        else float("inf")

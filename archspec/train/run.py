@@ -16,7 +16,7 @@ from archspec.engine.measure import evaluate, in_head_order
 from archspec.engine.step import init_state, make_eval_step, shardings
 from archspec.runs import checkpoint as ckpt
 from archspec.runs.checkpoint import test_weights
-from archspec.runs.records import MetricsLog, read_best, write_best
+from archspec.runs.records import MetricsLog, read_best, read_best_loss, write_best
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class Run:
         self.eval_step = make_eval_step(setup.model, setup.heads, setup.mesh,
                                         setup.dataset.norm_stats, setup.exp.eval_flip)
         self.best, self.trained, self.started = None, 0, time.perf_counter()
+        self.best_loss = float("inf")  # breaks a tie of the best score
 
     def start(self, seed: int, resume: bool):
         """(state on the devices, Position): a new state, or the latest checkpoint's."""
@@ -89,6 +90,7 @@ class Run:
             self.log.text("architecture", s.arch_text)
         if resume:
             self.best = read_best(self.dir, self.reporter.warning)
+            self.best_loss = read_best_loss(self.dir)
             state, pos = ckpt.restore(self.dir, state, warn=self.reporter.training_warning)
             position = Position(pos["epoch"], pos["batch"])
             self.log.truncate_after(int(state.step))
@@ -127,12 +129,16 @@ class Run:
                           progress=self.reporter.eval_progress, outputs=False)
         self.log.log({"step": epoch.step, "epoch": epoch.index + 1, "split": "val",
                       **_clean(val)})
-        score = _score(val)
-        if self.best is None or score > self.best:
-            self.best = score
+        score, loss = _score(val), float(val["loss"])
+        # A tie of the score (accuracy is coarse on a small val split, and often reaches
+        # 1.0 early) goes to the lower loss: the later, better-fitted weights.
+        if self.best is None or score > self.best or (score == self.best
+                                                      and loss < self.best_loss):
+            self.best, self.best_loss = score, loss
             # best.json names the best checkpoint only once it is on disk
             self.saver.save(state, position.as_dict(), "best",
-                            then=lambda s=score, k=epoch.step: write_best(self.dir, s, k))
+                            then=lambda s=score, k=epoch.step, v=loss:
+                            write_best(self.dir, s, k, v))
         return val
 
     def checkpoint_if_due(self, state, step: int, position: Position, stopping: bool) -> None:
