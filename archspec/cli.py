@@ -119,6 +119,7 @@ def validate(files: List[Path] = typer.Argument(..., help="architecture or exper
 @command(examples=(
     'archspec check experiments/',
     'archspec check experiments/ --full --junit report.xml',
+    'archspec check recipes/ --full --json --set seed=1',
 ))
 def check(
     paths: List[Path] = typer.Argument(..., help="experiment or architecture YAML files, or "
@@ -132,6 +133,8 @@ def check(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     compile_cache: bool = typer.Option(True, "--compile-cache/--no-compile-cache",
                                        help=CACHE_HELP),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                   help="override a key of every experiment: --set seed=1"),
 ):
     """Validate every file, then train each experiment briefly (or --full): a table of
     results, exit 0 only when all pass. For CI."""

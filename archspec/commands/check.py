@@ -46,7 +46,7 @@ class Checked:
 
 
 def check(*, paths: list[Path], full: bool, output: Optional[Path], junit: Optional[Path],
-          as_json: bool, compile_cache: bool = True) -> None:
+          as_json: bool, compile_cache: bool = True, set_: list[str] | None = None) -> None:
     from archspec.ui.check_table import check_table, counts_line
     from archspec.ui.render import console, err_console
 
@@ -58,7 +58,7 @@ def check(*, paths: list[Path], full: bool, output: Optional[Path], junit: Optio
         stats = enable_compilation_cache()
     with tempfile.TemporaryDirectory(prefix="archspec-check-") as tmp:
         runs = Path(output) if output is not None else Path(tmp)
-        overrides = flag_overrides([], smoke=not full, output=str(runs))
+        overrides = flag_overrides(set_ or [], smoke=not full, output=str(runs))
         results = [e if isinstance(e, Checked) else validate_file(e, overrides)
                    for e in entries]
         _print_invalid(results)

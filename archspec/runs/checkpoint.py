@@ -249,7 +249,8 @@ def finished_step(run_dir: Path, setup) -> int | None:
     if not summaries or summaries[-1].get("status") != "finished":
         return None
     template = jax.eval_shape(lambda: init_state(setup.model, setup.graph, setup.tx,
-                                                 setup.exp.seed, setup.dataset.example()))
+                                                 setup.exp.seed, setup.dataset.example(),
+                                                 ema=setup.exp.ema is not None))
     mngr = _manager(latest, 2, write=False)
     try:
         _check_metadata(mngr, steps[0], template)  # a changed architecture: its error

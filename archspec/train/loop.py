@@ -116,7 +116,8 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     monitor = Monitor(setup.exp.health, [n.id for n in setup.graph.layers if n.params],
                       reporter.training_warning)
     runner = EpochRunner(setup, make_multi_step(setup.model, setup.heads, setup.tx, setup.mesh,
-                                                setup.augment, setup.dataset.norm_stats),
+                                                setup.augment, setup.dataset.norm_stats,
+                                                setup.ema),
                          monitor, reporter, _chunk_size(setup))
     result, step = Result(run_dir, state), int(state.step)
     reporter.compiling(setup)

@@ -67,7 +67,7 @@ def predict(run_dir: Path, inputs: list[Path], top: int = 5, which: str = "best"
             np.int32 if dtype == "int32" else np.float32)
     _check_finite(x, origins, "the input, normalised by the training data's statistics, is "
                   "not finite (inf or NaN): it overflows float32")
-    raw = _run(setup.model, state, x)
+    raw = _run(setup.model, state, x, setup.exp.eval_flip)
     for name, values in raw.items():
         _check_finite(values, origins, f"the network's output '{name}' is not finite (inf or "
                       "NaN) for this input: it overflows float32 inside the network")
@@ -220,12 +220,15 @@ def _feature_columns(header: list[str], data_cfg, path: Path) -> list[int] | Non
 
 # --- running the model -----------------------------------------------------------------------
 
-def _run(model, state, x: np.ndarray) -> dict:
-    """Raw head outputs for every example, in chunks of one compiled size."""
+def _run(model, state, x: np.ndarray, flip: bool = False) -> dict:
+    """Raw head outputs for every example, in chunks of one compiled size (`flip`: the mean
+    with the mirrored images', as the run was evaluated)."""
     import jax
 
+    from archspec.engine.step import eval_outputs
+
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    apply = jax.jit(lambda v, x: eval_outputs(model, v, x, flip))
     size = min(CHUNK, len(x))
     outs = []
     for start in range(0, len(x), size):
