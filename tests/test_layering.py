@@ -15,6 +15,7 @@ STAGES = [
     ("layers", ("archspec.layers",)),
     ("spec", ("archspec.spec",)),
     ("model", ("archspec.model",)),
+    ("weights", ("archspec.weights",)),
     ("data", ("archspec.data",)),
     ("train", ("archspec.train",)),
     ("viz", ("archspec.viz",)),
