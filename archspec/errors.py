@@ -61,16 +61,19 @@ class ArchspecError(Exception):
 
     exit_code: int = 2
 
-    def __init__(self, message: str, hint: str | None = None, *, pos: Pos | None = None,
-                 exit_code: int | None = None):
+    def __init__(self, message: str, hint: str | None = None, *, pos: Pos | None = None):
         super().__init__(message)
         self.message, self.hint, self.pos = message, hint, pos
-        if exit_code is not None:
-            self.exit_code = exit_code
 
     def located(self) -> list[SpecError]:
         """The problem as located messages, the form every printer and JSON writer takes."""
         return [SpecError(self.message, self.pos, hint=self.hint)]
+
+
+class UsageError(ArchspecError):
+    """A command's argument or option that cannot be used as given (exit 2)."""
+
+    exit_code = 2
 
 
 class SpecErrors(ArchspecError):

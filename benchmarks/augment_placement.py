@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from archspec.train import augment as A
+from archspec.engine import augment as A
 
 HERE = Path(__file__).resolve().parent
 
@@ -56,7 +56,7 @@ def train_step(batch: int):
 
     from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture
-    from archspec.train.step import HeadLoss, init_state, make_mesh, make_train_step
+    from archspec.engine.step import HeadLoss, init_state, make_mesh, make_train_step
 
     graph = load_architecture(str(HERE / "specs" / "cnn6.yaml"))
     model, tx, mesh = build_model(graph), optax.adam(1e-3), make_mesh()

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/compile_time.py architectures/resnet152.yaml --batch 8
 
-The step is archspec's own (archspec.train.step.make_train_step, Adam); nothing runs.
+The step is archspec's own (archspec.engine.step.make_train_step, Adam); nothing runs.
 --scan builds with scan_blocks=True (runs of identical repeated blocks become one
 jax.lax.scan over stacked parameters; opt-in, the parameter tree changes, counts do not);
 --remat also wraps each scanned block in jax.checkpoint. XLA's memory analysis of the
@@ -31,12 +31,12 @@ def main():
     t0 = time.perf_counter()
     import jax
 
-    from archspec.train.bench import _random_batch
+    from archspec.use.bench import _random_batch
     from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture
-    from archspec.train.config import Optimizer
-    from archspec.train.optim import make_optimizer
-    from archspec.train.step import init_state, make_mesh, make_train_step, shardings
+    from archspec.experiment.config import Optimizer
+    from archspec.engine.optim import make_optimizer
+    from archspec.engine.step import init_state, make_mesh, make_train_step, shardings
 
     graph = load_architecture(a.spec)
     model = build_model(graph, scan_blocks=a.scan or a.remat, remat_blocks=a.remat)

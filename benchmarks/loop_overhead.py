@@ -47,12 +47,13 @@ MODELS = {
 
 
 def load_setup(args, out: str):
-    from archspec.train import experiment
+    from archspec.experiment import load as experiment
+    from archspec.train.setup import prepare_loaded
 
     file, steps, extra = MODELS[args.model]
     overrides = [f"steps={args.steps or steps}", f"output={out}", "eval_splits=[]", *extra,
                  *args.set]
-    return experiment.prepare_loaded(experiment.load(ROOT / file, overrides))
+    return prepare_loaded(experiment.load(ROOT / file, overrides))
 
 
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
@@ -135,7 +136,7 @@ def main() -> None:
                   for _ in range(args.rounds)]
     ratio = statistics.median(r["archspec"] / r["plain"] for r in rounds)
     med = {k: statistics.median(r[k] for r in rounds) for k in ("archspec", "plain")}
-    from archspec.train.epoch import steps_per_execution
+    from archspec.engine.epoch import steps_per_execution
     k = steps_per_execution(setup.exp.steps_per_execution, setup.graph, setup.exp.batch_size,
                             setup.steps_per_epoch, jax.devices()[0].platform)
     result = {"command": " ".join(sys.argv), "model": args.model, "steps": setup.total_steps,

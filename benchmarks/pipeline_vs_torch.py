@@ -153,8 +153,8 @@ def archspec_setup(folder: str, limit: int | None):
 def archspec_augment(ds, only: str | None = None):
     import jax
 
-    from archspec.train.augment import Flip, RandomResizedCrop, make_augment
-    from archspec.train.step import network_input
+    from archspec.engine.augment import Flip, RandomResizedCrop, make_augment
+    from archspec.engine.step import network_input
 
     steps = [("random_resized_crop", RandomResizedCrop(scale=list(SCALE), ratio=list(RATIO))),
              ("flip", Flip(mode="horizontal"))]
@@ -170,7 +170,7 @@ def archspec_epoch(stream, augment, epoch: int) -> tuple[float, float, int]:
     import jax
 
     from archspec.data import prefetch
-    from archspec.train.step import pad_batch
+    from archspec.engine.step import pad_batch
 
     key = jax.random.key(epoch)
     t0 = time.perf_counter()

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/train_throughput.py --model resnet50 --batch 8 --rounds 3 --steps 1
 
 Implementations (--impl, comma-separated, default all):
-  archspec       the spec compiled by archspec.model.build, trained by archspec.train.step.make_train_step
+  archspec       the spec compiled by archspec.model.build, trained by archspec.engine.step.make_train_step
   archspec-xla   the same with reduce_window pooling (pooling_ops.FAST_POOLS off): the
                  "before" of archspec's non-overlapping pooling lowering
   archspec-patchgrad  archspec with the opt-in patch-matmul conv weight gradient
@@ -80,9 +80,9 @@ class ArchspecRunner:
         from archspec.model.build import build_model
         from archspec.layers import pooling_ops
         from archspec.spec.resolve import load_architecture
-        from archspec.train.config import Optimizer
-        from archspec.train.optim import make_optimizer
-        from archspec.train.step import (HeadLoss, init_state, make_mesh, make_train_step,
+        from archspec.experiment.config import Optimizer
+        from archspec.engine.optim import make_optimizer
+        from archspec.engine.step import (HeadLoss, init_state, make_mesh, make_train_step,
                                          shardings)
         from archspec.layers import conv_ops
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from archspec.train import augment as A
+from archspec.engine import augment as A
 
 KEYS = [jax.random.key(i) for i in range(40)]
 
@@ -283,7 +283,7 @@ def test_train_with_augmentation_and_data_show(tmp_path, capsys):
     assert "circle" in out and "all" in out  # the class balance table
     assert "random_crop, flip, cutmix" in out
     # the run's config.yaml loads again (eval and resume read it) with the same ops
-    from archspec.train import experiment as E
+    from archspec.experiment import load as E
 
     again = E.load(resume=only_run(tmp_path / "runs")).exp.augment
     assert [s.op for s in again] == [("random_crop", A.RandomCrop(padding=2)),

@@ -106,7 +106,7 @@ def test_check_junit_report(suite):
 
 
 def test_a_kept_run_folder_is_judged_the_same(suite):
-    from archspec.train.expect import judge_run
+    from archspec.experiment.expect import judge_run
 
     *_, base = suite
     (run,) = (base / "runs" / "missing").iterdir()
@@ -117,7 +117,7 @@ def test_a_kept_run_folder_is_judged_the_same(suite):
 
 def test_expect_mistakes_are_located_with_did_you_mean(tmp_path):
     from archspec.errors import SpecErrors
-    from archspec.train import experiment
+    from archspec.experiment import load as experiment
 
     bad = _tiny(tmp_path / "bad.yaml", "bad",
                 '  test.acuracy: ">= 0.9"\n  val.accuracy: 0.9\n  test.accuracy: ">= 98"\n'
@@ -158,7 +158,7 @@ def test_expect_mistakes_are_located_with_did_you_mean(tmp_path):
 
 
 def test_judge_reads_what_a_run_recorded():
-    from archspec.train.expect import Facts, judge
+    from archspec.experiment.expect import Facts, judge
 
     facts = Facts({"test": {"loss": 0.05, "accuracy_aux": 0.5, "accuracy_main": 0.99}},
                   seconds=12.0, heads=["main", "aux"])
@@ -173,7 +173,7 @@ def test_judge_reads_what_a_run_recorded():
 def test_second_check_is_served_from_the_compilation_cache(suite):
     """The same check again in the same cache folder compiles nothing: every program is
     read from the cache, and the folder gains no entry."""
-    from archspec.train.compile_cache import cache_entries
+    from archspec.engine.compile_cache import cache_entries
 
     folder, first, _, base = suite
     written = cache_entries(base / "cache")
@@ -195,7 +195,7 @@ def test_second_check_is_served_from_the_compilation_cache(suite):
 
 
 def test_the_compilation_cache_can_be_turned_off(monkeypatch, tmp_path):
-    from archspec.train import compile_cache
+    from archspec.engine import compile_cache
 
     monkeypatch.setenv("ARCHSPEC_NO_COMPILE_CACHE", "1")
     assert compile_cache.enable_compilation_cache(tmp_path / "c") is None
@@ -280,7 +280,7 @@ def test_a_cache_written_without_a_size_limit_is_adopted(tmp_path):
     make the bounded cache fail its writes."""
     (tmp_path / "jit_old-0123-cache").write_bytes(b"x" * 10)
     code = ("import jax, jax.numpy as jnp\n"
-            "from archspec.train.compile_cache import enable_compilation_cache\n"
+            "from archspec.engine.compile_cache import enable_compilation_cache\n"
             f"enable_compilation_cache({str(tmp_path)!r})\n"
             "jax.jit(lambda x: x * 3 + 1)(jnp.ones(7)).block_until_ready()\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

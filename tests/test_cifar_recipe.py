@@ -41,7 +41,7 @@ def write_cifar10(folder, n_train=(20, 20), n_test=12, seed=0):
 
 
 def test_the_recipe_is_what_it_says():
-    from archspec.train.config import load_experiment
+    from archspec.experiment.config import load_experiment
 
     exp, _ = load_experiment(RECIPE)
     opt = exp.optimizer
@@ -60,7 +60,7 @@ def test_only_the_weights_decay():
     """Every conv kernel and the fc kernel decay; BatchNorm's γ/β and the fc bias do not."""
     from archspec.model.build import abstract_variables, build_model
     from archspec.spec.resolve import load_architecture
-    from archspec.train.optim import decay_mask
+    from archspec.engine.optim import decay_mask
 
     graph = load_architecture(ROOT / "architectures" / "resnet18_cifar.yaml")
     params = abstract_variables(build_model(graph), graph)["params"]

@@ -416,7 +416,7 @@ def test_pool_refuses_a_decompression_bomb_and_a_fifo(tmp_path):
 
 def test_predict_reads_the_same_images_as_before(tmp_path):
     """The size check leaves ordinary images alone (and image files still read back)."""
-    from archspec.train.predict import read_image
+    from archspec.use.predict import read_image
 
     p = tmp_path / "ok.png"
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(p)

@@ -149,8 +149,8 @@ def test_video_seeded():
 
 
 def test_training_refuses_an_embedding_smaller_than_the_vocabulary(tmp_path):
-    from archspec.train import config as C
-    from archspec.train.loop import TrainError, prepare
+    from archspec.experiment import config as C
+    from archspec.train.setup import TrainError, prepare
 
     exp_file = tmp_path / "small.yaml"
     exp_file.write_text(

@@ -20,9 +20,9 @@ def tiny():
 
     from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture_text
-    from archspec.train.config import Optimizer
-    from archspec.train.optim import make_optimizer
-    from archspec.train.step import HeadLoss, make_mesh, make_multi_step, make_train_step
+    from archspec.experiment.config import Optimizer
+    from archspec.engine.optim import make_optimizer
+    from archspec.engine.step import HeadLoss, make_mesh, make_multi_step, make_train_step
 
     g = load_architecture_text(SPEC)
     model = build_model(g)
@@ -44,7 +44,7 @@ def _batches(k, n=8):
 
 
 def _state(t):
-    from archspec.train.step import init_state
+    from archspec.engine.step import init_state
 
     return init_state(t["model"], t["g"], t["tx"], 0, t["example"])
 
@@ -86,7 +86,7 @@ def test_slots_past_the_chunk_change_nothing(tiny):
 
 
 def test_chunks_end_at_checkpoints_and_at_the_last_step():
-    from archspec.train.epoch import chunks
+    from archspec.engine.epoch import chunks
 
     batches = [(np.full((2, 1), b), np.zeros(2), np.ones(2), 2) for b in range(10)]
     got = [(c.last, c.arrays[3].tolist()) for c in chunks(iter(batches), 4, 0, 0, 6, 9)]
@@ -107,7 +107,7 @@ def test_chunks_end_at_checkpoints_and_at_the_last_step():
     ("auto", 1_000, 30, "cpu", True, 1),      # decoding bounds the loop; memory stays bounded
 ])
 def test_steps_per_execution(setting, macs, spe, platform, streamed, k):
-    from archspec.train.epoch import steps_per_execution
+    from archspec.engine.epoch import steps_per_execution
 
     class G:
         def total(self, attr):

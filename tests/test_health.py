@@ -73,9 +73,9 @@ def test_train_step_keeps_parameters_on_nonfinite_batch():
 
     from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture_text
-    from archspec.train.optim import make_optimizer
-    from archspec.train.config import Optimizer
-    from archspec.train.step import HeadLoss, init_state, make_mesh, make_train_step
+    from archspec.engine.optim import make_optimizer
+    from archspec.experiment.config import Optimizer
+    from archspec.engine.step import HeadLoss, init_state, make_mesh, make_train_step
 
     g = load_architecture_text("name: t\ninput: {shape: [4]}\nlayers:\n"
                                "  - dense: {units: 3, activation: relu}\n  - dense: 2\n"

@@ -47,7 +47,7 @@ def _finish(procs, logs, timeout=180) -> list[tuple[int, str]]:
 def _params(run):
     import jax
 
-    from archspec.train.evaluate import load_state
+    from archspec.use.evaluate import load_state
 
     _, state, _ = load_state(run, "latest")
     return jax.device_get(state.params), int(state.step)

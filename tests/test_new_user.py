@@ -45,7 +45,7 @@ def _setup_of(architecture: str, batch_size: int = 32, steps: int = 5, input_sha
 
 
 def test_a_slow_first_step_is_said_before_it_starts():
-    from archspec.train.estimate import matmul_rate, train_flops
+    from archspec.use.estimate import matmul_rate, train_flops
     from archspec.ui.train_tables import slow_step_notice
 
     notice = slow_step_notice(_setup_of("vgg16.yaml"))
@@ -58,7 +58,7 @@ def test_a_slow_first_step_is_said_before_it_starts():
 
 
 def test_small_networks_get_no_estimate():
-    from archspec.train import estimate
+    from archspec.use import estimate
     from archspec.ui.train_tables import slow_step_notice
 
     estimate.matmul_rate.cache_clear()

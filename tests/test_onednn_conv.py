@@ -226,9 +226,9 @@ import os, re, sys, jax, jax.numpy as jnp, numpy as np
 from archspec.layers import onednn
 from archspec.model.build import build_model
 from archspec.spec.resolve import load_architecture_text
-from archspec.train.config import Optimizer
-from archspec.train.optim import make_optimizer
-from archspec.train.step import HeadLoss, init_state, make_mesh, make_multi_step, make_train_step
+from archspec.experiment.config import Optimizer
+from archspec.engine.optim import make_optimizer
+from archspec.engine.step import HeadLoss, init_state, make_mesh, make_multi_step, make_train_step
 assert jax.device_count() == 4 and onednn.active(), onednn.describe()  # auto, 4 devices
 graph = load_architecture_text(sys.argv[1])
 model, heads = build_model(graph), [HeadLoss("y", "categorical_crossentropy", "softmax", 1.0)]

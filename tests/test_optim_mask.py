@@ -46,8 +46,8 @@ def flat(tree) -> dict:
 
 
 def one_update(params, **opt):
-    from archspec.train.config import Optimizer
-    from archspec.train.optim import make_optimizer
+    from archspec.experiment.config import Optimizer
+    from archspec.engine.optim import make_optimizer
     import optax
 
     tx, _ = make_optimizer(Optimizer(lr=LR, weight_decay=WD, **opt), 100)
@@ -95,7 +95,7 @@ def test_each_group_excludes_only_its_parameters(params, exclude):
 
 def test_stacked_blocks_are_masked_by_name():
     """With scan_blocks a run of blocks is one node of stacked parameters."""
-    from archspec.train.optim import decay_mask
+    from archspec.engine.optim import decay_mask
 
     tree = {"stage": {"conv": {"kernel": np.ones((2, 3, 3, 4, 4)), "bias": np.ones((2, 4))},
                       "bn": {"scale": np.ones((2, 4)), "bias": np.ones((2, 4))}}}
@@ -111,7 +111,7 @@ def test_stacked_blocks_are_masked_by_name():
 ])
 def test_bad_exclusions_are_located_errors(value, message):
     from archspec.errors import SpecErrors
-    from archspec.train.config import load_experiment
+    from archspec.experiment.config import load_experiment
 
     override = f"optimizer.weight_decay_exclude={value}"
     with pytest.raises(SpecErrors) as exc:

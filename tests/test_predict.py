@@ -30,8 +30,8 @@ def predict_json(*args):
 def own_outputs(run):
     """The run's test split (normalised), its raw values, and the model's own outputs."""
     from archspec.data import normalization_terms
-    from archspec.train.evaluate import load_state
-    from archspec.train.measure import evaluate
+    from archspec.use.evaluate import load_state
+    from archspec.engine.measure import evaluate
 
     setup, state, _ = load_state(run)
     split = setup.dataset.test
@@ -124,7 +124,7 @@ def test_predict_regression_from_csv(tmp_path):
 
     import jax.numpy as jnp
 
-    from archspec.train.evaluate import load_state
+    from archspec.use.evaluate import load_state
 
     setup, state, _ = load_state(run)
     want = setup.model.apply({"params": state.params, "batch_stats": state.batch_stats},

@@ -134,7 +134,7 @@ def test_resume_from_another_folder_names_changed_data(trained, tmp_path, elsewh
 
 
 def test_a_changed_experiment_file_is_named(tmp_path):
-    from archspec.train.runs import changed_sources, write_setup
+    from archspec.runs.sources import changed_sources, write_setup
 
     exp = tmp_path / "exp.yaml"
     exp.write_text("name: x\n")
@@ -170,7 +170,7 @@ def test_an_epoch_resumed_mid_way_is_marked_partial(trained, tmp_path):
 
 
 def test_metrics_of_an_epoch_stopped_and_resumed_are_both_partial(tmp_path):
-    from archspec.train.runs import MetricsLog, read_metrics
+    from archspec.runs.records import MetricsLog, read_metrics
 
     log = MetricsLog(tmp_path, tensorboard=False)
     log.log({"step": 9, "epoch": 1, "split": "train", "loss": 1.0})
@@ -202,9 +202,10 @@ def test_a_name_never_places_a_run_outside_output(tmp_path, name):
 
 @pytest.mark.parametrize("name", ["..", "../x", "/abs", "a\\b", ""])
 def test_new_run_dir_refuses_names_that_leave_output(tmp_path, name):
-    from archspec.train.runs import RunError, new_run_dir
+    from archspec.runs.files import RunFolderError
+    from archspec.runs.folder import new_run_dir
 
-    with pytest.raises(RunError, match="a run must stay inside"):
+    with pytest.raises(RunFolderError, match="a run must stay inside"):
         new_run_dir(str(tmp_path / "runs"), name)
     assert not (tmp_path / "runs").exists()
 
@@ -233,14 +234,15 @@ def test_run_files_are_never_written_through_a_link(trained, tmp_path, target):
 
 
 def test_atomic_writes_refuse_links_and_keep_the_target(tmp_path):
-    from archspec.train.runs import RunError, write_best
+    from archspec.runs.files import RunFolderError
+    from archspec.runs.records import write_best
 
     victim = tmp_path / "victim.json"
     victim.write_text("precious")
     run = tmp_path / "run"
     run.mkdir()
     os.symlink(victim, run / "best.json")
-    with pytest.raises(RunError, match="symbolic link"):
+    with pytest.raises(RunFolderError, match="symbolic link"):
         write_best(run, 0.5, 3)
     assert victim.read_text() == "precious" and (run / "best.json").is_symlink()
 
@@ -261,8 +263,9 @@ def test_leftover_run_name_never_reuses_a_run(trained, tmp_path):
 
 
 def test_processes_of_one_launch_share_a_fresh_folder_only(tmp_path, monkeypatch):
-    from archspec.train import runs
-    from archspec.train.runs import RunError, new_run_dir
+    from archspec.runs import folder as runs
+    from archspec.runs.files import RunFolderError
+    from archspec.runs.folder import new_run_dir
 
     monkeypatch.setenv("ARCHSPEC_RUN_NAME", "exp1")
     monkeypatch.setenv("ARCHSPEC_LAUNCH_ID", "launch-a")
@@ -272,15 +275,15 @@ def test_processes_of_one_launch_share_a_fresh_folder_only(tmp_path, monkeypatch
         "ARCHSPEC_LAUNCH_ID=launch-a")
     assert new_run_dir(str(tmp_path), "e") == first  # a peer of the same launch joins
     monkeypatch.setenv("ARCHSPEC_LAUNCH_ID", "launch-b")
-    with pytest.raises(RunError, match="belongs to another launch"):
+    with pytest.raises(RunFolderError, match="belongs to another launch"):
         new_run_dir(str(tmp_path), "e")
     monkeypatch.setenv("ARCHSPEC_LAUNCH_ID", "launch-a")
     (first / "metrics.jsonl").write_text("{}\n")
-    with pytest.raises(RunError, match="already holds training results"):
+    with pytest.raises(RunFolderError, match="already holds training results"):
         new_run_dir(str(tmp_path), "e")
     monkeypatch.setattr(runs, "_process_count", lambda: 1)
     (first / "metrics.jsonl").unlink()
-    with pytest.raises(RunError, match="already exists"):
+    with pytest.raises(RunFolderError, match="already exists"):
         new_run_dir(str(tmp_path), "e")
 
 
@@ -305,7 +308,7 @@ def test_flipped_bytes_in_the_newest_checkpoint_fall_back_to_the_previous(traine
 
 
 def test_manifest_lists_every_file_and_finds_a_change(tmp_path):
-    from archspec.train.checkpoint import MANIFEST, verify, write_manifest
+    from archspec.runs.checkpoint import MANIFEST, verify, write_manifest
 
     step = tmp_path / "7"
     (step / "default" / "d").mkdir(parents=True)
@@ -351,13 +354,14 @@ def test_damaged_attempts_is_a_clear_error(trained, tmp_path):
 
 
 def test_run_file_readers_never_raise_on_damage(tmp_path):
-    from archspec.train.runs import RunError, read_attempts, read_best, read_metrics
+    from archspec.runs.files import RunFolderError
+    from archspec.runs.records import read_attempts, read_best, read_metrics
 
     (tmp_path / "metrics.jsonl").write_bytes(b'{"step": 1}\n5\n{"step": null}\n\xff\n{"st')
     assert read_metrics(tmp_path) == [{"step": 1}]
     for text in ("", "{}", "[1, 2]", '{"attempt": 0}', "\xff"):
         (tmp_path / "attempts.json").write_text(text)
-        with pytest.raises(RunError, match="is damaged"):
+        with pytest.raises(RunFolderError, match="is damaged"):
             read_attempts(tmp_path)
     (tmp_path / "attempts.json").write_text('[{"attempt": 0, "outcome": "diverged"}]')
     assert len(read_attempts(tmp_path)) == 1

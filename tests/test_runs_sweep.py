@@ -90,7 +90,7 @@ def write_sweep(path, **extra):
 
 
 def test_sweep_runs_every_point_then_resumes_nothing(tmp_path):
-    from archspec.train.sweep import load_sweep
+    from archspec.experiment.sweep import load_sweep
 
     file = write_sweep(tmp_path / "lr.yaml")
     out = tmp_path / "out"
@@ -136,7 +136,7 @@ def test_sweep_parallel_hint_lists_points_and_schedulers(tmp_path):
 
 
 def test_sweep_points_are_stable_and_reproducible(tmp_path):
-    from archspec.train.sweep import load_sweep, point_id
+    from archspec.experiment.sweep import load_sweep, point_id
 
     spec = {"random": {"optimizer.weight_decay": {"loguniform": [1e-5, 1e-3]},
                        "batch_size": {"choice": [32, 64]},
@@ -175,7 +175,7 @@ def test_sweep_bad_override_fails_before_training(tmp_path):
 
 
 def test_example_sweep_file_is_valid():
-    from archspec.train.sweep import check_points, load_sweep
+    from archspec.experiment.sweep import check_points, load_sweep
 
     sw = load_sweep(ROOT / "sweeps" / "vgg_lr.yaml")
     points = sw.points()

@@ -11,8 +11,8 @@ from archspec.data.loader import load_dataset
 from archspec.data.sources.shape_masks import generate
 from archspec.errors import SpecErrors
 from archspec.spec.resolve import load_architecture_text
-from archspec.train.heads import head_losses
-from archspec.train.losses import correct, iou_counts, mean_iou, per_example
+from archspec.engine.head_losses import head_losses
+from archspec.engine.losses import correct, iou_counts, mean_iou, per_example
 
 
 def test_per_pixel_cross_entropy_and_pixel_accuracy_by_hand():
@@ -98,7 +98,7 @@ def test_head_check_refuses_a_map_of_another_size_at_the_head():
 
 
 def test_expect_reads_the_mean_iou():
-    from archspec.train.expect import Facts, judge, name_problem
+    from archspec.experiment.expect import Facts, judge, name_problem
 
     facts = Facts(splits={"test": {"mean_iou_mask": 0.9, "accuracy_mask": 0.98}}, heads=["mask"])
     assert [o.met for o in judge({"test.mean_iou": ">= 0.8", "test.mean_iou_mask": "> 0.95"},

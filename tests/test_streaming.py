@@ -172,10 +172,11 @@ def test_training_on_streamed_pixels_equals_training_on_the_normalised_arrays(im
     """The streamed run's raw pixels are decoded in grain workers kept over its two
     epochs and normalised inside the jitted steps (train with augmentation, validation,
     test); it must end where the in-memory run ends."""
-    from archspec.train import experiment
+    from archspec.experiment import load as experiment
     from archspec.train.loop import fit
-    from archspec.train.reporter import NullReporter
-    from archspec.train.runs import read_metrics
+    from archspec.train.setup import prepare_loaded
+    from archspec.engine.reporter import NullReporter
+    from archspec.runs.records import read_metrics
 
     ends = {}
     for in_memory in (True, False):
@@ -200,7 +201,7 @@ def test_training_on_streamed_pixels_equals_training_on_the_normalised_arrays(im
             batch_size: 8
             output: {tmp_path / 'runs'}
             """))
-        result = fit(experiment.prepare_loaded(experiment.load(exp)), NullReporter())
+        result = fit(prepare_loaded(experiment.load(exp)), NullReporter())
         assert result.outcome == "finished"
         ends[in_memory] = {r["split"]: r for r in read_metrics(result.run_dir)
                            if r.get("split") in ("val", "test")}

@@ -31,7 +31,7 @@ def refused(tmp_path, file):
 
 
 def check(file):
-    from archspec.train.sweep import check_points, load_sweep
+    from archspec.experiment.sweep import check_points, load_sweep
 
     sw = load_sweep(file)
     check_points(sw, sw.points())
@@ -123,8 +123,8 @@ def test_valid_sweeps_still_validate(tmp_path):
 def test_every_option_read_conditionally_is_known():
     """READS names real fields and real values, and covers every option whose description
     says which settings read it (`momentum/nesterov: ...`)."""
-    from archspec.train import config as C
-    from archspec.train.sweep import READS
+    from archspec.experiment import config as C
+    from archspec.experiment.sweep import READS
 
     def field_at(path):
         parts = path.split(".")

@@ -113,7 +113,7 @@ def test_summary_tables_keep_every_number(summaries, depth, width, terminal):
 # --- the other commands' tables, from hand-made data ---------------------------------------
 
 def bench_result():
-    from archspec.train.bench import BenchResult
+    from archspec.use.bench import BenchResult
 
     return BenchResult(
         spec="architectures/resnet50.yaml", name="resnet50", batch=256, precision="bf16",
@@ -137,7 +137,7 @@ def test_bench_table_keeps_every_number(width, terminal):
 
 
 def run_rows():
-    from archspec.train.run_list import RunRow
+    from archspec.runs.listing import RunRow
 
     return [RunRow(run=f"very_long_experiment_name_number_{i}/20250101-10000{i}",
                    experiment=f"sweep_point_{i}", date=f"2025-01-0{i + 1} 10:00:00",

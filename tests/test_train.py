@@ -19,7 +19,7 @@ EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
 def _final_params(run: Path):
     import jax
 
-    from archspec.train.evaluate import load_state
+    from archspec.use.evaluate import load_state
 
     _, state, _ = load_state(run, "latest")
     return jax.device_get(state.params), int(state.step)
@@ -133,7 +133,7 @@ def test_bare_architecture_trains_on_builtin_data(tmp_path):
 def test_losses_match_numpy_formulas():
     import jax.numpy as jnp
 
-    from archspec.train.losses import per_example
+    from archspec.engine.losses import per_example
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(5, 4)).astype(np.float32)
@@ -180,9 +180,9 @@ def test_gradient_accumulation_equals_one_big_batch():
 
     from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture_text
-    from archspec.train.config import Optimizer
-    from archspec.train.optim import make_optimizer
-    from archspec.train.step import HeadLoss, init_state, make_mesh, make_train_step
+    from archspec.experiment.config import Optimizer
+    from archspec.engine.optim import make_optimizer
+    from archspec.engine.step import HeadLoss, init_state, make_mesh, make_train_step
 
     g = load_architecture_text("name: t\ninput: {shape: [5]}\ndefaults: {activation: tanh}\n"
                                "layers:\n  - dense: 7\n  - dense: {units: 1, activation: linear}\n")

@@ -55,7 +55,7 @@ def test_a_bad_data_option_from_the_command_line_points_at_the_flag(tmp_path):
 
 def test_data_errors_are_located_without_the_cli(tmp_path):
     from archspec.data import DataError
-    from archspec.train import experiment
+    from archspec.experiment import load as experiment
 
     with pytest.raises(DataError) as info:  # the options are checked as the file loads
         experiment.load(_experiment(tmp_path, "    colour: 3"))
@@ -64,9 +64,10 @@ def test_data_errors_are_located_without_the_cli(tmp_path):
 
 
 def test_setup_is_frozen_and_a_restart_builds_a_new_one(tmp_path):
-    from archspec.train import experiment
+    from archspec.experiment import load as experiment
+    from archspec.train.setup import prepare_loaded
 
-    setup = experiment.prepare_loaded(experiment.load(_experiment(tmp_path, "")))
+    setup = prepare_loaded(experiment.load(_experiment(tmp_path, "")))
     with pytest.raises(dataclasses.FrozenInstanceError):
         setup.total_steps = 1
     again = setup.with_lr_factor(0.5)
@@ -75,19 +76,20 @@ def test_setup_is_frozen_and_a_restart_builds_a_new_one(tmp_path):
 
 
 def test_training_runs_quietly_with_the_null_reporter(tmp_path, capsys):
-    from archspec.train import experiment
+    from archspec.experiment import load as experiment
     from archspec.train.loop import fit
-    from archspec.train.reporter import NullReporter
+    from archspec.train.setup import prepare_loaded
+    from archspec.engine.reporter import NullReporter
 
     loaded = experiment.load(_experiment(tmp_path, ""), [f"output={tmp_path / 'runs'}"])
-    result = fit(experiment.prepare_loaded(loaded), NullReporter())
+    result = fit(prepare_loaded(loaded), NullReporter())
     assert result.outcome == "finished" and (result.run_dir / "metrics.jsonl").exists()
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
 
 
 def test_a_bare_architecture_loads_the_same_way(tmp_path):
-    from archspec.train import experiment
+    from archspec.experiment import load as experiment
 
     (tmp_path / "tiny.yaml").write_text(ARCH)
     loaded = experiment.load(tmp_path / "tiny.yaml", ["steps=2"], data="shapes")
@@ -119,7 +121,7 @@ def test_a_data_option_refused_while_loading_the_data_points_at_its_line(tmp_pat
 def test_the_first_head_scores_the_run_whatever_the_names_sort_to():
     from types import SimpleNamespace
 
-    from archspec.train.measure import in_head_order
+    from archspec.engine.measure import in_head_order
     from archspec.ui.train_tables import main_accuracy
 
     heads = [SimpleNamespace(head="shapes"), SimpleNamespace(head="aux")]  # GoogLeNet-style

@@ -156,7 +156,7 @@ BAD_VALUES = [
 @pytest.mark.parametrize("override,message", BAD_VALUES)
 def test_every_bad_value_is_a_located_error(override, message):
     from archspec.errors import SpecErrors
-    from archspec.train.config import load_experiment
+    from archspec.experiment.config import load_experiment
 
     with pytest.raises(SpecErrors) as exc:
         load_experiment(ROOT / "experiments/digits_mlp.yaml", [override])
@@ -247,7 +247,7 @@ def test_a_nonfinite_update_is_never_applied():
 
     from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture_text
-    from archspec.train.step import HeadLoss, init_state, make_mesh, make_train_step
+    from archspec.engine.step import HeadLoss, init_state, make_mesh, make_train_step
 
     graph = load_architecture_text(ARCH.format(units=3, output="softmax", last="linear",
                                                default="tanh"))
@@ -329,7 +329,7 @@ _EXPERIMENTS = st.fixed_dictionaries({"data": _FIELDS["data"]},
 @given(_EXPERIMENTS)
 def test_any_experiment_file_validates_or_gives_located_errors(tmp_path_factory, fields):
     from archspec.errors import SpecErrors
-    from archspec.train.config import SEED_MAX, load_experiment
+    from archspec.experiment.config import SEED_MAX, load_experiment
 
     path = tmp_path_factory.mktemp("exp") / "e.yaml"
     path.write_text(yaml.safe_dump({"name": "p", "architecture": "net.yaml", **fields},
@@ -353,7 +353,7 @@ def test_any_training_ends_in_a_documented_exit_without_nan_parameters(
     from typer.testing import CliRunner
 
     from archspec.cli import app
-    from archspec.train.evaluate import load_state
+    from archspec.use.evaluate import load_state
     from archspec.train.loop import EXIT_CODES
 
     out = tmp_path_factory.mktemp("runs")

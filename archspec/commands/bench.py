@@ -17,10 +17,10 @@ def bench(spec: Path, batch: int, steps: int, precision: str, warmup: int, matmu
                              ("--warmup", warmup, 0), ("--matmul-size", matmul_size, 1)):
         at_least(value, low, flag)
     shape = parse_shape(input_shape)
-    from archspec.train.experiment import graph_of
+    from archspec.experiment.load import graph_of
 
     graph = graph_of(spec, input_shape=shape)
-    from archspec.train.bench import bench as run_bench, size_problem
+    from archspec.use.bench import bench as run_bench, size_problem
 
     problem = size_problem(graph, batch, matmul_size)
     if problem:

@@ -15,7 +15,8 @@ from typing import Optional
 from archspec import jsonout
 from archspec.commands import BadParameter, Exit
 from archspec.commands.options import overrides as flag_overrides
-from archspec.train.reporter import NullReporter
+from archspec.experiment import documents
+from archspec.engine.reporter import NullReporter
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -51,7 +52,7 @@ def check(paths: list[Path], full: bool, output: Optional[Path], junit: Optional
     files = yaml_files(paths)
     stats = None
     if compile_cache:
-        from archspec.train.compile_cache import enable_compilation_cache
+        from archspec.engine.compile_cache import enable_compilation_cache
 
         stats = enable_compilation_cache()
     with tempfile.TemporaryDirectory(prefix="archspec-check-") as tmp:
@@ -105,19 +106,6 @@ def yaml_files(paths: list[Path]) -> list[Path]:
     return list(out)
 
 
-def kind_of(path: Path) -> str:
-    """experiment (has `architecture:`), sweep (has `experiment:`), else architecture
-    (whose loader names what a file without `layers:` lacks)."""
-    from archspec.spec.yaml_loader import load_yaml_file
-
-    root = load_yaml_file(path)
-    if isinstance(root, dict) and "architecture" in root:
-        return "experiment"
-    if isinstance(root, dict) and "experiment" in root and "layers" not in root:
-        return "sweep"
-    return "architecture"
-
-
 def validate_file(path: Path, overrides: list[str]) -> Checked:
     """Validate one file as `archspec validate` does; an experiment is loaded with the
     overrides it will train with."""
@@ -127,24 +115,25 @@ def validate_file(path: Path, overrides: list[str]) -> Checked:
     r = Checked(path)
     t0 = time.perf_counter()
     try:
-        r.kind = kind_of(path)
+        doc = documents.load(path)
+        r.kind = doc.kind
         if r.kind == "experiment":
-            from archspec.train import experiment
+            from archspec.experiment import load as experiment
 
-            r.loaded = experiment.load(path, overrides)
+            r.loaded = experiment.from_document(doc, list(overrides))
             graph = r.loaded.graph
         elif r.kind == "sweep":
-            from archspec.train.sweep import check_points, load_sweep
+            from archspec.experiment.sweep import check_points, load_sweep
 
-            sw = load_sweep(path)
+            sw = load_sweep(path, root=doc.root)
             points = sw.points()
             check_points(sw, points)
             r.detail = f"{len(points)} point(s), each checked against {sw.experiment}"
             graph = None
         else:
-            from archspec.train.experiment import graph_of
+            from archspec.experiment.load import graph_of
 
-            graph = graph_of(path)
+            graph = graph_of(doc)
         if graph is not None:
             print_warnings(head_warnings(graph))
             r.detail = f"{len(graph.layers)} layers, {graph.total('params'):,} parameters"
@@ -157,14 +146,14 @@ def validate_file(path: Path, overrides: list[str]) -> Checked:
 def run_file(r: Checked, full: bool, keep: bool) -> str | None:
     """Train a validated experiment (smoke or full) and set its status from the run;
     returns the run's outcome (None when it could not start)."""
-    from archspec.train import experiment
-    from archspec.train.expect import facts_of_result, judge
+    from archspec.experiment.expect import facts_of_result, judge
     from archspec.train.loop import fit
+    from archspec.train.setup import prepare_loaded
 
     t0 = time.perf_counter()
     reporter = _Quiet(r.file)
     try:
-        setup = experiment.prepare_loaded(r.loaded, smoke=not full)
+        setup = prepare_loaded(r.loaded, smoke=not full)
         result = fit(setup, reporter)
     except Exception as exc:  # noqa: BLE001
         _fail(r, exc)

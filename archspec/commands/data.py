@@ -10,14 +10,15 @@ from archspec.commands.options import at_least
 
 def show(file: Path, output: Path, count: int, set_: List[str]) -> None:
     at_least(count, 1, "--count", "count must be >= 1")
-    from archspec.train import experiment
+    from archspec.experiment import load as experiment
+    from archspec.train.setup import prepare_loaded
     from archspec.ui.render import console
     from archspec.ui.tables import Column, table
     from archspec.viz import check_image_path
     from archspec.viz.examples import balance, draw, first_batch
 
     check_image_path(output)
-    setup = experiment.prepare_loaded(experiment.load(file, list(set_)))
+    setup = prepare_loaded(experiment.load(file, list(set_)))
     ds = setup.dataset
     console.print(f"[bold]{ds.name}[/bold]: input {'×'.join(map(str, ds.input_shape))}, "
                   f"{ds.task}" + (f", {ds.num_classes} classes" if ds.num_classes else ""))

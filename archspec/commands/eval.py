@@ -9,7 +9,7 @@ from archspec.commands.options import choose
 
 
 def eval_run(run_dir: Path, split: str, checkpoint: str, as_json: bool) -> None:
-    from archspec.train.evaluate import run_eval
+    from archspec.use.evaluate import run_eval
     from archspec.ui.evaluation import eval_tables
     from archspec.ui.render import console, warn
 

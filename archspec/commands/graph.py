@@ -12,7 +12,7 @@ def graph(spec: Path, output: Optional[Path], collapse: Optional[bool], depth: O
     if depth is not None:
         at_least(depth, 0, "--depth", "depth must be >= 0")
     from archspec.ui.render import console
-    from archspec.train.experiment import graph_of
+    from archspec.experiment.load import graph_of
     from archspec.viz.graph import build_diagram, output_format, write_diagram
 
     if output is not None:

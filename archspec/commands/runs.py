@@ -7,7 +7,7 @@ from archspec import jsonout
 
 
 def runs(directory: Path, sort: str, reverse: bool, as_json: bool) -> None:
-    from archspec.train.run_list import list_runs, sort_runs
+    from archspec.runs.listing import list_runs, sort_runs
     from archspec.ui.render import console
     from archspec.ui.runs import runs_table
 

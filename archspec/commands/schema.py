@@ -33,7 +33,7 @@ def architecture_schema() -> dict:
 
 
 def experiment_schema() -> dict:
-    from archspec.train.config import Experiment
+    from archspec.experiment.config import Experiment
 
     top = Experiment.model_json_schema(by_alias=True)
     top["$schema"] = "https://json-schema.org/draft/2020-12/schema"

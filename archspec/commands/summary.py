@@ -13,7 +13,7 @@ def summary(spec: Path, depth: Optional[int], as_json: bool, input_shape: Option
         at_least(depth, 0, "--depth", "depth must be >= 0")
     shape = parse_shape(input_shape)
     from archspec.spec.lint import head_warnings
-    from archspec.train.experiment import graph_of
+    from archspec.experiment.load import graph_of
     from archspec.ui.render import console, print_warnings
     from archspec.ui.summary import summary_table, summary_totals
 

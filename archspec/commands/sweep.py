@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Optional
 from archspec.commands import BadParameter
 
 if TYPE_CHECKING:
-    from archspec.train.sweep import Point, Sweep
+    from archspec.experiment.sweep import Point, Sweep
 
 
 def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: bool,
           output: Optional[str]) -> None:
-    from archspec.train.sweep import (DONE, check_points, load_sweep, point_status,
+    from archspec.experiment.sweep import (DONE, check_points, load_sweep, point_status,
                                       write_manifest)
-    from archspec.train.sweep import parallel_hint as hint_lines
+    from archspec.experiment.sweep import parallel_hint as hint_lines
     from archspec.ui.render import console
 
     sw = load_sweep(file, output)
@@ -45,7 +45,7 @@ def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: b
 
 
 def _sweep_points(sw, todo, file, console) -> None:
-    from archspec.train.sweep import run_point
+    from archspec.experiment.sweep import run_point
     from archspec.ui.progress import RichReporter
 
     reporter = RichReporter(console, summary=False)  # a line per point instead
@@ -63,7 +63,7 @@ def _sweep_points(sw, todo, file, console) -> None:
 
 
 def summary_rows(sweep: Sweep, points: list[Point]) -> list[dict]:
-    from archspec.train.run_list import read_run
+    from archspec.runs.listing import read_run
 
     rows = []
     for p in points:

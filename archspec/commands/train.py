@@ -15,16 +15,17 @@ def train(file: Optional[Path], data: Optional[str], epochs: Optional[int],
           resume: Optional[Path], smoke: bool, output: Optional[str],
           track: Optional[str], input_shape: Optional[str] = None,
           compile_cache: bool = True) -> None:
-    from archspec.train import distributed
+    from archspec.engine import distributed
 
     distributed.start()  # before anything touches a device
     if compile_cache:
-        from archspec.train.compile_cache import enable_compilation_cache
+        from archspec.engine.compile_cache import enable_compilation_cache
 
         enable_compilation_cache()  # None (nothing cached) when ARCHSPEC_NO_COMPILE_CACHE=1
     from archspec.spec.lint import head_warnings
-    from archspec.train import experiment
+    from archspec.experiment import load as experiment
     from archspec.train.loop import fit
+    from archspec.train.setup import prepare_loaded
     from archspec.ui.progress import RichReporter
     from archspec.ui.render import console, print_warnings
 
@@ -34,13 +35,13 @@ def train(file: Optional[Path], data: Optional[str], epochs: Optional[int],
         check_tracker(track)
     reporter = RichReporter(console, keep_log=distributed.is_primary())
     if resume is not None:
-        from archspec.train.checkpoint import finished_step
+        from archspec.runs.checkpoint import finished_step
 
         if input_shape is not None:
             raise BadParameter("a resumed run keeps the input shape it started with",
                                param_hint="--input-shape")
 
-        setup = experiment.prepare_loaded(experiment.load(resume=resume, warn=reporter.warning))
+        setup = prepare_loaded(experiment.load(resume=resume, warn=reporter.warning))
         done = finished_step(resume, setup)
         if done is not None:
             console.print(f"{resume} already finished: all {setup.total_steps} steps done "
@@ -56,7 +57,7 @@ def train(file: Optional[Path], data: Optional[str], epochs: Optional[int],
                                output=output)
     loaded = experiment.load(file, overrides, data=data, input_shape=parse_shape(input_shape))
     print_warnings(head_warnings(loaded.graph))
-    setup = experiment.prepare_loaded(loaded, smoke=smoke)
+    setup = prepare_loaded(loaded, smoke=smoke)
     result = fit(setup, reporter)
     _track(track, result.run_dir, console)
     _exit_for(result.outcome)

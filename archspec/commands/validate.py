@@ -11,7 +11,7 @@ def validate(files: list[Path]) -> None:
     from archspec.errors import ArchspecError, SpecErrors
     from archspec.ui.render import console, print_error, print_errors, print_warnings
     from archspec.spec.lint import head_warnings
-    from archspec.train.experiment import graph_of
+    from archspec.experiment.load import graph_of
 
     failed = 0
     for f in files:

@@ -42,7 +42,7 @@ class Upsample(Layer):
                              field="factor")
         if o.method in LINEAR_RANK and LINEAR_RANK[o.method] != n:
             raise ShapeError(f"{o.method} interpolates {LINEAR_RANK[o.method]} axes but the "
-                             f"input has {n}", expected=f"method: linear (any rank)",
+                             f"input has {n}", expected="method: linear (any rank)",
                              found=f"method: {o.method}", field="method")
         field = "factor" if o.factor is not None else "size"
         values = as_tuple(getattr(o, field), n, field)

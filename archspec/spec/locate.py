@@ -94,9 +94,9 @@ def validate_lenient(model: type[BaseModel], data: YMap, errors: ErrorCollector,
 
 
 def _copy(m: YMap, keep) -> YMap:
-    out = YMap((k, v) for k, v in m.items() if keep(k))
-    out.pos, out.key_pos, out.val_pos = m.pos, dict(m.key_pos), dict(m.val_pos)
-    return out
+    kept = [(k, v) for k, v in m.items() if keep(k)]
+    return YMap(kept, m.pos, {k: m.key_pos[k] for k, _ in kept},
+                {k: m.val_pos[k] for k, _ in kept})
 
 
 # --- grouping -----------------------------------------------------------------------------

@@ -13,7 +13,12 @@ HeadOutput = Literal["softmax", "sigmoid", "linear", "softplus"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    """The base of every file-level schema (architectures and experiments): unknown keys are
+    errors, "64" is not 64, and every number is finite (nan/inf never reach the optimiser,
+    the loop or a shape)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 class InputSpec(Strict):

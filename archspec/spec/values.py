@@ -44,9 +44,7 @@ def subst(errors: ErrorCollector, value, env, node, loc, path):
 
 def located_map(data: dict, pos) -> YMap:
     """A mapping archspec writes itself, every key located at `pos`."""
-    m = YMap(data)
-    m.pos, m.key_pos, m.val_pos = pos, {k: pos for k in data}, {k: pos for k in data}
-    return m
+    return YMap(data, pos)
 
 
 def empty(pos) -> YMap:

@@ -29,9 +29,20 @@ class _Refused(yaml.MarkedYAMLError):
 
 
 class YMap(dict):
+    """A mapping that knows where it, each key and each value stand in a file."""
+
     pos: Pos
     key_pos: dict
     val_pos: dict
+
+    def __init__(self, items=(), pos: Pos | None = None, key_pos: dict | None = None,
+                 val_pos: dict | None = None):
+        """Keys without a position given stand at `pos` (a mapping archspec writes itself,
+        or one from the command line)."""
+        super().__init__(items)
+        self.pos = pos
+        self.key_pos = {k: pos for k in self} | dict(key_pos or {})
+        self.val_pos = {k: pos for k in self} | dict(val_pos or {})
 
 
 class YList(list):
@@ -60,8 +71,7 @@ _MERGE = "tag:yaml.org,2002:merge"
 
 def _construct_map(loader, node):
     _count(loader)
-    m = YMap()
-    m.pos, m.key_pos, m.val_pos = _pos(loader, node), {}, {}
+    m = YMap(pos=_pos(loader, node))
     for key, (knode, vnode) in _entries(loader, node, ()).items():
         m[key] = loader.construct_object(vnode, deep=True)
         m.key_pos[key], m.val_pos[key] = _pos(loader, knode), _pos(loader, vnode)

@@ -1,2 +1,1 @@
-"""Training and evaluation: experiment configs, losses, optimisers, the jitted step over a
-device mesh, the loop, checkpoints and run folders."""
+"""The training loop: prepare a run's set-up, fit with restarts, resume, stop signals."""

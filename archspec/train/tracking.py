@@ -20,7 +20,7 @@ MAX_PARAM = 500   # characters of one parameter value
 
 def check_tracker(name: str) -> None:
     """Fail before training, not after it, when the tracker cannot be used."""
-    from archspec.train.loop import TrainError
+    from archspec.train.setup import TrainError
 
     if name not in TRACKERS:
         raise TrainError(f"unknown tracker '{name}'",
@@ -60,7 +60,7 @@ def log_run(name: str, run_dir: Path) -> str:
     """Log a run folder to the tracker; returns where it went."""
     import mlflow
 
-    from archspec.train.runs import read_metrics
+    from archspec.runs.records import read_metrics
 
     run_dir = Path(run_dir)
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}

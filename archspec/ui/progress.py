@@ -25,7 +25,7 @@ LOG_WIDTH = 160  # tables in the log are drawn at their natural width up to this
 
 
 class RichReporter:
-    """Implements archspec.train.reporter.Reporter for a person at a terminal.
+    """Implements archspec.engine.reporter.Reporter for a person at a terminal.
     `summary`: print what trains and the result table (`archspec train` does; a sweep
     prints its own line per point). `keep_log`: write the run folder's train.log (process 0
     of a multi-host launch does; the others only print)."""
@@ -158,7 +158,7 @@ def _expectations(result, setup):
     if setup.smoke:
         return (f"{len(setup.exp.expect)} expectation(s) not judged: a smoke run "
                 "(archspec check --full judges them)")
-    from archspec.train.expect import facts_of_result, judge
+    from archspec.experiment.expect import facts_of_result, judge
     from archspec.ui.check_table import expectations_table
 
     return expectations_table(judge(setup.exp.expect, facts_of_result(result, setup)))

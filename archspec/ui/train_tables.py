@@ -101,7 +101,7 @@ def header_line(setup) -> str:
 def slow_step_notice(setup) -> str | None:
     """Said before a run whose steps will be slow on this device, with the estimate and
     how to make them cheaper."""
-    from archspec.train.estimate import SLOW_STEP_S, estimate_step, smaller_input
+    from archspec.use.estimate import SLOW_STEP_S, estimate_step, smaller_input
 
     macs = setup.graph.total("macs")
     est = estimate_step(macs, setup.exp.batch_size)

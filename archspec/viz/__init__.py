@@ -12,12 +12,11 @@ class VizError(ArchspecError):
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None, code: int = 1):
-        super().__init__(message, hint, exit_code=code)
 
-    @property
-    def code(self) -> int:
-        return self.exit_code
+class PictureInputError(VizError):
+    """An input or option a picture cannot be drawn from (exit 2)."""
+
+    exit_code = 2
 
 
 def pyplot():
@@ -38,8 +37,8 @@ def check_image_path(path) -> Path:
     path = Path(path)
     kind = path.suffix.lower().lstrip(".")
     if kind not in IMAGE_TYPES:
-        raise VizError(f"cannot write a picture as '{path.suffix or path.name}'",
-                       "end the -o file name with .png (or .svg, .pdf, .jpg)", code=2)
+        raise PictureInputError(f"cannot write a picture as '{path.suffix or path.name}'",
+                       "end the -o file name with .png (or .svg, .pdf, .jpg)")
     return path
 
 

@@ -9,7 +9,7 @@ from functools import partial
 
 import numpy as np
 
-from archspec.viz import VizError, pyplot, save_figure
+from archspec.viz import PictureInputError, pyplot, save_figure
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ def first_batch(setup, count: int):
     import jax.numpy as jnp
 
     from archspec.data import batches
-    from archspec.train.augment import pixel_transform
-    from archspec.train.step import augment_key, pad_batch, train_inputs
+    from archspec.engine.augment import pixel_transform
+    from archspec.engine.step import augment_key, pad_batch, train_inputs
 
     exp, ds = setup.exp, setup.dataset
     x, y = next(batches(ds.train, exp.batch_size, shuffle=True, seed=exp.seed, epoch=0))
@@ -55,9 +55,9 @@ def first_batch(setup, count: int):
 
 def draw(dataset, pixels: np.ndarray, labels: np.ndarray, path, columns: int = 8):
     if pixels.ndim != 4 or pixels.shape[-1] not in (1, 3, 4):
-        raise VizError(f"examples of shape {pixels.shape[1:]} are not images",
+        raise PictureInputError(f"examples of shape {pixels.shape[1:]} are not images",
                        "data show draws image inputs (height, width, 1, 3 or 4 channels); "
-                       "the sizes and class balance above describe this data", code=2)
+                       "the sizes and class balance above describe this data")
     plt = pyplot()
     rows = -(-len(pixels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 from archspec.fmt import fmt_dims, human
 from archspec.layers import REGISTRY
 from archspec.spec.graph import Graph, Node
-from archspec.viz import VizError
+from archspec.viz import PictureInputError, VizError
 
 AUTO_COLLAPSE = 80      # nodes: bigger graphs are collapsed unless --no-collapse
 TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid"}
@@ -300,9 +300,9 @@ def output_format(path: Path) -> str:
         return TEXT_FORMATS[suffix]
     if suffix in RENDERED:
         return RENDERED[suffix]
-    raise VizError(f"cannot write a diagram as '{suffix or Path(path).name}'",
+    raise PictureInputError(f"cannot write a diagram as '{suffix or Path(path).name}'",
                    "end the -o file name with .svg, .png, .pdf (rendered by Graphviz), "
-                   ".dot or .mmd (Mermaid)", code=2)
+                   ".dot or .mmd (Mermaid)")
 
 
 GRAPHVIZ_HINT = ("install Graphviz: `apt-get install graphviz` (Debian/Ubuntu), "
@@ -316,7 +316,7 @@ def render_graphviz(dot_text: str, fmt: str, output: Path) -> None:
     exe = shutil.which("dot")
     if exe is None:
         raise VizError(f"writing .{fmt} needs Graphviz's `dot` program, which is not installed",
-                       GRAPHVIZ_HINT, code=1)
+                       GRAPHVIZ_HINT)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".dot", delete=False) as f:
         f.write(dot_text)

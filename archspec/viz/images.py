@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archspec.viz import VizError
+from archspec.viz import PictureInputError, VizError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -31,7 +31,7 @@ def _checked(path) -> Path:
 
 
 def _viz_error(exc) -> VizError:
-    return VizError(f"{exc.file}: {exc.message}", exc.hint, code=2)
+    return PictureInputError(f"{exc.file}: {exc.message}", exc.hint)
 
 
 def read_npy(path) -> np.ndarray:
@@ -42,12 +42,12 @@ def read_npy(path) -> np.ndarray:
     try:
         a = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise VizError(f"cannot read {path} as a NumPy array: {exc}",
-                       "save it with numpy.save(path, array)", code=2) from None
+        raise PictureInputError(f"cannot read {path} as a NumPy array: {exc}",
+                       "save it with numpy.save(path, array)") from None
     if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
-        raise VizError(f"{path} holds {a.dtype} values, not numbers", code=2)
+        raise PictureInputError(f"{path} holds {a.dtype} values, not numbers")
     if np.iscomplexobj(a):
-        raise VizError(f"{path} holds {a.dtype} values, not real numbers", code=2)
+        raise PictureInputError(f"{path} holds {a.dtype} values, not real numbers")
     try:  # NaN or inf would turn the whole picture into one colour
         check_values(a.reshape(1, -1), str(path), "the array", record=lambda i: None)
     except DataError as exc:

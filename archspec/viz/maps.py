@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from archspec.errors import did_you_mean
-from archspec.viz import VizError
+from archspec.viz import PictureInputError
 from archspec.viz.images import image_array, is_array_file, read_npy
 
 MAX_LAYERS = 4
@@ -38,11 +38,10 @@ def choose_layers(graph, names: list[str]) -> list[str]:
         convs = [n.id for n in graph.layers if REGISTRY[n.kind].feature_maps]
         if not convs:
             spatial = [n.id for n in graph.layers if n.shape and len(n.shape) >= 2][:8]
-            raise VizError(f"{graph.name} has no feature-map (conv) layers to show",
+            raise PictureInputError(f"{graph.name} has no feature-map (conv) layers to show",
                            "choose layers with --layer NAME" +
                            (f", e.g. {', '.join(spatial)}" if spatial else
-                            f"; its layers: {', '.join(n.id for n in graph.layers[:8])}"),
-                           code=2)
+                            f"; its layers: {', '.join(n.id for n in graph.layers[:8])}"))
         return convs[:MAX_LAYERS]
     out = []
     for name in names:
@@ -55,13 +54,13 @@ def choose_layers(graph, names: list[str]) -> list[str]:
             out.append(matches[0])
             continue
         if matches:
-            raise VizError(f"layer '{name}' is ambiguous: {', '.join(matches[:6])}",
-                           "give the full dotted name", code=2)
+            raise PictureInputError(f"layer '{name}' is ambiguous: {', '.join(matches[:6])}",
+                           "give the full dotted name")
         ids = [n.id for n in graph.layers]
         hint = did_you_mean(name, ids + [i.rsplit(".", 1)[-1] for i in ids])
-        raise VizError(f"{graph.name} has no layer '{name}'",
+        raise PictureInputError(f"{graph.name} has no layer '{name}'",
                        hint or f"its layers: {', '.join(ids[:12])}" +
-                       (", ..." if len(ids) > 12 else ""), code=2)
+                       (", ..." if len(ids) > 12 else ""))
     return list(dict.fromkeys(out))
 
 
@@ -87,15 +86,15 @@ def prepare_input(path: Path, shape: tuple, dataset, invert: bool = False) -> np
         if a.ndim == len(shape) - 1 and shape[-1] == 1:
             a = a[..., None]
         if tuple(a.shape) != tuple(shape):
-            raise VizError(f"{path} has shape {tuple(a.shape)}, the network reads {tuple(shape)}",
-                           "save one example with the architecture's input shape", code=2)
+            raise PictureInputError(f"{path} has shape {tuple(a.shape)}, the network reads {tuple(shape)}",
+                           "save one example with the architecture's input shape")
         if invert:
             lo, hi = raw_range(dataset)
             a = lo + hi - a
     else:
         if len(shape) != 3 or shape[-1] not in (1, 3):
-            raise VizError(f"this network reads {tuple(shape)}, not an image",
-                           "pass one example as a .npy array of that shape", code=2)
+            raise PictureInputError(f"this network reads {tuple(shape)}, not an image",
+                           "pass one example as a .npy array of that shape")
         a = image_array(path, channels=shape[-1], size=(shape[0], shape[1]))
         if invert:
             a = 1.0 - a
@@ -111,8 +110,8 @@ def feature_maps(run_dir: Path, image: Path, layers: list[str], which: str = "be
     import jax.numpy as jnp
 
     from archspec.model.build import OUT
-    from archspec.train.evaluate import load_state
-    from archspec.train.reporter import ignore
+    from archspec.use.evaluate import load_state
+    from archspec.engine.reporter import ignore
     from archspec.viz.graph import describe
 
     setup, state, which = load_state(run_dir, which, warn or ignore)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archspec.viz import VizError
+from archspec.viz import PictureInputError, VizError
 
 SPLITS = ("train", "val")
 
@@ -50,8 +50,7 @@ def find_runs(paths) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if not p.exists():
-            raise VizError(f"{p} does not exist", "pass a run folder: runs/<experiment>/<timestamp>",
-                           code=2)
+            raise PictureInputError(f"{p} does not exist", "pass a run folder: runs/<experiment>/<timestamp>")
         if p.is_file():
             out.append(p.parent if p.name == "metrics.jsonl" else p)
             continue
@@ -68,7 +67,7 @@ def find_runs(paths) -> list[Path]:
 
 
 def load_curves(run_dir: Path) -> Curves:
-    from archspec.train.runs import read_metrics
+    from archspec.runs.records import read_metrics
 
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.jsonl").exists():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archspec.viz import VizError
+from archspec.viz import PictureInputError
 from archspec.viz.images import image_array, is_array_file, read_npy, to_unit_range
 
 OPS = ("max", "min", "avg")
@@ -23,8 +23,8 @@ def load(path: Path) -> np.ndarray:
         if a.ndim == 2:
             a = a[..., None]
         if a.ndim != 3 or 0 in a.shape:  # (0, 3): no pixel to pool
-            raise VizError(f"{path} has shape {a.shape}; pooling needs (H, W) or (H, W, C)",
-                           "every axis needs at least one element", code=2)
+            raise PictureInputError(f"{path} has shape {a.shape}; pooling needs (H, W) or (H, W, C)",
+                           "every axis needs at least one element")
         return to_unit_range(a)
     return image_array(path)
 
@@ -37,10 +37,10 @@ def pool(image: np.ndarray, op: str, size: int, stride: int | None = None) -> np
     stride = size if stride is None else stride  # --stride 0 is an error, not the default
     h, w = image.shape[:2]
     if size < 1 or stride < 1:
-        raise VizError("--size and --stride must be positive", code=2)
+        raise PictureInputError("--size and --stride must be positive")
     if size > min(h, w):
-        raise VizError(f"a {size}×{size} window is larger than the {h}×{w} image",
-                       f"use --size {max(min(h, w) // 2, 1)} or less", code=2)
+        raise PictureInputError(f"a {size}×{size} window is larger than the {h}×{w} image",
+                       f"use --size {max(min(h, w) // 2, 1)} or less")
     out = ((h - size) // stride + 1, (w - size) // stride + 1)
     y = window_pool(jnp.asarray(image[None], jnp.float32), op, (size, size), (stride, stride),
                     [(0, 0), (0, 0)], out)

@@ -12,7 +12,7 @@ from pathlib import Path
 from archspec.errors import ArchspecError
 
 
-class RunError(ArchspecError):
+class RunFolderError(ArchspecError):
     """A run folder that cannot be used as asked (exit 1)."""
 
     exit_code = 1
@@ -35,7 +35,7 @@ def refuse_link(path: Path) -> None:
             return
     except OSError:
         pass
-    raise RunError(f"refusing to write {path}: it is a symbolic link (to "
+    raise RunFolderError(f"refusing to write {path}: it is a symbolic link (to "
                    f"{os.readlink(path)})", LINK_HINT)
 
 
@@ -72,7 +72,7 @@ def write_text(path: Path, text: str, hint: str = "check free disk space and per
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
+        raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
 
 
 def write_json(path: Path, value, hint: str = "check free disk space and permissions") -> None:
@@ -88,15 +88,15 @@ def append_line(path: Path, line: str, hint: str) -> None:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # became a link after the check
-            raise RunError(f"refusing to write {path}: it is a symbolic link", LINK_HINT) from None
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
+            raise RunFolderError(f"refusing to write {path}: it is a symbolic link", LINK_HINT) from None
+        raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
     try:
         with os.fdopen(fd, "w") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
+        raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

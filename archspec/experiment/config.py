@@ -6,22 +6,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
 from archspec.data import DataConfig
 from archspec.errors import ErrorCollector, Pos, SpecErrors, parses_as_float
 from archspec.spec.locate import validate
+from archspec.spec.schema import Strict
 from archspec.spec.yaml_loader import YMap, load_yaml_file
-from archspec.train import expect as E
-from archspec.train.augment import AugmentStep
-from archspec.train.losses import LossKind
+from archspec.experiment import expect as E
+from archspec.engine.augment import AugmentStep
+from archspec.engine.losses import LossKind
 
 SEED_MAX = 2**63 - 1  # seeds become int64 PRNG keys
-
-
-class Strict(BaseModel):
-    # Every number in an experiment is finite: nan/inf never reach the optimiser or the loop.
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class LossSpec(Strict):
@@ -99,7 +95,7 @@ class Checkpoint(Strict):
 
 
 def _run_folder_name(name: str) -> str:
-    from archspec.train.runs import NAME_HINT, name_problem
+    from archspec.runs.folder import NAME_HINT, name_problem
 
     problem = name_problem(name)
     if problem:  # the name is a folder under `output`: it must not lead anywhere else
@@ -178,8 +174,7 @@ def apply_overrides(root: YMap, overrides: list[str]) -> None:
             else:
                 child = node.get(key)
                 if not isinstance(child, YMap):
-                    child = YMap(child if isinstance(child, dict) else {})
-                    child.pos, child.key_pos, child.val_pos = pos, {}, {}
+                    child = YMap(child if isinstance(child, dict) else {}, pos)
                     node[key] = child
                     node.key_pos[key] = node.val_pos[key] = pos
                 node = child
@@ -198,8 +193,10 @@ def _fix_floats(node):
             _fix_floats(v)
 
 
-def load_experiment(path: str | Path, overrides: list[str] | None = None) -> tuple[Experiment, YMap]:
-    root = load_yaml_file(path)
+def load_experiment(path: str | Path, overrides: list[str] | None = None,
+                    root=None) -> tuple[Experiment, YMap]:
+    """The experiment in `path` (its YAML tree `root` when already parsed), with overrides."""
+    root = load_yaml_file(path) if root is None else root
     errors = ErrorCollector()
     if not isinstance(root, YMap):
         errors.add("an experiment file is a YAML mapping", Pos(str(path), 1, 1),
@@ -214,15 +211,12 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> tup
 
 def experiment_for_architecture(arch_path: str, data: str | None, overrides: list[str]):
     """`archspec train net.yaml --data shapes`: an experiment with sensible defaults."""
-    root = YMap({"name": Path(arch_path).stem, "architecture": str(Path(arch_path).resolve()),
-                 "data": YMap({"name": data or "shapes"})})
     pos = Pos(str(arch_path), 1, 1)
-    root.pos, root.key_pos, root.val_pos = pos, {k: pos for k in root}, {k: pos for k in root}
     # the data set comes from the command line: errors about it point at the flag
     flag = Pos.command_line(f"--data {data}" if data else
                             "--data shapes (the default: no --data given)")
-    root.val_pos["data"] = flag
-    root["data"].pos, root["data"].key_pos, root["data"].val_pos = flag, {"name": flag}, {"name": flag}
+    root = YMap({"name": Path(arch_path).stem, "architecture": str(Path(arch_path).resolve()),
+                 "data": YMap({"name": data or "shapes"}, flag)}, pos, val_pos={"data": flag})
     apply_overrides(root, overrides)
     _fix_floats(root)
     errors = ErrorCollector()
@@ -261,11 +255,6 @@ def data_position(root: YMap, option: str | None) -> Pos | None:
     if key is not None and key in getattr(options, "key_pos", {}):
         return options.key_pos[key]
     return root.val_pos.get("data")
-
-
-def is_architecture_file(path) -> bool:
-    root = load_yaml_file(path)
-    return isinstance(root, dict) and "layers" in root and "architecture" not in root
 
 
 def architecture_graph(exp: Experiment, exp_path: str | None, root: YMap, input_shape=None):

@@ -11,19 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from archspec.errors import ArchspecError, did_you_mean
+from archspec.errors import UsageError, did_you_mean
 
 RUNNING = "running/killed"   # no summary record: still running, or killed hard
 SORT_KEYS = ("date", "experiment", "run", "val", "test", "epochs", "speed", "status")
-
-
-class RunsError(ArchspecError):
-    def __init__(self, message: str, hint: str | None = None, code: int = 2):
-        super().__init__(message, hint, exit_code=code)
-
-    @property
-    def code(self) -> int:
-        return self.exit_code
 
 
 @dataclass
@@ -83,7 +74,7 @@ def _config(run_dir: Path) -> dict:
 
 
 def read_run(run_dir: Path, root: Path | None = None) -> RunRow:
-    from archspec.train.runs import read_metrics
+    from archspec.runs.records import read_metrics
 
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)
@@ -128,8 +119,8 @@ def read_run(run_dir: Path, root: Path | None = None) -> RunRow:
 def list_runs(root: Path) -> list[RunRow]:
     root = Path(root)
     if not root.exists():
-        raise RunsError(f"{root} does not exist",
-                        "pass the folder runs are written to (default: runs)", code=2)
+        raise UsageError(f"{root} does not exist",
+                        "pass the folder runs are written to (default: runs)")
     return [read_run(p, root) for p in find_run_dirs(root)]
 
 
@@ -142,7 +133,7 @@ def _metric_key(metric: str | None, value: float | None):
 
 def sort_runs(rows: list[RunRow], key: str = "date", reverse: bool = False) -> list[RunRow]:
     if key not in SORT_KEYS:
-        raise RunsError(f"cannot sort by '{key}'", did_you_mean(key, SORT_KEYS) or
+        raise UsageError(f"cannot sort by '{key}'", did_you_mean(key, SORT_KEYS) or
                         f"sort by one of: {', '.join(SORT_KEYS)}")
     keys = {
         "date": lambda r: r.date, "experiment": lambda r: (r.experiment, r.date),

@@ -39,9 +39,10 @@ def predict(run_dir: Path, inputs: list[Path], top: int = 5, which: str = "best"
             warn=None) -> dict:
     """Predictions for every example of every input file, as a JSON-ready dict. Changed
     sources and a missing best checkpoint are told to `warn`."""
-    from archspec.train.evaluate import load_run, load_state
-    from archspec.train.reporter import ignore
-    from archspec.train.runs import RunError
+    from archspec.experiment.load import load_run
+    from archspec.use.evaluate import load_state
+    from archspec.engine.reporter import ignore
+    from archspec.runs.files import RunFolderError
 
     warn = warn or ignore
 
@@ -49,7 +50,7 @@ def predict(run_dir: Path, inputs: list[Path], top: int = 5, which: str = "best"
         _check_file(Path(path))
     exp, graph, _ = load_run(Path(run_dir), warn)
     if len(graph.inputs) != 1:
-        raise RunError(f"predict reads one input; this network has {len(graph.inputs)} "
+        raise RunFolderError(f"predict reads one input; this network has {len(graph.inputs)} "
                        f"({', '.join(graph.inputs)})")
     (inp,) = graph.inputs.values()
     shape, dtype = tuple(inp.shape), inp.dtype

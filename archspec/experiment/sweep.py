@@ -24,7 +24,6 @@ import json
 import math
 import os
 import random as _random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,12 +111,12 @@ def _draw(rng: _random.Random, spec: dict):
 
 
 # --- loading ---------------------------------------------------------------------------------
-def load_sweep(path: Path, output: str | None = None) -> Sweep:
+def load_sweep(path: Path, output: str | None = None, root=None) -> Sweep:
     """Read and check a sweep file; every problem is reported with file:line:col."""
     from archspec.spec.yaml_loader import YList, YMap, load_yaml_file
 
     path = Path(path)
-    root = load_yaml_file(path)
+    root = load_yaml_file(path) if root is None else root
     errors = ErrorCollector()
     top = Pos(str(path), 1, 1)
     if not isinstance(root, YMap):
@@ -133,19 +132,7 @@ def load_sweep(path: Path, output: str | None = None) -> Sweep:
             errors.add(f"unknown key '{key}' in a sweep file", at(key, False), str(key),
                        expected="one of: " + ", ".join(KEYS), found=repr(key),
                        hint=did_you_mean(str(key), KEYS))
-    exp_path = None
-    if "experiment" not in root:
-        errors.add("a sweep needs `experiment`", root.pos, expected="experiment: path/to/experiment.yaml")
-    elif not isinstance(root["experiment"], str):
-        errors.add("`experiment` is a path", at("experiment"), "experiment",
-                   expected="a path relative to the sweep file", found=repr(root["experiment"]))
-    else:
-        exp_path = Path(root["experiment"])
-        if not exp_path.is_absolute():
-            exp_path = path.parent / exp_path
-        if not exp_path.exists():
-            errors.add("experiment file not found", at("experiment"), "experiment",
-                       expected="a path relative to the sweep file", found=str(exp_path))
+    exp_path = _experiment_path(root, path, at, errors)
     maps = {}
     for key in ("set", "grid", "random"):
         value = root.get(key)
@@ -163,6 +150,38 @@ def load_sweep(path: Path, output: str | None = None) -> Sweep:
     if not maps["grid"] and not maps["random"]:
         errors.add("nothing to sweep", root.pos, expected="a `grid:` and/or `random:` mapping",
                    hint="grid: {optimizer.lr: [0.001, 0.01]}")
+    _check_scalars(root, at, errors)
+    errors.raise_if_any()
+    located = [m for m in maps.values() if isinstance(m, YMap)]
+    return Sweep(name=root.get("name") or path.stem, source=path, experiment=exp_path,
+                 fixed=_plain(maps["set"]), grid=_plain(maps["grid"]),
+                 random=_plain(maps["random"]),
+                 samples=root.get("samples") or DEFAULT_SAMPLES, seed=root.get("seed") or 0,
+                 output=output or root.get("output") or "runs",
+                 positions={str(k): m.val_pos[k] for m in located for k in m},
+                 key_positions={str(k): m.key_pos[k] for m in located for k in m})
+
+
+def _experiment_path(root, path: Path, at, errors: ErrorCollector) -> Path | None:
+    """The sweep's experiment file, relative to the sweep file; None (and an error) if bad."""
+    exp_path = None
+    if "experiment" not in root:
+        errors.add("a sweep needs `experiment`", root.pos, expected="experiment: path/to/experiment.yaml")
+    elif not isinstance(root["experiment"], str):
+        errors.add("`experiment` is a path", at("experiment"), "experiment",
+                   expected="a path relative to the sweep file", found=repr(root["experiment"]))
+    else:
+        exp_path = Path(root["experiment"])
+        if not exp_path.is_absolute():
+            exp_path = path.parent / exp_path
+        if not exp_path.exists():
+            errors.add("experiment file not found", at("experiment"), "experiment",
+                       expected="a path relative to the sweep file", found=str(exp_path))
+    return exp_path if exp_path is not None and exp_path.exists() else None
+
+
+def _check_scalars(root, at, errors: ErrorCollector) -> None:
+    """samples and seed are integers; name is a folder name and output a folder."""
     for key, kind in (("samples", int), ("seed", int)):
         value = root.get(key)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)
@@ -175,15 +194,6 @@ def load_sweep(path: Path, output: str | None = None) -> Sweep:
                                   or key == "name" and ("/" in value or value.startswith("."))):
             errors.add(f"`{key}` is {'a folder name' if key == 'name' else 'a folder'}",
                        at(key), key, found=repr(value))
-    errors.raise_if_any()
-    located = [m for m in maps.values() if isinstance(m, YMap)]
-    return Sweep(name=root.get("name") or path.stem, source=path, experiment=exp_path,
-                 fixed=_plain(maps["set"]), grid=_plain(maps["grid"]),
-                 random=_plain(maps["random"]),
-                 samples=root.get("samples") or DEFAULT_SAMPLES, seed=root.get("seed") or 0,
-                 output=output or root.get("output") or "runs",
-                 positions={str(k): m.val_pos[k] for m in located for k in m},
-                 key_positions={str(k): m.key_pos[k] for m in located for k in m})
 
 
 _OVERLAP_HINTS = {
@@ -246,7 +256,7 @@ def check_points(sweep: Sweep, points: list[Point]) -> None:
     `archspec train --set ...` loads them: a typo or a bad value fails at once, at its sweep
     file line. A key that no point reads (an option of another optimizer) is refused too."""
     from archspec.errors import ArchspecError, SpecErrors
-    from archspec.train import experiment
+    from archspec.experiment import load as experiment
 
     unread = None   # key -> its error, for the keys no point so far reads
     for p in points:
@@ -349,38 +359,12 @@ def write_manifest(sweep: Sweep, points: list[Point]) -> None:
 # --- running ---------------------------------------------------------------------------------
 def point_status(run_dir: Path) -> str | None:
     """The last summary status of a point's run; None when it never started."""
-    from archspec.train.runs import read_metrics
+    from archspec.runs.records import read_metrics
 
     if not run_dir.exists():
         return None
     summaries = [r for r in read_metrics(run_dir) if r.get("split") == "summary"]
     return str(summaries[-1].get("status")) if summaries else "running/killed"
-
-
-def run_point(sweep: Sweep, point: Point, reporter=None):
-    """Train one point (or resume it); returns (what happened, fit Result or None)."""
-    from archspec.train import experiment
-    from archspec.train.loop import fit
-    from archspec.train.reporter import ignore
-    from archspec.train.runs import write_setup
-
-    run_dir = sweep.point_dir(point)
-    status = point_status(run_dir)
-    if status in DONE:
-        return "skipped", None
-    warn = reporter.warning if reporter is not None else ignore
-    if status is not None and (run_dir / "checkpoints" / "latest").exists() and \
-            (run_dir / "config.yaml").exists():
-        loaded = experiment.load(resume=run_dir, warn=warn)
-        setup = experiment.prepare_loaded(loaded)
-        return "resumed", fit(setup, reporter, run_dir=run_dir, resume=True)
-    if run_dir.exists():          # started but nothing to resume from: start over
-        shutil.rmtree(run_dir)
-    loaded = experiment.load(sweep.experiment, point.set_args())
-    setup = experiment.prepare_loaded(loaded)
-    run_dir.mkdir(parents=True)
-    write_setup(run_dir, setup.config, setup.arch_text, loaded.exp.seed)
-    return "trained", fit(setup, reporter, run_dir=run_dir)
 
 
 def parallel_hint(sweep: Sweep, points: list[Point], file: Path) -> list[str]:
@@ -395,4 +379,4 @@ def parallel_hint(sweep: Sweep, points: list[Point], file: Path) -> list[str]:
 
 
 __all__ = ["Sweep", "Point", "DONE", "load_sweep", "check_points", "write_manifest",
-           "point_status", "run_point", "parallel_hint", "point_id"]
+           "point_status", "parallel_hint", "point_id"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from archspec.train.reporter import Warn, ignore
-from archspec.train.run_files import (Damaged, RunError, append_line, read_json, refuse_link,
+from archspec.engine.reporter import Warn, ignore
+from archspec.runs.files import (Damaged, RunFolderError, append_line, read_json, refuse_link,
                                       refuse_links, write_json, write_text)
 
 
@@ -97,7 +97,7 @@ def _number(v) -> bool:
 
 def _process_index() -> int:
     """Non-zero in every process but the one that writes the run's records."""
-    from archspec.train.distributed import is_primary
+    from archspec.engine.distributed import is_primary
     return 0 if is_primary() else 1
 
 
@@ -116,7 +116,7 @@ def _records(path: Path, warn: Warn = ignore) -> list[dict]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise RunError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise RunFolderError(f"cannot read {path}: {exc.strerror or exc}") from None
     out, bad = [], []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -158,7 +158,7 @@ def read_attempts(run_dir: Path) -> list:
             isinstance(a, dict) and isinstance(a.get("outcome"), str) for a in value)):
         why = "not a list of attempts"
     if why:
-        raise RunError(f"{p} is damaged ({why})",
+        raise RunFolderError(f"{p} is damaged ({why})",
                        "it counts the restarts of this run (their seeds and learning rates): "
                        "restore it, or delete it to continue as the first attempt")
     return [a for a in value if a["outcome"] in FAILED]

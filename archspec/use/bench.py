@@ -1,6 +1,6 @@
 """How fast this machine trains a spec, and how close that is to its peak.
 
-Compiles the real train step (archspec.train.step.make_train_step, Adam) for a resident
+Compiles the real train step (archspec.engine.step.make_train_step, Adam) for a resident
 random batch, then reports compile time, median step time, examples/s, achieved FLOP/s,
 utilisation against the device's matmul peak measured in the same run, and peak memory.
 The command and its table: archspec/commands/bench.py, archspec/ui/bench_table.py.
@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from archspec.train import estimate
+from archspec.use import estimate
 
 
 @dataclass
@@ -50,31 +50,12 @@ class BenchResult:
         return asdict(self)
 
 
-def matmul_peak(n: int = 2048, dtype=None, reps: int = 5) -> float:
-    """FLOP/s of an n×n×n matmul (median of `reps`, after a compile-and-warm-up call)."""
-    import jax
-    import jax.numpy as jnp
-
-    dtype = dtype or jnp.float32
-    k1, k2 = jax.random.split(jax.random.key(0))
-    a = jax.random.normal(k1, (n, n), dtype)
-    b = jax.random.normal(k2, (n, n), dtype)
-    f = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
-    f(a, b).block_until_ready()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        f(a, b).block_until_ready()
-        times.append(time.perf_counter() - t)
-    return 2.0 * n ** 3 / statistics.median(times)
-
-
 def _random_batch(graph, batch: int, seed: int = 0):
     """(x, y, heads): inputs of the graph's shape and dtype and targets for its heads' losses."""
     import numpy as np
 
-    from archspec.train.losses import DEFAULT_FOR_OUTPUT
-    from archspec.train.step import HeadLoss
+    from archspec.engine.losses import DEFAULT_FOR_OUTPUT
+    from archspec.engine.step import HeadLoss
 
     rng = np.random.default_rng(seed)
     (inp,) = graph.inputs.values()
@@ -124,9 +105,9 @@ def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float3
 
     from archspec.model.build import build_model
     from archspec.spec.resolve import load_architecture
-    from archspec.train.config import Optimizer
-    from archspec.train.optim import make_optimizer
-    from archspec.train.step import init_state, make_mesh, make_train_step, shardings
+    from archspec.experiment.config import Optimizer
+    from archspec.engine.optim import make_optimizer
+    from archspec.engine.step import init_state, make_mesh, make_train_step, shardings
 
     if precision not in ("float32", "bf16"):
         raise ValueError(f"precision must be float32 or bf16, not {precision!r}")
@@ -154,6 +135,29 @@ def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float3
     compiled = make_train_step(model, heads, tx, mesh).lower(state, *args).compile()
     compile_s = time.perf_counter() - t
 
+    times = _time_steps(compiled, state, args, warmup, steps)
+    step_s = statistics.median(times)
+
+    macs = graph.total("macs")
+    train_flops = estimate.train_flops(macs, batch)
+    achieved = train_flops / step_s
+    peak = estimate.matmul_peak(matmul_size, jnp.bfloat16 if precision == "bf16" else jnp.float32)
+    device = jax.devices()[0]
+    mem, source = _peak_memory(device)
+    return BenchResult(
+        spec=str(spec), name=graph.name, batch=batch, precision=precision, devices=n_dev,
+        device=f"{device.platform}:{getattr(device, 'device_kind', '')}", params=params,
+        compile_s=compile_s, step_s=step_s, step_s_min=min(times), step_s_max=max(times),
+        steps=steps, examples_per_s=batch / step_s, forward_macs_per_example=macs,
+        train_flops_per_step=train_flops, achieved_flops=achieved, peak_matmul_flops=peak,
+        matmul_size=matmul_size, utilisation=achieved / peak, peak_memory_bytes=mem,
+        memory_source=source, step_memory_bytes=_step_memory(compiled))
+
+
+def _time_steps(compiled, state, args, warmup: int, steps: int) -> list[float]:
+    """Seconds of each of `steps` steps, timed one by one after `warmup` untimed ones."""
+    import jax
+
     for _ in range(warmup):
         out = compiled(state, *args)
         state = out[0]
@@ -165,22 +169,7 @@ def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float3
         jax.block_until_ready(out[1])
         times.append(time.perf_counter() - t)
         state = out[0]
-    step_s = statistics.median(times)
-
-    macs = graph.total("macs")
-    train_flops = estimate.train_flops(macs, batch)
-    achieved = train_flops / step_s
-    peak = matmul_peak(matmul_size, jnp.bfloat16 if precision == "bf16" else jnp.float32)
-    device = jax.devices()[0]
-    mem, source = _peak_memory(device)
-    return BenchResult(
-        spec=str(spec), name=graph.name, batch=batch, precision=precision, devices=n_dev,
-        device=f"{device.platform}:{getattr(device, 'device_kind', '')}", params=params,
-        compile_s=compile_s, step_s=step_s, step_s_min=min(times), step_s_max=max(times),
-        steps=steps, examples_per_s=batch / step_s, forward_macs_per_example=macs,
-        train_flops_per_step=train_flops, achieved_flops=achieved, peak_matmul_flops=peak,
-        matmul_size=matmul_size, utilisation=achieved / peak, peak_memory_bytes=mem,
-        memory_source=source, step_memory_bytes=_step_memory(compiled))
+    return times
 
 
 def size_problem(graph, batch: int, matmul_size: int) -> tuple[str, str] | None:

@@ -4,15 +4,13 @@ else the latest. `train` and `eval` both follow it and both say which they used.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import jax
 import numpy as np
 
 from archspec.data import batches, prefetch
-from archspec.train import checkpoint as ckpt
-from archspec.train import losses
-from archspec.train.step import fetch, make_eval_step, pad_batch, put_batch, shardings
+from archspec.engine import losses
+from archspec.engine.step import fetch, make_eval_step, pad_batch, put_batch, shardings
 
 
 def evaluate(setup, state, split, eval_step=None, batch_size=None,
@@ -79,23 +77,6 @@ def _count_ious(ious: dict, heads, out: dict, y: np.ndarray) -> None:
         if h.head in ious:
             inter, union = inter + ious[h.head][0], union + ious[h.head][1]
         ious[h.head] = (inter, union)
-
-
-def scored_checkpoint(run_dir: Path, which: str = "best") -> str:
-    """The checkpoint a run is scored with: `which` ("best" or "latest"), "best" falling
-    back to "latest" when the run has no best checkpoint (it never validated)."""
-    if which == "best" and not (Path(run_dir) / "checkpoints" / "best").is_dir():
-        return "latest"
-    return which
-
-
-def test_weights(run_dir: Path, state, warn=None):
-    """(state, which, step) a finished run's test score is measured with. `state` is the
-    final state, which is also the latest checkpoint."""
-    which = scored_checkpoint(run_dir)
-    if which == "best":
-        state, _ = ckpt.restore(run_dir, state, "best", warn=warn)
-    return state, which, int(jax.device_get(state.step))
 
 
 def in_head_order(metrics: dict, heads) -> dict:

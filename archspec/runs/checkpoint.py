@@ -192,8 +192,8 @@ def finished_step(run_dir: Path, setup) -> int | None:
     """The step of a run that is done: its newest 'latest' checkpoint has all the steps of
     `setup`, matches its checksums and the architecture, and the run's last summary says
     finished. None when there is anything left to do (or to check by restoring)."""
-    from archspec.train.runs import read_metrics
-    from archspec.train.step import init_state
+    from archspec.runs.records import read_metrics
+    from archspec.engine.step import init_state
 
     latest = Path(run_dir) / "checkpoints" / "latest"
     steps = sorted((int(p.name) for p in latest.iterdir() if p.name.isdigit()),
@@ -308,3 +308,20 @@ def _check_shapes(expected, got):
 
 def _first_line(exc) -> str:
     return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+def scored_checkpoint(run_dir: Path, which: str = "best") -> str:
+    """The checkpoint a run is scored with: `which` ("best" or "latest"), "best" falling
+    back to "latest" when the run has no best checkpoint (it never validated)."""
+    if which == "best" and not (Path(run_dir) / "checkpoints" / "best").is_dir():
+        return "latest"
+    return which
+
+
+def test_weights(run_dir: Path, state, warn=None):
+    """(state, which, step) a finished run's test score is measured with. `state` is the
+    final state, which is also the latest checkpoint."""
+    which = scored_checkpoint(run_dir)
+    if which == "best":
+        state, _ = restore(run_dir, state, "best", warn=warn)
+    return state, which, int(jax.device_get(state.step))

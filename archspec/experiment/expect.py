@@ -165,7 +165,7 @@ def _bound_hint(text) -> str | None:
 def check_expect_heads(expect: dict, graph, losses: dict, node=None) -> None:
     """Refuse a per-head name for a head the architecture lacks, and an accuracy where no
     head records one (regression), at the line of the name."""
-    from archspec.train.losses import DEFAULT_FOR_OUTPUT
+    from archspec.engine.losses import DEFAULT_FOR_OUTPUT
 
     positions = {n: kpos for n, _, kpos, _ in entries(node)} if hasattr(node, "key_pos") else {}
     kinds = {name: _kind(losses.get(name)) or DEFAULT_FOR_OUTPUT[h.output]
@@ -283,7 +283,7 @@ def facts_of_records(records: list[dict], heads=()) -> Facts:
 
 def facts_of_run(run_dir) -> Facts:
     """The facts a run folder holds (metrics.jsonl, the heads of architecture.yaml)."""
-    from archspec.train.records import read_metrics
+    from archspec.runs.records import read_metrics
 
     return facts_of_records(read_metrics(Path(run_dir)), _heads_of(Path(run_dir)))
 
@@ -291,7 +291,7 @@ def facts_of_run(run_dir) -> Facts:
 def facts_of_result(result, setup) -> Facts:
     """The facts of a `fit` result as it returns (the same values as its run folder; the
     heads from the run's own graph, not re-read from architecture.yaml)."""
-    from archspec.train.records import read_metrics
+    from archspec.runs.records import read_metrics
 
     facts = facts_of_records(read_metrics(Path(result.run_dir)), setup.graph.heads)
     if facts.seconds is None:

@@ -5,53 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archspec.train.reporter import Warn, ignore
-from archspec.train.runs import RunError
-
-
-def load_run(run_dir: Path, warn: Warn = ignore):
-    """(Experiment, Graph, arch_text) from a run folder: config.yaml + architecture.yaml.
-    Data or experiment files changed since the run started are told to `warn`."""
-    from archspec.errors import ErrorCollector, Pos, SpecErrors
-    from archspec.spec.locate import validate
-    from archspec.spec.resolve import load_architecture
-    from archspec.spec.yaml_loader import load_yaml_file
-    from archspec.train.config import Experiment
-
-    run_dir = Path(run_dir)
-    cfg_path, arch_path = run_dir / "config.yaml", run_dir / "architecture.yaml"
-    if not cfg_path.exists() or not arch_path.exists():
-        raise RunError(f"{run_dir} is not a run folder (no config.yaml / architecture.yaml)",
-                       "pass a folder like runs/<experiment>/<timestamp>")
-    # validated as an experiment file is (spec.locate): a key that does not validate is a
-    # located error; the checks of a new experiment against its data are not rerun
-    root, errors = load_yaml_file(cfg_path), ErrorCollector()
-    exp = validate(Experiment, root, root, errors, "", Pos(str(cfg_path), 1, 1),
-                   "the run's experiment")
-    errors.raise_if_any()
-    try:
-        graph = load_architecture(arch_path)
-    except SpecErrors:
-        raise
-    warn_changed_sources(run_dir, warn)
-    return exp, graph, arch_path.read_text()
-
-
-_warned: set = set()
-
-
-def warn_changed_sources(run_dir: Path, warn: Warn) -> None:
-    """Name every data (or experiment) file that moved or changed since the run started,
-    once per process: the run folder's config is used as it is, the change is not silent."""
-    from archspec.train.runs import changed_sources
-
-    if warn is ignore:  # nobody to tell: keep the once-per-process warning for a caller who is
-        return
-    for message in changed_sources(run_dir):
-        if (str(Path(run_dir).resolve()), message) not in _warned:
-            _warned.add((str(Path(run_dir).resolve()), message))
-            warn(message, "this run uses its own config.yaml; results may differ from the "
-                          "original run's")
+from archspec.engine.reporter import Warn, ignore
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> dict:
@@ -77,10 +31,11 @@ def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 def load_state(run_dir: Path, which: str = "best", warn: Warn = ignore):
     """(setup, state, which) of a trained run, rebuilt from its folder alone."""
-    from archspec.train import checkpoint as ckpt
-    from archspec.train.loop import prepare
-    from archspec.train.measure import scored_checkpoint
-    from archspec.train.step import init_state
+    from archspec.runs import checkpoint as ckpt
+    from archspec.train.setup import prepare
+    from archspec.experiment.load import load_run
+    from archspec.runs.checkpoint import scored_checkpoint
+    from archspec.engine.step import init_state
 
     exp, graph, arch_text = load_run(run_dir, warn)
     setup = prepare(exp, graph, arch_text, {})
@@ -91,7 +46,7 @@ def load_state(run_dir: Path, which: str = "best", warn: Warn = ignore):
 
 
 def run_eval(run_dir: Path, split: str = "test", which: str = "best", warn: Warn = ignore):
-    from archspec.train.measure import evaluate
+    from archspec.engine.measure import evaluate
 
     setup, state, which = load_state(run_dir, which, warn)
     data = getattr(setup.dataset, split)
@@ -107,7 +62,7 @@ def run_eval(run_dir: Path, split: str = "test", which: str = "best", warn: Warn
         pred = (logits.reshape(len(logits), -1)[:, 0] > 0).astype(int)
         report = classification_report(data.y.reshape(len(data.y), -1)[:, 0].astype(int), pred, 2)
     else:
-        from archspec.train.losses import _output
+        from archspec.engine.losses import _output
         import jax
         report = regression_report(data.y, np.asarray(_output(head.output, jax.numpy.asarray(logits))))
     return {"split": split, "checkpoint": which, "metrics": metrics, "report": report,

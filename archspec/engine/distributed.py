@@ -12,6 +12,12 @@ import os
 
 from archspec.errors import ArchspecError
 
+
+class LaunchError(ArchspecError):
+    """Another process of a multi-process launch failed (exit 1)."""
+
+    exit_code = 1
+
 LAUNCH_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "ARCHSPEC_DISTRIBUTED")
 
 
@@ -89,6 +95,6 @@ def agree(make):
         return value
     reply = client.blocking_key_value_get(key, AGREE_TIMEOUT_MS)
     if reply.startswith("error:"):
-        raise ArchspecError(f"process 0 of the launch failed: {reply[len('error:'):]}",
-                            "see the output of process 0", exit_code=1)
+        raise LaunchError(f"process 0 of the launch failed: {reply[len('error:'):]}",
+                          "see the output of process 0")
     return reply[len("ok:"):]

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from archspec.data import Stream, prefetch
-from archspec.train.step import chunk_sharding, pad_batch, put_batch, shardings
+from archspec.engine.step import chunk_sharding, pad_batch, put_batch, shardings
 
 AUTO_MAX = 16  # steps per dispatch that `auto` chooses for a cheap model
 # A step below this many FLOPs (forward and backward) costs less device time than the

@@ -18,7 +18,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from archspec.data import to_network
-from archspec.train import losses
+from archspec.engine import losses
 
 
 @flax.struct.dataclass

@@ -14,7 +14,7 @@
 
 This module makes the folder of a new run; run_files writes inside it (whole or appended,
 never through a symbolic link), sources writes the set-up, records the metrics, attempts
-and best score. Their public names are importable from here too.
+and best score.
 """
 from __future__ import annotations
 
@@ -22,13 +22,6 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from archspec.train.records import (FAILED, MetricsLog, read_attempts, read_best,  # noqa: F401
-                                    read_metrics, score_of, write_attempts, write_best)
-from archspec.train.run_files import (LINK_HINT, RUN_FILES, RunError, append_line,  # noqa: F401
-                                      read_json, refuse_link, refuse_links, write_json,
-                                      write_text)
-from archspec.train.sources import (changed_sources, data_files, environment,  # noqa: F401
-                                    fingerprint, portable_config, write_setup)
 
 # ---------------------------------------------------------------- the folder of a new run
 
@@ -54,13 +47,13 @@ def new_run_dir(output: str, experiment: str) -> Path:
     for what, value in (("the experiment name", experiment), ("ARCHSPEC_RUN_NAME", shared)):
         problem = name_problem(value) if value or what != "ARCHSPEC_RUN_NAME" else None
         if problem:
-            raise RunError(f"{what} {value!r} {problem}: a run must stay inside {output}/",
+            raise RunFolderError(f"{what} {value!r} {problem}: a run must stay inside {output}/",
                            f"use one folder name: {NAME_HINT}")
     base = Path(output) / experiment
     if shared:
         return _shared_run_dir(base / shared, shared)
     # Several processes without a shared name: process 0 makes the folder, all use it.
-    from archspec.train.distributed import agree
+    from archspec.engine.distributed import agree
     return Path(agree(lambda: str(_stamped_run_dir(base))))
 
 
@@ -75,7 +68,7 @@ def _stamped_run_dir(base: Path) -> Path:
             n += 1
             path = base / f"{stamp}-{n}"
         except OSError as exc:
-            raise RunError(f"cannot create the run folder {path}: {exc.strerror or exc}",
+            raise RunFolderError(f"cannot create the run folder {path}: {exc.strerror or exc}",
                            "choose a writable folder with --set output=DIR") from None
 
 
@@ -90,7 +83,7 @@ def _shared_run_dir(path: Path, shared: str) -> Path:
         _check_joinable(path, shared)
         return path
     except OSError as exc:
-        raise RunError(f"cannot create the run folder {path}: {exc.strerror or exc}",
+        raise RunFolderError(f"cannot create the run folder {path}: {exc.strerror or exc}",
                        "choose a writable folder with --set output=DIR") from None
     write_json(path / LAUNCH_FILE, {"launch": launch_id(), "processes": _process_count()})
     return path
@@ -116,7 +109,7 @@ def _check_joinable(path: Path, shared: str) -> None:
         if isinstance(marker, dict) and marker.get("launch") != launch_id():
             refuse = "belongs to another launch"
     if refuse:
-        raise RunError(f"the run folder {path} named by ARCHSPEC_RUN_NAME={shared} {refuse}; "
+        raise RunFolderError(f"the run folder {path} named by ARCHSPEC_RUN_NAME={shared} {refuse}; "
                        "a new training never reuses a run folder",
                        f"unset ARCHSPEC_RUN_NAME (or give a new one) for a new run, or "
                        f"continue that run with `archspec train --resume {path}`")

@@ -8,8 +8,8 @@ import numpy as np
 
 from archspec.errors import Pos, SpecError, SpecErrors
 from archspec.fmt import fmt_dims
-from archspec.train.losses import DEFAULT_FOR_OUTPUT
-from archspec.train.step import HeadLoss
+from archspec.engine.losses import DEFAULT_FOR_OUTPUT
+from archspec.engine.step import HeadLoss
 
 
 def head_losses(exp, graph, dataset, data_pos: Pos | None = None,

@@ -4,6 +4,8 @@ can take minutes to its first step; the person should know that up front."""
 from __future__ import annotations
 
 import functools
+import statistics
+import time
 from dataclasses import dataclass
 
 # Below this many FLOPs per step no estimate is made (and no matmul is timed): such a step
@@ -32,12 +34,29 @@ def train_flops(macs_per_example: int, batch_size: int) -> float:
     return 3 * 2 * macs_per_example * batch_size
 
 
+def matmul_peak(n: int = 2048, dtype=None, reps: int = 5) -> float:
+    """FLOP/s of an n×n×n matmul (median of `reps`, after a compile-and-warm-up call)."""
+    import jax
+    import jax.numpy as jnp
+
+    dtype = dtype or jnp.float32
+    k1, k2 = jax.random.split(jax.random.key(0))
+    a = jax.random.normal(k1, (n, n), dtype)
+    b = jax.random.normal(k2, (n, n), dtype)
+    f = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
+    f(a, b).block_until_ready()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        f(a, b).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return 2.0 * n ** 3 / statistics.median(times)
+
+
 @functools.lru_cache(maxsize=1)
 def matmul_rate() -> float:
     """FLOP/s of a 1024² float32 matmul on the default device, once per process: an upper
     bound on what convolutions reach, so estimates from it are optimistic."""
-    from archspec.train.bench import matmul_peak
-
     return matmul_peak(1024, reps=3)
 
 

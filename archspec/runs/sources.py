@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from archspec.train.run_files import read_json, write_json, write_text
+from archspec.runs.files import read_json, write_json, write_text
 
 PATH_OPTIONS = {"idx": ("labels", "test_images", "test_labels")}  # data.options naming files
 SOURCES_FILE = "sources.json"

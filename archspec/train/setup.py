@@ -1,0 +1,166 @@
+"""A run's set-up, built and checked before step 1: the data loaded, the model built, the
+optimiser and heads made, and every check that needs both the experiment and its data
+(`check_against`), so training never meets a YAML tree or a data problem."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import jax.numpy as jnp
+import optax
+from flax import linen as nn
+from jax.sharding import Mesh
+
+from archspec.data import DataError, Dataset, load_dataset, steps_per_epoch
+from archspec.engine.head_losses import chance_rate, head_losses
+from archspec.engine.optim import make_optimizer
+from archspec.engine.step import HeadLoss, make_mesh
+from archspec.errors import ArchspecError, SpecError, SpecErrors
+from archspec.experiment.config import Experiment, locate_data_error
+from archspec.spec.graph import Graph
+
+
+class TrainError(ArchspecError):
+    """A run that cannot start as configured (exit 2); `pos` names the config line."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything one attempt trains with. A restart builds a new one (`with_lr_factor`)."""
+
+    exp: Experiment
+    graph: Graph
+    dataset: Dataset
+    model: nn.Module
+    heads: list[HeadLoss]
+    tx: optax.GradientTransformation
+    lr_fn: optax.Schedule
+    mesh: Mesh
+    total_steps: int
+    steps_per_epoch: int
+    config: dict
+    arch_text: str
+    chance: float | None = None      # majority-class rate of the train split
+    experiment_file: str | None = None  # fingerprinted, so a resume names a later edit
+    augment: Callable | None = None  # (key, x, y) -> (x, y): the experiment's `augment:`
+    smoke: bool = False              # a few steps on a little data: `expect:` is not judged
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the run's steps span (the last one possibly partial)."""
+        return -(-self.total_steps // self.steps_per_epoch)
+
+    def with_lr_factor(self, factor: float) -> "Setup":
+        """The same run with its learning rate scaled (a restart after a failed attempt)."""
+        opt = self.exp.optimizer
+        tx, lr_fn = make_optimizer(opt.model_copy(update={"lr": opt.lr * factor}),
+                                   self.total_steps)
+        return replace(self, tx=tx, lr_fn=lr_fn)
+
+
+def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: bool = False,
+            root=None, experiment_file: str | None = None) -> Setup:
+    """Everything a run needs, checked before step 1. `root` is the experiment's YAML tree:
+    errors that involve the data point at its lines (None on resume: the run's own config
+    was checked when it started)."""
+    from archspec.model.build import build_model
+
+    if len(graph.inputs) != 1:
+        raise TrainError("training reads one input; this architecture has "
+                         f"{len(graph.inputs)} ({', '.join(graph.inputs)})",
+                         "multi-input data sets are not supported yet")
+    (inp,) = graph.inputs.values()
+    try:
+        dataset = load_dataset(exp.data, tuple(inp.shape), seed=exp.seed)
+    except DataError as exc:
+        locate_data_error(exc, root)
+        raise
+    mesh = make_mesh()
+    heads, augment = check_against(exp, graph, dataset, mesh.devices.size, root)
+    spe = steps_per_epoch(len(dataset.train.x), exp.batch_size, False)
+    total = exp.steps if exp.steps is not None else exp.epochs * spe
+    if smoke:
+        total = min(total, 3)
+    tx, lr_fn = make_optimizer(exp.optimizer, total)
+    dtype = jnp.bfloat16 if exp.precision == "bf16" else None
+    return Setup(exp=exp, graph=graph, dataset=dataset,
+                 model=build_model(graph, compute_dtype=dtype), heads=heads, tx=tx,
+                 lr_fn=lr_fn, mesh=mesh, total_steps=total, steps_per_epoch=spe,
+                 config=config, arch_text=arch_text, chance=chance_rate(dataset),
+                 experiment_file=experiment_file, augment=augment, smoke=smoke)
+
+
+def check_against(exp: Experiment, graph: Graph, dataset: Dataset, devices: int, root=None):
+    """Every check of the experiment against its data, in one place: token ids against the
+    embedding tables, the batch against the split and the devices, each augmentation op and
+    each head against the data. Returns (heads, augment); errors are located at `root`'s
+    lines when there is a YAML tree."""
+    _check_vocabulary(graph, dataset)
+    _check_batch(exp.batch_size, len(dataset.train.x), devices, root)
+    heads = head_losses(exp, graph, dataset, _pos(root, "data"), _loss_positions(root))
+    return heads, _augment(exp, dataset, root)
+
+
+def _check_vocabulary(graph: Graph, dataset: Dataset) -> None:
+    for node in graph.layers:  # ids beyond the table: NaN vectors (embedding), zeros (one_hot)
+        size = {"embedding": "vocabulary", "one_hot": "classes"}.get(node.kind)
+        if size and dataset.vocabulary and getattr(node.opts, size) < len(dataset.vocabulary):
+            raise TrainError(f"{node.id} has {size} {getattr(node.opts, size)} but the data "
+                             f"has {len(dataset.vocabulary)} token ids",
+                             f"set {size}: {len(dataset.vocabulary)}, or the data's "
+                             f"vocabulary_size: {getattr(node.opts, size)}", pos=node.pos)
+
+
+def _check_batch(batch_size: int, n_train: int, n_dev: int, root) -> None:
+    if batch_size % n_dev:
+        raise TrainError(f"batch size {batch_size} does not divide across {n_dev} devices",
+                         f"use a multiple of {n_dev}, e.g. --set batch_size="
+                         f"{max(n_dev, batch_size // n_dev * n_dev)}")
+    if batch_size > n_train:  # every step would be one padded copy of the whole split
+        raise SpecErrors([SpecError(
+            f"batch size {batch_size} is larger than the training split "
+            f"({n_train} examples)", _pos(root, "batch_size"), "batch_size",
+            expected=f"at most {n_train}", found=str(batch_size),
+            hint=f"--set batch_size={_fit_batch(n_train, n_dev)}, or use more data "
+                 "(data.limit, data.val_fraction, data.test_fraction)")])
+
+
+def _augment(exp: Experiment, dataset: Dataset, root):
+    """The experiment's augmentation as one function, after checking each op fits the data."""
+    from archspec.engine.augment import check_steps, make_augment
+
+    problems = check_steps(exp.augment, dataset.input_shape, dataset.task,
+                           tuple(dataset.train.y.shape[1:]))
+    if problems:
+        entries = root.get("augment") if root is not None else None
+        raise SpecErrors([SpecError(
+            f"{name} cannot apply to this data: {why}",
+            _item_pos(entries, i) or _pos(root, "augment"),
+            f"augment[{i}]", hint="remove the op, or use data it fits")
+            for i, name, why in problems])
+    return make_augment([s.op for s in exp.augment], dataset.norm_stats, dataset.num_classes)
+
+
+def _item_pos(items, i: int):
+    positions = getattr(items, "item_pos", None)
+    return positions[i] if positions and i < len(positions) else None
+
+
+def _pos(root, key: str):
+    return root.val_pos.get(key) if root is not None else None
+
+
+def _loss_positions(root) -> dict:
+    loss = root.get("loss") if root is not None else None
+    return dict(loss.key_pos) if hasattr(loss, "key_pos") else {}
+
+
+def _fit_batch(n_train: int, n_dev: int) -> int:
+    """The largest batch that fits the split and divides across the devices."""
+    return max(n_dev, n_train // n_dev * n_dev)
+
+
+def prepare_loaded(loaded, smoke: bool = False) -> Setup:
+    """The Setup of a loaded experiment (data loaded, model built, everything checked)."""
+    return prepare(loaded.exp, loaded.graph, loaded.arch_text, loaded.config, smoke=smoke,
+                   root=loaded.root, experiment_file=loaded.experiment_file)

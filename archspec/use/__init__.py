@@ -1,0 +1,1 @@
+"""Using a trained run or a network: evaluate, predict and bench."""
