@@ -25,7 +25,7 @@ STAGES = [
     ("viz", ("archspec.viz",)),
     ("ui", ("archspec.ui",)),
     ("commands", ("archspec.commands",)),
-    ("cli", ("archspec.cli", "archspec.__main__")),
+    ("cli", ("archspec.cli_base", "archspec.cli_io", "archspec.cli", "archspec.__main__")),
 ]
 MAX_LINES = 400
 

@@ -32,10 +32,10 @@ def sniff(path: Path) -> str:
             raise WeightsError(f"{path}: a damaged zip archive ({exc})") from None
         return "torch" if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names) \
             else "npz"
-    if head[:1] == b"\x80":
-        return "torch"  # a pickle stream (protocol 2+): torch.save's legacy format
     if len(head) == 9 and head[8:9] == b"{":
-        return "safetensors"
+        return "safetensors"  # first: a header of 128 + 256k bytes also starts with 0x80
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "torch"  # a pickle stream (protocol 2+): torch.save's legacy format
     raise WeightsError(f"{path}: not a tensor file archspec reads",
                        hint="archspec reads safetensors, .npz and PyTorch state dicts (.pth)")
 
@@ -135,7 +135,7 @@ def _state_dict(obj, path: Path, torch) -> dict[str, np.ndarray]:
 def write_tensors(tensors: dict[str, np.ndarray], path, metadata: dict | None = None) -> Path:
     """Write by the path's suffix: .safetensors or .npz."""
     path = Path(path)
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    arrays = {k: np.asarray(v, order="C") for k, v in tensors.items()}  # 0-d stays 0-d
     if path.suffix == ".safetensors":
         from safetensors.numpy import save_file
 
