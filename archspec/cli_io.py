@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from archspec.cli_base import JSON_HELP, SHAPE, SHAPE_HELP, _file, command
+from archspec.cli_base import JSON_HELP, SHAPE, SHAPE_HELP, _checkpoint, _file, _run_dir, command
 
 weights_app = typer.Typer(no_args_is_help=True, help="Look into and convert tensor files "
                                                       "(safetensors, npz, PyTorch state dicts).")
@@ -57,6 +57,33 @@ def weights_convert(
     convert(file, spec, namemap, output, fmt, skip, input_shape, as_json)
 
 
+def export(
+    run_dir: Path = _run_dir(),
+    fmt: str = typer.Option(..., "--format", help="stablehlo, onnx or safetensors"),
+    output: Path = typer.Option(..., "-o", "--output", help="file to write (a sidecar "
+                                                             "PATH.json is written beside it)"),
+    checkpoint: str = _checkpoint(),
+    batch: str = typer.Option("dynamic", "--batch", help="dynamic (any batch size) or a fixed "
+                                                         "batch size"),
+    namemap: str = typer.Option("archspec", "--map", help="safetensors: the names to write "
+                                "(archspec, torchvision, a map .yaml file)"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+):
+    """A trained run as a StableHLO program, an ONNX model or a safetensors file, read back
+    and checked against archspec's own forward at two batch sizes before it is kept."""
+    from archspec.commands.export import export as run
+
+    run(run_dir, fmt, output, checkpoint, batch, namemap, as_json)
+
+
+EXPORT_EXAMPLES = (
+    'archspec export runs/digits_lenet/20261203-170756 --format onnx -o lenet.onnx',
+    'archspec export runs/digits_lenet/20261203-170756 --format stablehlo -o lenet.stablehlo',
+    'archspec export runs/digits_lenet/20261203-170756 --format safetensors -o lenet.safetensors',
+)
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the `archspec` app."""
     app.add_typer(weights_app, name="weights")
+    command("export", app, examples=EXPORT_EXAMPLES)(export)
