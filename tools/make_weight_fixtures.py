@@ -33,6 +33,12 @@ MODELS = {
                       "torchvision"),
     "vit_b_16": ("vit_b_16", {"image_size": 32}, "architectures/vit_b_16.yaml", (32, 32, 3),
                  "torchvision"),
+    "alexnet": ("alexnet", {}, "architectures/alexnet.yaml", (64, 64, 3), "torchvision"),
+    "vgg11_bn": ("vgg11_bn", {}, "architectures/vgg11_bn.yaml", (32, 32, 3), "torchvision"),
+    "googlenet": ("googlenet", {"aux_logits": True, "init_weights": False},
+                  "architectures/googlenet.yaml", (64, 64, 3), "torchvision"),
+    "efficientnet_b0": ("efficientnet_b0", {}, "architectures/efficientnet_b0.yaml",
+                        (64, 64, 3), "torchvision"),
     "layout_net": (None, {}, "tests/weights/specs/layout_net.yaml", (8, 8, 4),
                    "tests/weights/specs/layout_net_map.yaml"),
 }

@@ -5,8 +5,9 @@ table of archspec node patterns to module templates, first match wins:
 
     stage{s}.basic{b}.residual1.conv{n}: layer{s}.{b-1}.conv{n}
 
-`{name}` in a pattern matches a whole number; `{expression}` in a template is arithmetic
-(+ - * // and parentheses) over those numbers. A layer no pattern matches has no name in
+`{name}` in a pattern matches a whole number, `{name:w}` a word of letters and digits
+(GoogLeNet's `3a`); `{expression}` in a template is arithmetic (+ - * // and parentheses)
+over the numbers, or a word as it was matched. A layer no pattern matches has no name in
 the file and is reported missing."""
 from __future__ import annotations
 
@@ -44,13 +45,13 @@ class NameMap:
         for r in self.rules:
             m = r.pattern.fullmatch(node_id)
             if m:
-                nums = {k: int(v) for k, v in m.groupdict().items()}
+                nums = {k: int(v) if v.isdigit() else v for k, v in m.groupdict().items()}
                 return re.sub(r"\{([^{}]+)\}", lambda e: str(_eval(e.group(1), nums, r)),
                               r.template)
         return None
 
 
-def _eval(expr: str, nums: dict, rule: Rule) -> int:
+def _eval(expr: str, nums: dict, rule: Rule) -> int | str:
     def ev(n):
         if isinstance(n, ast.Expression):
             return ev(n.body)
@@ -59,7 +60,9 @@ def _eval(expr: str, nums: dict, rule: Rule) -> int:
         if isinstance(n, ast.Name) and n.id in nums:
             return nums[n.id]
         if isinstance(n, ast.BinOp) and type(n.op) in _OPS:
-            return _OPS[type(n.op)](ev(n.left), ev(n.right))
+            left, right = ev(n.left), ev(n.right)
+            if isinstance(left, int) and isinstance(right, int):
+                return _OPS[type(n.op)](left, right)
         raise WeightsError(f"name map rule '{rule.text}': cannot compute {{{expr}}}",
                            hint="templates use the pattern's {names}, whole numbers and "
                                 "+ - * //")
@@ -70,8 +73,9 @@ def _eval(expr: str, nums: dict, rule: Rule) -> int:
 
 
 def _compile(pattern: str) -> re.Pattern:
-    parts = re.split(r"\{(\w+)\}", pattern)
-    out = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>\\d+)"
+    parts = re.split(r"\{(\w+(?::w)?)\}", pattern)
+    out = "".join(re.escape(p) if i % 2 == 0 else
+                  f"(?P<{p[:-2]}>[A-Za-z0-9]+)" if p.endswith(":w") else f"(?P<{p}>\\d+)"
                   for i, p in enumerate(parts))
     return re.compile(out)
 

@@ -40,10 +40,11 @@ def logits_error(name: str, tmp_path) -> float:
     from archspec.weights import synthetic
 
     meta = fixture(name)
-    _, model, variables, report = port(name, tmp_path)
+    graph, model, variables, report = port(name, tmp_path)
     assert report.tensors == report.tensors_total and not report.gaps
     x = synthetic.inputs(meta["input_nchw"], meta["input_seed"]).transpose(0, 2, 3, 1)
-    (y,) = model.apply(variables, x, train=False).values()
+    (head,) = [h for h, v in graph.heads.items() if not v.train_only]  # torch's eval output
+    y = model.apply(variables, x, train=False)[head]
     ref = np.load(FIXTURES / f"{name}.npz")["logits"]
     assert np.asarray(y).shape == ref.shape
     return float(np.abs(np.asarray(y) - ref).max() / np.abs(ref).max())
@@ -55,7 +56,8 @@ def test_logits_equal_torch(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["resnet50", "vit_b_16"])
+@pytest.mark.parametrize("name", ["resnet50", "vit_b_16", "efficientnet_b0", "googlenet",
+                                  "alexnet", "vgg11_bn"])
 def test_logits_equal_torch_slow(name, tmp_path):
     assert logits_error(name, tmp_path) <= 1e-4
 
