@@ -41,6 +41,12 @@ def exporting():
         pooling_ops.FAST_POOLS, pooling_ops.MERGED_WINDOWS = old[1], old[2]
 
 
+def fresh(fn):
+    """A new function object for `fn`: JAX keeps traces by function, and one traced before
+    `exporting()` would bring back the oneDNN custom call."""
+    return lambda *args: fn(*args)
+
+
 def input_spec(shape, dtype, batch):
     """The exported program's input: a symbolic batch `b` or a fixed one."""
     import jax
@@ -56,7 +62,7 @@ def write_stablehlo(fn, spec, path: Path) -> dict:
     import jax
     from jax import export
 
-    exp = export.export(jax.jit(fn))(spec)
+    exp = export.export(jax.jit(fresh(fn)))(spec)
     path.write_bytes(exp.serialize())
     return {"serialization": "jax.export", "calling_convention_version":
             exp.calling_convention_version, "platforms": list(exp.platforms)}
@@ -82,43 +88,50 @@ def _need_onnx():
 
 
 def onnx_blockers(fn, spec, dynamic: bool) -> list[str]:
-    """Every operation jax2onnx cannot convert, each with its archspec layer, at once."""
+    """Every operation jax2onnx cannot convert, grouped by the archspec layers it sits in,
+    all at once: "conv1, conv2: ffi_call: no ONNX conversion (a custom call)"."""
     import jax
     from jax2onnx.plugins.plugin_system import PLUGIN_REGISTRY, import_all_plugins
 
     import_all_plugins()
     example = jax.ShapeDtypeStruct((2, *spec.shape[1:]), spec.dtype)
-    jaxpr = jax.make_jaxpr(fn)(example)
-    found: dict[str, set] = {}
-    for eqn in _equations(jaxpr.jaxpr):
+    per_layer: dict[str, set] = {}
+    jaxpr = jax.make_jaxpr(fresh(fn))(example).jaxpr
+    for eqn, layer in _equations(jaxpr, "(model)"):
         name = eqn.primitive.name
-        why = None
         if name not in PLUGIN_REGISTRY:
-            why = "no ONNX conversion" + (" (a custom call)" if "call" in name and "jvp" not in
-                                          name and "vjp" not in name else "")
+            custom = name in ("ffi_call", "custom_call") or name.startswith("custom_") and \
+                name not in ("custom_jvp_call", "custom_vjp_call")
+            per_layer.setdefault(layer, set()).add(
+                f"{name}: no ONNX conversion" + (" (a custom call)" if custom else ""))
         elif dynamic and name == "pad":
-            why = "jax2onnx cannot pad a tensor of symbolic batch (export with --batch N)"
-        if why and not ("jvp" in name or "vjp" in name or name in ("pjit", "jit")):
-            found.setdefault(f"{name}: {why}", set()).add(_layer(eqn))
-    return [f"{', '.join(sorted(layers))}: {what}" for what, layers in sorted(found.items())]
+            per_layer.setdefault(layer, set()).add(
+                "pad: jax2onnx cannot pad a tensor of symbolic batch (export with --batch N)")
+    grouped: dict[str, list] = {}
+    for layer, why in per_layer.items():
+        grouped.setdefault("; ".join(sorted(why)), []).append(layer)
+    return [f"{', '.join(layers)}: {why}" for why, layers in grouped.items()]
 
 
-def _equations(jaxpr):
+def _equations(jaxpr, layer):
+    """(equation, archspec layer) of a jaxpr and every jaxpr inside it; an inner equation
+    belongs to the layer of the equation that holds it."""
     from jax.extend import core
 
     for eqn in jaxpr.eqns:
-        yield eqn
+        here = _layer(eqn) or layer
+        yield eqn, here
         for v in eqn.params.values():
             for sub in v if isinstance(v, (list, tuple)) else (v,):
                 if isinstance(sub, core.ClosedJaxpr):
-                    yield from _equations(sub.jaxpr)
+                    yield from _equations(sub.jaxpr, here)
                 elif isinstance(sub, core.Jaxpr):
-                    yield from _equations(sub)
+                    yield from _equations(sub, here)
 
 
-def _layer(eqn) -> str:
+def _layer(eqn) -> str | None:
     parts = str(eqn.source_info.name_stack).split("/")
-    return parts[1] if len(parts) > 1 and parts[0] == "SpecModel" else "(model)"
+    return parts[1] if len(parts) > 1 and parts[0] == "SpecModel" else None
 
 
 def write_onnx(fn, spec, path: Path, names, outputs) -> dict:
@@ -127,8 +140,9 @@ def write_onnx(fn, spec, path: Path, names, outputs) -> dict:
     import onnxruntime
 
     shape = ["b" if not isinstance(d, int) else d for d in spec.shape]
-    proto = jax2onnx.to_onnx(fn, [tuple(shape)], model_name=path.stem, opset=ONNX_OPSET,
-                             input_names=list(names), output_names=list(outputs))
+    proto = jax2onnx.to_onnx(fresh(fn), [tuple(shape)], model_name=path.stem,
+                             opset=ONNX_OPSET, input_names=list(names),
+                             output_names=list(outputs))
     # jax2onnx's layout pass can leave intermediate shapes that no longer hold: ONNX
     # Runtime infers them again
     del proto.graph.value_info[:]

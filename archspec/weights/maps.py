@@ -128,9 +128,15 @@ def resolve_map(name: str, graph, param_nodes: list[str], pos: Pos | None = None
     for m in family:
         if graph.name in m.fits:
             return m
-    best = max(family, key=lambda m: sum(m.module(n) is not None for n in param_nodes))
-    if not any(best.module(n) is not None for n in param_nodes):
-        raise WeightsError(f"no {name} name map fits spec '{graph.name}'", pos=pos,
-                           hint=f"name the map (one of: {', '.join(m.name for m in family)}) "
-                                "or give a map file")
-    return best
+    named = {m.name: sum(m.module(n) is not None for n in param_nodes) for m in family}
+    full = [m for m in family if named[m.name] == len(param_nodes) and param_nodes]
+    if len(full) == 1:
+        return full[0]
+    hint = f"name the map (--map {name}/FAMILY) or give a map file"
+    if full:
+        raise WeightsError(f"several {name} name maps fit spec '{graph.name}': "
+                           + ", ".join(m.name for m in full), pos=pos, hint=hint)
+    best = max(family, key=lambda m: named[m.name])
+    raise WeightsError(f"no {name} name map fits spec '{graph.name}' (the closest, {best.name}, "
+                       f"names {named[best.name]} of its {len(param_nodes)} layers with "
+                       "weights)", pos=pos, hint=hint)

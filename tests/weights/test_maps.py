@@ -43,13 +43,18 @@ def test_every_zoo_spec_a_map_fits_is_named_in_full():
 
 def test_source_picks_the_family_written_for_the_spec():
     from archspec.spec.resolve import load_architecture
+    from archspec.weights.errors import WeightsError
     from archspec.weights.maps import resolve_map
 
     graph = load_architecture(ROOT / "architectures" / "resnet34.yaml", (64, 64, 3))
     assert resolve_map("torchvision", graph, []).name == "torchvision/resnet"
-    graph.name = "my_resnet"  # not listed: the family that names most layers
+    graph.name = "my_resnet"  # not listed: the one family that names every layer
     assert resolve_map("torchvision", graph, ["conv1", "fc", "stage1.basic1.residual1.bn1"]
                        ).name == "torchvision/resnet"
+    with pytest.raises(WeightsError) as err:  # AlexNet's map names conv1, not the others
+        resolve_map("torchvision", graph, ["conv1", "conv2", "my_head"])
+    assert "(the closest, torchvision/alexnet, names 2 of its 3 layers with weights)" in \
+        err.value.message
 
 
 def test_unknown_map_and_bad_template(tmp_path):
