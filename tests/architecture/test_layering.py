@@ -16,6 +16,7 @@ STAGES = [
     ("layers", ("archspec.layers",)),
     ("spec", ("archspec.spec",)),
     ("model", ("archspec.model",)),
+    ("weights", ("archspec.weights",)),
     ("data", ("archspec.data",)),
     ("engine", ("archspec.engine",)),
     ("runs", ("archspec.runs",)),
@@ -25,7 +26,7 @@ STAGES = [
     ("viz", ("archspec.viz",)),
     ("ui", ("archspec.ui",)),
     ("commands", ("archspec.commands",)),
-    ("cli", ("archspec.cli", "archspec.__main__")),
+    ("cli", ("archspec.cli_base", "archspec.cli_io", "archspec.cli", "archspec.__main__")),
 ]
 MAX_LINES = 400
 

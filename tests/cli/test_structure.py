@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "archspec"
 COMMANDS = sorted((PACKAGE / "commands").glob("*.py"))
 CLI_MAY_IMPORT = ("archspec.commands", "archspec.ui", "archspec.errors",
-                  "archspec.__version__")
+                  "archspec.__version__", "archspec.cli_base", "archspec.cli_io")
 
 
 def imported(path: Path) -> set[str]:
@@ -26,8 +26,9 @@ def imported(path: Path) -> set[str]:
     return names
 
 
-def test_cli_imports_only_commands_ui_and_errors():
-    ours = {n for n in imported(PACKAGE / "cli.py") if n.startswith("archspec.")}
+@pytest.mark.parametrize("wiring", ["cli.py", "cli_base.py", "cli_io.py"])
+def test_cli_imports_only_commands_ui_and_errors(wiring):
+    ours = {n for n in imported(PACKAGE / wiring) if n.startswith("archspec.")}
     wrong = sorted(n for n in ours
                    if not any(n == p or n.startswith(p + ".") for p in CLI_MAY_IMPORT))
     assert not wrong, f"cli.py imports {wrong}: move that work into archspec/commands/"
@@ -76,15 +77,18 @@ def test_each_flag_is_declared_once():
 
     from archspec import cli
 
-    targets = [(fn.name, *call.args[0].value.split(":"))
-               for fn in ast.parse((PACKAGE / "cli.py").read_text()).body
+    from archspec import cli_io
+
+    targets = [(module, fn.name, *call.args[0].value.split(":"))
+               for module, file in ((cli, "cli.py"), (cli_io, "cli_io.py"))
+               for fn in ast.parse((PACKAGE / file).read_text()).body
                if isinstance(fn, ast.FunctionDef)
                for call in ast.walk(fn) if isinstance(call, ast.Call)
                and getattr(call.func, "id", None) == "work"]
     assert len(targets) >= 15
-    for fn, module, name in targets:
+    for wiring, fn, module, name in targets:
         work = getattr(importlib.import_module(f"archspec.commands.{module}"), name)
         params = inspect.signature(work).parameters.values()
         assert all(p.kind is p.KEYWORD_ONLY for p in params), f"{module}.{name}: keyword-only"
-        assert [p.name for p in params] == list(inspect.signature(getattr(cli, fn)).parameters), \
+        assert [p.name for p in params] == list(inspect.signature(getattr(wiring, fn)).parameters), \
             f"{fn} and commands.{module}.{name} name different options"
