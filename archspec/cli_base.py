@@ -51,7 +51,7 @@ def work(target: str, options: dict):
 
 def command(name: str | None, group: typer.Typer, examples: tuple = ()):
     """@group.command(name), with the one error handler around it and its help ending in
-    real examples (tests/test_cli_help.py runs them past the parser)."""
+    real examples (tests/cli/test_help.py runs them past the parser)."""
     epilog = "[bold]Examples[/bold]\n" + "\n".join(f"  {e}" for e in examples) if examples else None
     return lambda fn: group.command(name, epilog=epilog)(_handled(fn))
 

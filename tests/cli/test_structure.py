@@ -53,7 +53,7 @@ def test_command_modules_know_nothing_of_typer(path):
 def test_one_handler_prints_any_archspec_error_with_its_place_and_code(capsys):
     import typer
 
-    from archspec.cli import _handled
+    from archspec.cli_base import _handled
     from archspec.errors import ArchspecError, Pos
 
     class Odd(ArchspecError):
