@@ -22,7 +22,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 import random as _random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,9 +328,9 @@ def write_manifest(sweep: Sweep) -> None:
     if sweep.count <= MAX_POINTS:
         data["points"] = [{"index": p.index, "id": p.id, "overrides": p.overrides,
                            "varying": p.varying} for p in sweep.points()]
-    tmp = folder / f".sweep.json.{os.getpid()}"
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(folder / "sweep.json")
+    from archspec.runs.files import write_text  # whole, or a clean error on a full disk
+
+    write_text(folder / "sweep.json", json.dumps(data, indent=2) + "\n")
 
 
 # --- running ---------------------------------------------------------------------------------

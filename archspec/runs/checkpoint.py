@@ -12,8 +12,9 @@ verified), is never loaded; the newest verified step before it is used, with a w
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -21,6 +22,9 @@ import jax
 import numpy as np
 
 from archspec.errors import ArchspecError
+from archspec.runs import quiet
+from archspec.runs.checksums import verify, write_manifest
+from archspec.runs.files import DISK_FULL, DiskFullError
 
 
 class CheckpointError(ArchspecError):
@@ -33,9 +37,6 @@ class CheckpointError(ArchspecError):
         self.mismatch = mismatch
 
 
-MANIFEST = "archspec.sha256"
-# Step-level records orbax writes while it commits (after the list): not in the list.
-ORBAX_COMMIT_FILES = ("_CHECKPOINT_METADATA", "commit_success.txt")
 LINK_HINT = "a run folder holds its own checkpoints: replace the link with the folder it points to"
 
 
@@ -50,6 +51,7 @@ def _manager(directory: Path, keep: int, write: bool = True):
     logging.getLogger("absl").setLevel(logging.CRITICAL)  # archspec reports problems itself
 
     if write:
+        quiet.install()
         for p in (directory.parent, directory):
             if p.is_symlink():
                 raise CheckpointError(f"refusing to write {p}: it is a symbolic link (to "
@@ -113,7 +115,8 @@ class Checkpoints:
     list) stays the newest one."""
 
     def __init__(self, run_dir: Path, keep: int = 2):
-        self._pending: dict[str, object] = {}  # the `then` of the write in flight
+        self._pending: dict[str, tuple] = {}  # (step, then) of the write in flight
+        self.failed = False
         self.latest = _manager(run_dir / "checkpoints" / "latest", keep)
         try:
             self.best = _manager(run_dir / "checkpoints" / "best", 1)
@@ -132,15 +135,29 @@ class Checkpoints:
             return
         payload = {"state": state, "position": {k: np.asarray(v, np.int32) for k, v in position.items()}}
         kill_point("save", f"{which}:{step}")
-        mngr.save(step, args=ocp.args.StandardSave(payload), force=True)
+        with self._writing(which, step):
+            mngr.save(step, args=ocp.args.StandardSave(payload), force=True)
         kill_point("write", f"{which}:{step}")  # orbax is writing in the background
-        self._pending[which] = then
+        self._pending[which] = (step, then)
 
     def _finish(self, which: str) -> None:
-        getattr(self, which).wait_until_finished()
-        then = self._pending.pop(which, None)
+        step, then = self._pending.pop(which, (None, None))
+        with self._writing(which, step):
+            getattr(self, which).wait_until_finished()
         if then is not None:
             then()
+
+    @contextlib.contextmanager
+    def _writing(self, which: str, step):
+        """A failed write (in orbax's thread, found here) is one archspec error naming the
+        step; the committed steps before it are untouched."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - orbax/tensorstore raise many kinds
+            self.failed = True
+            quiet.after_failed_write()
+            where = Path(getattr(self, which).directory) / ("" if step is None else str(step))
+            raise write_failure(exc, where) from None
 
     def wait(self) -> None:
         """Every save so far committed on disk, with its checksum list."""
@@ -148,11 +165,33 @@ class Checkpoints:
             self._finish(which)
 
     def close(self) -> None:
+        """Finish the writes in flight; after a failed one, only let go of the managers."""
         try:
-            self.wait()
+            if not self.failed:
+                self.wait()
         finally:
-            self.latest.close()
-            self.best.close()
+            for mngr in (self.latest, self.best):
+                with contextlib.suppress(Exception) if self.failed else contextlib.nullcontext():
+                    mngr.close()
+
+
+_DISK_FULL = re.compile(r"No space left on device|File too large|Disk quota exceeded|"
+                        r"os_error_code='(28|27|122)'")
+
+
+def write_failure(exc: BaseException, where: Path) -> ArchspecError:
+    """The error for a checkpoint write that failed with `exc`: a full disk (ENOSPC, or
+    EFBIG past a file-size limit, as TensorStore or the OS words it) says so in one line."""
+    chain, e = [], exc
+    while e is not None and len(chain) < 20:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    if any(isinstance(e, OSError) and e.errno in DISK_FULL or _DISK_FULL.search(str(e))
+           for e in chain):
+        return DiskFullError(where)
+    return CheckpointError(f"cannot write checkpoint {where}: {_first_line(exc)}",
+                           "check free disk space and permissions; the checkpoints "
+                           "committed before it are intact")
 
 
 def restore(run_dir: Path, template_state, which: str = "latest", warn=None):
@@ -192,44 +231,6 @@ def restore(run_dir: Path, template_state, which: str = "latest", warn=None):
         mngr.close()
 
 
-def write_manifest(step_dir: Path) -> None:
-    """sha256 of every file of a finished checkpoint step, written whole (temporary + rename)."""
-    step_dir = Path(step_dir)
-    if not step_dir.is_dir():
-        return
-    lines = [f"{_sha256(f)}  {f.relative_to(step_dir).as_posix()}\n" for f in _files(step_dir)]
-    tmp = step_dir / f".{MANIFEST}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    with os.fdopen(fd, "w") as f:
-        f.write("".join(lines))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, step_dir / MANIFEST)
-
-
-def verify(step_dir: Path) -> str | None:
-    """What is wrong with a checkpoint step's files against its checksum list (None: they
-    match). A step without a list is not verified, so never trusted."""
-    step_dir = Path(step_dir)
-    manifest = step_dir / MANIFEST
-    if not manifest.is_file():
-        return "it has no checksum list, so it cannot be verified"
-    try:
-        text = manifest.read_bytes().decode("utf-8")
-        listed = dict(reversed(line.split("  ", 1)) for line in text.splitlines() if line)
-    except (OSError, UnicodeDecodeError, ValueError):
-        return "its checksum list is damaged"
-    if not listed or not all(len(h) == 64 for h in listed.values()):
-        return "its checksum list is damaged"
-    for name, digest in sorted(listed.items()):
-        f = step_dir / name
-        if not f.is_file():
-            return f"file {name} is missing"
-        if _sha256(f) != digest:
-            return f"file {name} does not match its checksum"
-    return None
-
-
 def finished_step(run_dir: Path, setup) -> int | None:
     """The step of a run that is done: its newest 'latest' checkpoint has all the steps of
     `setup`, matches its checksums and the architecture, and the run's last summary says
@@ -267,20 +268,6 @@ def committed_steps(directory: Path) -> list[int]:
         return []
     return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir()),
                   reverse=True)
-
-
-def _files(step_dir: Path) -> list[Path]:
-    skip = (MANIFEST, f".{MANIFEST}.tmp", *ORBAX_COMMIT_FILES)
-    return sorted(f for f in step_dir.rglob("*") if f.is_file() and not f.is_symlink()
-                  and f.relative_to(step_dir).as_posix() not in skip)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _restore_step(mngr, step, abstract, run_dir):

@@ -22,9 +22,10 @@ class DiskFullError(RunFolderError):
     """A write that failed for want of space (ENOSPC, or EFBIG past a file-size limit)."""
 
     def __init__(self, path):
+        run = next((p for p in Path(path).parents if (p / "config.yaml").is_file()), None)
         super().__init__(f"no space left on device writing {path}",
-                         "the last committed checkpoint is intact: free some space, then "
-                         "continue with `archspec train --resume RUN`")
+                         "the checkpoints committed before it are intact: free some space, then "
+                         f"continue with `archspec train --resume {run or 'RUN'}`")
 
 
 DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}

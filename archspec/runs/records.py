@@ -23,9 +23,9 @@ class MetricsLog:
         self.writer = None
         self._resumed = None  # (restored step, step and epoch of the last train record kept)
         refuse_links(run_dir)
-        if tensorboard:
-            from tensorboardX import SummaryWriter
-            self.writer = SummaryWriter(str(Path(run_dir) / "events"))
+        if tensorboard and not _process_index():
+            from archspec.runs.events import EventsFile
+            self.writer = EventsFile(Path(run_dir) / "events")
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop records of steps the restored checkpoint had not reached, and
@@ -57,17 +57,20 @@ class MetricsLog:
                             self.writer.add_scalar(f"{split}/{k}/{layer}", x, step)
                 elif _number(v) and k not in ("step", "epoch", "checkpoint_step"):
                     self.writer.add_scalar(f"{split}/{k}", v, step)
+            self.writer.flush()  # a full disk is found here, not at the end of the run
 
     def per_step(self, tag: str, values, first_step: int) -> None:
         """One TensorBoard scalar per step (the learning rate), from `first_step` on."""
         if self.writer and not _process_index():
             for i, v in enumerate(values):
                 self.writer.add_scalar(tag, float(v), first_step + i)
+            self.writer.flush()
 
     def text(self, tag: str, text: str) -> None:
         """A text panel in TensorBoard (the architecture), shown as written."""
         if self.writer and not _process_index():
             self.writer.add_text(tag, "\n".join("    " + line for line in text.splitlines()))
+            self.writer.flush()
 
     def _mark_resumed(self, record: dict) -> dict:
         """The first epoch after a resume: partial when it started mid-way (after a

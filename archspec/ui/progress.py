@@ -141,7 +141,8 @@ class RichReporter:
         """train.log in the run folder, appended to by a resume, never through a link."""
         from archspec.runs.files import open_append
 
-        f = open_append(run_dir / LOG_NAME)
+        self.log_path = run_dir / LOG_NAME
+        f = open_append(self.log_path)
         self.log = Console(file=f, width=LOG_WIDTH, color_system=None, force_terminal=False,
                            highlight=False, emoji=False)
         self._log(f"$ archspec {shlex.join(sys.argv[1:])}  ({time.strftime('%Y-%m-%d %H:%M:%S')})")
@@ -153,9 +154,16 @@ class RichReporter:
         self._log(renderable)
 
     def _log(self, renderable) -> None:
-        if self.log is not None:
+        if self.log is None:
+            return
+        try:
             self.log.print(renderable)
             self.log.file.flush()
+        except OSError as exc:  # a full disk: the run ends with that error, logged no more
+            from archspec.runs.files import write_error
+
+            self.log = None
+            raise write_error(self.log_path, exc) from None
 
 
 def _expectations(result, setup):

@@ -125,7 +125,8 @@ def test_disk_full_is_a_clear_error_and_keeps_the_checkpoint(tmp_path, finished_
     os.symlink("/dev/full", run / "metrics.jsonl")  # every write: "No space left on device"
     r = run_cli("train", "--resume", run)
     assert r.returncode == 1
-    assert "No space left on device" in r.stderr and "Traceback" not in r.stderr
+    assert f"error: no space left on device writing {run / 'metrics.jsonl'}" in r.stderr
+    assert f"archspec train --resume {run}" in r.stderr and "Traceback" not in r.stderr
     (run / "metrics.jsonl").unlink()
     r = run_cli("eval", run, "--checkpoint", "latest")  # the last good checkpoint still loads
     assert r.returncode == 0, r.stderr

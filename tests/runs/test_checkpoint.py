@@ -68,7 +68,7 @@ FAST = ("checksum", "committed")
 @pytest.mark.parametrize("phase", [p if p in FAST else pytest.param(p, marks=pytest.mark.slow)
                                    for p in PHASES])
 def test_kill_at_each_phase_of_a_checkpoint_then_resume(tmp_path, phase, uninterrupted):
-    from archspec.runs.checkpoint import MANIFEST, verify
+    from archspec.runs.checksums import MANIFEST, verify
 
     run = _killed(tmp_path, f"{phase}:latest:6")
     on_disk, resumed_from = PHASES[phase]
@@ -112,7 +112,7 @@ def test_flipped_bytes_in_the_newest_checkpoint_after_a_kill_fall_back(tmp_path,
 
 
 def test_a_step_without_its_checksum_list_is_not_trusted(tmp_path, committed):
-    from archspec.runs.checkpoint import MANIFEST
+    from archspec.runs.checksums import MANIFEST
 
     run = Path(shutil.copytree(committed, tmp_path / "run"))
     (run / "checkpoints" / "latest" / "6" / MANIFEST).unlink()

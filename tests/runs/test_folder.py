@@ -243,7 +243,7 @@ def test_atomic_writes_refuse_links_and_keep_the_target(tmp_path):
     run.mkdir()
     os.symlink(victim, run / "best.json")
     with pytest.raises(RunFolderError, match="symbolic link"):
-        write_best(run, 0.5, 3)
+        write_best(run, (0.5, -1.0), 3)
     assert victim.read_text() == "precious" and (run / "best.json").is_symlink()
 
 
@@ -308,7 +308,7 @@ def test_flipped_bytes_in_the_newest_checkpoint_fall_back_to_the_previous(traine
 
 
 def test_manifest_lists_every_file_and_finds_a_change(tmp_path):
-    from archspec.runs.checkpoint import MANIFEST, verify, write_manifest
+    from archspec.runs.checksums import MANIFEST, verify, write_manifest
 
     step = tmp_path / "7"
     (step / "default" / "d").mkdir(parents=True)
