@@ -13,6 +13,9 @@ PACKAGE, TESTS = ROOT / "archspec", ROOT / "tests"
 
 # module (relative to archspec/) -> the suite that tests it, until it has a file of its own
 TESTED_ELSEWHERE = {
+    "runs/checksums.py": "tests/runs/test_checkpoint.py",
+    "runs/events.py": "tests/runs/test_disk_full.py",
+    "runs/quiet.py": "tests/runs/test_disk_full.py",
     "__main__.py": "tests/architecture/test_layering.py",
     "cli.py": "tests/cli/test_structure.py",
     "cli_base.py": "tests/cli/test_structure.py",
