@@ -20,6 +20,8 @@ READS = (
      "an option of the step schedule"),                 # `|`: either option
     ("optimizer.schedule.final_lr", "optimizer.schedule.name", ("cosine", "linear"),
      "an option of the cosine and linear schedules"),
+    ("optimizer.schedule.pct_start|div_factor|final_div_factor", "optimizer.schedule.name",
+     ("one_cycle",), "an option of the one_cycle schedule"),
     ("loss.*.label_smoothing", "loss.*.kind", ("categorical_crossentropy",),
      "an option of categorical_crossentropy"),      # `*`: any head, the same in both
     ("epochs", "steps", (None,), "read only when `steps` is not set"),

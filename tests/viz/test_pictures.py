@@ -191,7 +191,7 @@ def test_maps_bad_layer_name_suggests_one():
     assert choose_layers(g, ["pool1", "fc1"]) == ["pool1", "fc1"]
     with pytest.raises(VizError) as exc:
         choose_layers(g, ["conv3"])
-    assert exc.value.code == 2 and "did you mean 'conv2'" in exc.value.hint
+    assert exc.value.exit_code == 2 and "did you mean 'conv2'" in exc.value.hint
 
 
 def test_maps_input_is_scaled_to_the_training_range(tmp_path, digit_png):
