@@ -5,7 +5,6 @@ resume verifies the list and falls back to the newest verified step, saying so; 
 unverified steps are never loaded."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
