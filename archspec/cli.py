@@ -19,8 +19,7 @@ JSON_HELP = "machine-readable output"
 CACHE_HELP = ("keep compiled programs in JAX's persistent cache ($ARCHSPEC_CACHE_DIR, else "
               "~/.cache/archspec/jax)")
 RUN_HELP = "a run folder: runs/<experiment>/<timestamp>"
-WAIT_HELP = ("when another process is training in the run folder, wait for it to end instead "
-             "of refusing")
+WAIT_HELP = "if another process trains in the run folder, wait for it to end (not refuse)"
 
 
 def _version(value: bool) -> None:
@@ -393,12 +392,6 @@ def data_show(
 
 
 def main():
-    import signal
-
-    # Past a file-size limit (`ulimit -f`) a write then fails with EFBIG, which archspec
-    # reports as a full disk, instead of SIGXFSZ killing the process mid-write.
-    if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     app()
 
 
