@@ -101,8 +101,7 @@ class ConvTranspose(Conv):
         return [(-(-((kk - 1) * dd + 1) // ss), Fraction(1, ss)) for kk, ss, dd in zip(k, s, d)]
 
     def build(self, o, xs, *, train, name, defaults):
-        from jax import lax
-
+        from archspec.layers import conv_ops
         from archspec.layers.learned import learned
 
         x = xs[0]
@@ -117,10 +116,11 @@ class ConvTranspose(Conv):
         kernel, *b = learned(name, *specs)
         dt = defaults.compute_dtype or x.dtype
         spatial = "DHW"[3 - n:]
-        y = lax.conv_general_dilated(
-            x.astype(dt), kernel.astype(dt), (1,) * n, pads, lhs_dilation=s, rhs_dilation=d,
-            dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"),
-            feature_group_count=o.groups)
+        lowering = conv_ops.conv_in_loop if defaults.in_loop else conv_ops.conv_general_dilated
+        y = lowering(x.astype(dt), kernel.astype(dt), (1,) * n, pads, lhs_dilation=s,
+                     rhs_dilation=d,
+                     dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"),
+                     feature_group_count=o.groups)
         if b:
             y = y + b[0].astype(dt)
         act = self.output_activation(o, defaults.activation)
