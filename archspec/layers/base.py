@@ -191,12 +191,3 @@ def unregister(kind: str) -> None:
 def kinds() -> dict[str, "Layer"]:
     from archspec import layers  # noqa: F401  (registers every kind)
     return REGISTRY
-
-
-
-def __getattr__(name):
-    # The activation names live in the activation table; spec.schema imports them from here.
-    if name in ("ActivationName", "ActivationSpec"):
-        from archspec.layers import activation
-        return getattr(activation, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
