@@ -64,14 +64,20 @@ def test_values_and_gradients_equal_xla(cfg, seed):
     def got(x, w):
         return onednn.conv(x, w, s, pads, d, groups)
 
-    y_ref = ref(x, w)
+    y_ref = _same_values_and_gradients(got, ref, x, w, rng)
     assert y_ref.shape == onednn.output_shape(xs, ws, s, pads, d)
+
+
+def _same_values_and_gradients(got, ref, x, w, rng):
+    """got's values and both gradients (jitted) equal ref's, for a drawn output gradient;
+    returns ref's values."""
+    y_ref, vjp_ref = jax.vjp(ref, x, w)
     g = jnp.asarray(rng.normal(size=y_ref.shape), jnp.float32)
     y, vjp = jax.jit(lambda x, w: jax.vjp(got, x, w))(x, w)
-    _, vjp_ref = jax.vjp(ref, x, w)
     _close(y, y_ref)
     for a, b in zip(vjp(g), vjp_ref(g)):
         _close(a, b)
+    return y_ref
 
 
 @st.composite
@@ -110,16 +116,10 @@ def test_transposed_values_and_gradients_equal_xla(cfg, seed):
                                              rhs_dilation=d, dimension_numbers=dn,
                                              feature_group_count=groups)
 
-    y_ref = ref(x, w)
     assert onednn.supports(x, w, ones, pads, s, d, dn, groups)
     call = "archspec_onednn_conv_" + ("bwd_data" if max(s) > 1 else "fwd")  # stride 1: a conv
     assert call in jax.jit(got).lower(x, w).as_text()
-    g = jnp.asarray(rng.normal(size=y_ref.shape), jnp.float32)
-    y, vjp = jax.jit(lambda x, w: jax.vjp(got, x, w))(x, w)
-    _, vjp_ref = jax.vjp(ref, x, w)
-    _close(y, y_ref)
-    for a, b in zip(vjp(g), vjp_ref(g)):
-        _close(a, b)
+    _same_values_and_gradients(got, ref, x, w, rng)
 
 
 CONV_TRANSPOSE = """
