@@ -65,6 +65,8 @@ class Layer:
     doc: ClassVar[str] = ""
     category: ClassVar[str] = "other"       # diagram colour group (viz.graph.STYLE)
     feature_maps: ClassVar[bool] = False    # `archspec maps` shows its output by default
+    takes_tokens: ClassVar[bool] = False    # may read int32 token ids (the rest read floats)
+    token_table: ClassVar[str | None] = None  # the option sizing its table of token ids
     example: ClassVar[Example]              # checked by tests/contract/test_kinds.py
 
     def __init_subclass__(cls, **kw):
