@@ -69,7 +69,6 @@ TESTED_ELSEWHERE = {
     "experiment/sweep_reads.py": "tests/experiment/test_sweep.py",
     "fmt.py": "tests/ui/test_tables.py",
     "jsonout.py": "tests/architecture/test_layering.py",
-    "layers/activation.py": "tests/contract/test_kinds.py",
     "layers/attention.py": "tests/layers/test_recurrent.py",
     "layers/base.py": "tests/contract/test_kinds.py",
     "layers/conv.py": "tests/contract/test_kinds.py",
