@@ -4,6 +4,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -24,3 +26,25 @@ def pytest_unconfigure(config):
     folder = getattr(config, "_archspec_cache", None)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _slow_ids() -> set[str]:
+    lines = (Path(__file__).parent / "slow_tests.txt").read_text().splitlines()
+    return {line.split("  #")[0].strip() for line in lines
+            if line.strip() and not line.startswith("#")}
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests listed in tests/slow_tests.txt (measured) get the `slow` mark; an entry of
+    a collected file that names no test is stale and stops the run."""
+    slow = _slow_ids()
+    seen = {item.nodeid for item in items}
+    files = {nodeid.split("::")[0] for nodeid in seen}
+    stale = sorted(i for i in slow if i.split("::")[0] in files and i not in seen
+                   and not config.option.keyword and not config.option.deselect)
+    if stale and all(a.startswith("tests") or a == "." for a in config.args or ["."]) \
+            and not any("::" in a for a in config.args):
+        raise pytest.UsageError(f"tests/slow_tests.txt names tests that do not exist: {stale}")
+    for item in items:
+        if item.nodeid in slow:
+            item.add_marker(pytest.mark.slow)
