@@ -309,6 +309,7 @@ def runs(
     'archspec sweep sweeps/vgg_lr.yaml',
     'archspec sweep sweeps/vgg_lr.yaml --parallel-hint',
     'archspec sweep sweeps/vgg_lr.yaml --point 2',
+    'archspec sweep sweeps/digits_tpe.yaml --workers 2',
 ))
 def sweep(
     file: Path = _file("sweep YAML: experiment, grid and/or random"),
@@ -316,14 +317,17 @@ def sweep(
                                         "e.g. --point $SLURM_ARRAY_TASK_ID"),
     parallel_hint: bool = typer.Option(False, "--parallel-hint", help="list the points and "
                                        "print commands that run them in parallel; train nothing"),
-    summary_only: bool = typer.Option(False, "--summary", help="only print the table of points"),
-    output: Optional[str] = typer.Option(None, help="folder for runs (default: the sweep "
-                                                    "file's output, else runs)"),
+    summary_only: bool = typer.Option(False, "--summary", help="only print the table"),
+    output: Optional[str] = typer.Option(None, help="runs folder (default: the file's output)"),
+    worker: bool = typer.Option(False, "--worker", help="train the study's trials until done"),
+    workers: Optional[int] = typer.Option(None, min=1, help="start N local worker processes"),
+    storage: Optional[str] = typer.Option(None, help="postgresql://user@host/db shares the "
+                                          "study (default: the sweep folder's journal file)"),
 ):
-    """Train an experiment at every point of a grid or random search, resumably."""
+    """Train an experiment at every point of a grid, or search it with Optuna, resumably."""
     from archspec.commands.sweep import sweep as run
 
-    run(file, point, parallel_hint, summary_only, output)
+    run(file, point, parallel_hint, summary_only, output, worker, workers, storage)
 
 
 @command(examples=(

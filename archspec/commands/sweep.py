@@ -20,10 +20,12 @@ def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: b
     from archspec.ui.render import console
 
     sw = load_sweep(file, output)
-    if worker or workers or storage or not sw.search.enumerated:
-        from archspec.errors import UsageError
+    if worker or workers or storage or not sw.search.enumerated:   # an Optuna study
+        from archspec.commands.sweep_study import study_sweep
 
-        raise UsageError(f"search: {sw.search.kind} is not supported yet", "use a grid")
+        study_sweep(sw, file, point, parallel_hint, summary_only, output, worker, workers,
+                    storage)
+        return
     points = sw.points()
     if parallel_hint:  # commands to launch: every point checked first, as a run would
         check_points(sw, points)
