@@ -7,8 +7,10 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import Callable
 
 import jax
+import numpy as np
 
 from archspec.engine.epoch import EpochRunner, steps_per_execution
 from archspec.engine.health import AttemptFailed, Monitor
@@ -20,6 +22,8 @@ from archspec.runs.records import MetricsLog, read_attempts, write_attempts
 from archspec.runs.sources import write_setup
 from archspec.train.run import Epoch, Result, Run, main_accuracy
 from archspec.train.setup import Setup
+
+OnEpoch = Callable[[int, dict], "str | None"]   # (epoch, val record) -> reason to stop
 
 # How `archspec train` ends: 0 only when the run finished. 2 (bad input) and 1 (run-folder or
 # checkpoint problem) come from the errors raised before training.
@@ -52,10 +56,11 @@ class StopFlag:
 
 
 def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = None,
-        resume: bool = False) -> Result:
+        resume: bool = False, on_epoch: OnEpoch | None = None) -> Result:
     """Train, restarting with a new seed after a collapse or divergence while restarts are
     left (health.restarts). Every attempt's record stays in the run folder; what a person
-    should see goes to `reporter`."""
+    should see goes to `reporter`. `on_epoch(epoch, val)` hears every validation record and
+    may return a reason to stop the run there: its status is then `pruned`."""
     exp = setup.exp
     reporter = reporter or NullReporter()
     if run_dir is None:
@@ -70,7 +75,7 @@ def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = N
         if attempt:
             setup = setup.with_lr_factor(exp.health.restart_lr_factor ** attempt)
         try:
-            result = _attempt(setup, run_dir, seed, attempt, resume, reporter)
+            result = _attempt(setup, run_dir, seed, attempt, resume, reporter, on_epoch)
         except AttemptFailed as failed:
             record = {"attempt": attempt, "seed": seed, "outcome": failed.outcome,
                       "step": failed.step, "detail": failed.detail}
@@ -90,7 +95,7 @@ def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = N
             reporter.restarting(attempt + 1, exp.health.restarts + 1, exp.seed + 1000 * attempt)
             continue
         attempts.append({"attempt": attempt, "seed": seed,
-                         "outcome": "stopped" if result.stopped else "finished",
+                         "outcome": result.outcome,
                          "step": int(jax.device_get(result.state.step))})
         write_attempts(run_dir, attempts)
         reporter.finish(result, setup)
@@ -98,7 +103,7 @@ def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = N
 
 
 def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
-             reporter: Reporter) -> Result:
+             reporter: Reporter, on_epoch: OnEpoch | None = None) -> Result:
     run = Run(setup, run_dir, attempt, reporter)
     state, start = run.start(seed, resume)
     monitor = Monitor(setup.exp.health, [n.id for n in setup.graph.layers if n.params],
@@ -121,9 +126,12 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 row = {"train": run.record_train(epoch, monitor.epoch_summary())}
                 if (val := run.validate(state, epoch, position)) is not None:
                     row["val"] = val
-                run.checkpoint_if_due(state, step, position, stop.requested)
+                    result.pruned = _verdict(on_epoch, index + 1, val)
+                run.checkpoint_if_due(state, step, position, stop.requested or bool(result.pruned))
                 result.history.append(row)
                 reporter.epoch_end(index + 1, setup.epochs, row)
+                if result.pruned:   # the caller's verdict stands: not judged stalled after it
+                    break
                 if epoch.complete(setup.steps_per_epoch):
                     monitor.check_chance(step, main_accuracy(row["train"]), setup.chance)
                 if stop.requested:
@@ -139,6 +147,20 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
         run.close()
         reporter.attempt_end()
     return run.finish(result, state, step)
+
+
+def _verdict(on_epoch: OnEpoch | None, epoch: int, val: dict) -> str | None:
+    """The caller's reason to stop after this validation, if any: process 0 asks (a trial
+    hears one report per epoch), and every process stops with it."""
+    if on_epoch is None:
+        return None
+    why = on_epoch(epoch, val) if jax.process_index() == 0 else None
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        stop = int(multihost_utils.broadcast_one_to_all(np.int32(why is not None)))
+        why = why or ("stopped by process 0" if stop else None)
+    return why
 
 
 def _chunk_size(setup: Setup) -> int:

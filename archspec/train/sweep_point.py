@@ -6,8 +6,9 @@ import shutil
 from archspec.experiment.sweep import DONE, Point, Sweep, point_status
 
 
-def run_point(sweep: Sweep, point: Point, reporter=None):
-    """Train one point (or resume it); returns (what happened, fit Result or None)."""
+def run_point(sweep: Sweep, point: Point, reporter=None, on_epoch=None):
+    """Train one point (or resume it); returns (what happened, fit Result or None).
+    `on_epoch`: fit's hook (a study trial's reports and pruning)."""
     from archspec.experiment import load as experiment
     from archspec.train.loop import fit
     from archspec.train.setup import prepare_loaded
@@ -23,11 +24,11 @@ def run_point(sweep: Sweep, point: Point, reporter=None):
             (run_dir / "config.yaml").exists():
         loaded = experiment.load(resume=run_dir, warn=warn)
         setup = prepare_loaded(loaded)
-        return "resumed", fit(setup, reporter, run_dir=run_dir, resume=True)
+        return "resumed", fit(setup, reporter, run_dir=run_dir, resume=True, on_epoch=on_epoch)
     if run_dir.exists():          # started but nothing to resume from: start over
         shutil.rmtree(run_dir)
     loaded = experiment.load(sweep.experiment, point.set_args())
     setup = prepare_loaded(loaded)
     run_dir.mkdir(parents=True)
     write_setup(run_dir, setup.config, setup.arch_text, loaded.exp.seed)
-    return "trained", fit(setup, reporter, run_dir=run_dir)
+    return "trained", fit(setup, reporter, run_dir=run_dir, on_epoch=on_epoch)

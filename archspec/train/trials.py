@@ -22,7 +22,7 @@ def work(h: st.Handle, reporter=None, say=print) -> Counter:
         say(f"trial {c.number}" + (" (its worker died: taken over)" if c.taken_over else "")
             + f": {point.describe()} -> {h.sweep.folder / c.folder}")
         try:
-            what, _ = run_point(h.sweep, point, reporter)
+            what, _ = run_point(h.sweep, point, reporter, on_epoch=st.reporter_of(h, c))
         except ArchspecError as exc:
             st.fail(h, c, exc.message)
             h.locks.release(c.number)

@@ -80,7 +80,9 @@ def load_curves(run_dir: Path) -> Curves:
         raise VizError(f"{run_dir}/metrics.jsonl has no finished epoch yet",
                        "plot again once the run has finished an epoch")
     acc_key = next((k for r in epochs for k in r if k.startswith("accuracy")), None)
-    c = Curves(run_label(run_dir), run_dir, acc_key)
+    summary = [r for r in records if r.get("split") == "summary"]
+    pruned = summary and summary[-1].get("status") == "pruned"   # a search stopped it early
+    c = Curves(run_label(run_dir) + (" [pruned]" if pruned else ""), run_dir, acc_key)
     for r in epochs:  # a resumed run may log an epoch twice: the later record wins
         e, split = int(r["epoch"]), r["split"]
         if _number(r.get("loss")):

@@ -119,3 +119,33 @@ def test_a_killed_workers_trial_is_resumed_by_the_next_worker(tmp_path):
     epochs = [r["epoch"] for r in records if r["split"] == "train"]
     assert epochs == sorted(epochs) and epochs[-1] == 6   # resumed, not started over
     assert len(json.loads((run0 / "attempts.json").read_text())) == 1
+
+
+@pytest.mark.slow
+def test_asha_prunes_a_clearly_bad_trial(tmp_path):
+    """Trial 3 (lr 10) is far below the three trials before it at epoch 1: pruned there. The
+    health checks are relaxed so that the bad trial trains on, for the pruner to judge."""
+    out = tmp_path / "out"   # in the file: `check` finds the runs there
+    file = sweep_file(tmp_path, "asha", experiment=MLP, seed=0, output=str(out),
+                      set={"epochs": 3, "health.explode_factor": 1.0e12,
+                           "health.collapse_steps": 100000, "health.max_nonfinite": 100000},
+                      pruner={"name": "asha", "min_trials": 3},
+                      grid={"optimizer.lr": [0.002, 0.003, 0.005, 10.0]})
+    r = run_cli("sweep", file, "--worker", timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:]
+    trials = study_of(out / "asha").get_trials()
+    states = {t.params["optimizer.lr"]: t.state.name for t in trials}
+    assert states[10.0] == "PRUNED" and len(trials) == 4, states
+    bad = next(t for t in trials if t.params["optimizer.lr"] == 10.0)
+    why = bad.user_attrs["pruned_because"]
+    assert why.startswith("asha at epoch 1: val.accuracy") and "against 3 other trials" in why
+    run_dir = out / "asha" / bad.user_attrs["run"]
+    summary = read_records(run_dir)[-1]
+    assert summary["status"] == "pruned" and summary["pruned_because"] == why
+    assert (run_dir / "checkpoints" / "latest").is_dir()
+    rows = json.loads(run_cli("runs", out / "asha", "--json").stdout)
+    assert {row["run"]: row["status"] for row in rows}[bad.user_attrs["run"]] == "pruned"
+    check = run_cli("check", file, "--output", tmp_path / "check")
+    assert check.returncode == 0 and "1 pruned" in check.stdout, check.stdout
+    table = run_cli("sweep", file, "--summary", "--storage", out / "asha" / "study.journal")
+    assert "pruned" in table.stdout and "asha at epoch 1" in table.stdout
