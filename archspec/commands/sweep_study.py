@@ -3,7 +3,6 @@ an Optuna study that workers share. This process is one worker (`--worker`, or a
 without flags), or starts N local ones (`--workers N`); `--summary` reads the study."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -41,7 +40,6 @@ def study_sweep(sw, file: Path, point: Optional[int], parallel_hint: bool, summa
     check_points(sw, sw.checked_points())
     metric, direction = objective(sw)
     h = open_study(sw, place, metric, direction)
-    _note(sw, place, metric, direction)
     console.print(f"[bold]sweep {sw.name}[/bold]: {sw.search.kind} search, {h.budget} trials, "
                   f"{metric} ({direction}), pruner {sw.search.pruner}; study in "
                   f"{place.describe()}; runs in {sw.folder}")
@@ -109,7 +107,7 @@ def _follow(sw, place, procs, console, every: float = 5.0) -> None:
     last = None
     while any(p.poll() is None for p, _ in procs):
         time.sleep(every)
-        study = load_study(sw, place)
+        study = load_study(sw.name, place)
         counts = state_counts(study.get_trials(deepcopy=False)) if study is not None else ""
         if counts and counts != last:
             console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {counts}")
@@ -143,7 +141,7 @@ def show_summary(sw, place, console) -> None:
     from archspec.experiment.study import load_study
     from archspec.ui.study_table import study_tables
 
-    study = load_study(sw, place)
+    study = load_study(sw.name, place)
     if study is None:
         console.print(f"no study '{sw.name}' in {place.describe()} yet: "
                       f"run archspec sweep {sw.source} (--worker, --workers N)")
@@ -165,13 +163,3 @@ def hint_lines(sw, file: Path, storage, output) -> list[str]:
         f"# then the table: archspec sweep {file}{out} --summary"
         + (f" --storage {storage}" if storage else ""),
     ]
-
-
-def _note(sw, place, metric: str, direction: str) -> None:
-    """<sweep folder>/study.json: where the study is (without a password), for plots."""
-    note = {"study": sw.name, "storage": place.describe(), "kind": place.kind,
-            "search": sw.search.kind, "metric": metric, "direction": direction}
-    path = sw.folder / "study.json"
-    tmp = sw.folder / f".study.json.{os.getpid()}"
-    tmp.write_text(json.dumps(note, indent=2) + "\n")
-    tmp.replace(path)

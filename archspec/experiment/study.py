@@ -104,16 +104,26 @@ def open_study(sweep, place: Place, metric: str, direction: str) -> Handle:
                          "another sweep (its search, values or experiment differ)",
                          "give this sweep another `name:` (or remove the old study)",
                          pos=sweep.places.get("name"))
+    _note(sweep, place, metric, direction)
     return Handle(sweep, place, storage, study, locks, metric, direction, budget, pruner, points)
 
 
-def load_study(sweep, place: Place):
+def _note(sweep, place: Place, metric: str, direction: str) -> None:
+    """<sweep folder>/study.json: where the study is (without a password), for plots."""
+    note = {"study": sweep.name, "storage": place.describe(), "kind": place.kind,
+            "search": sweep.search.kind, "metric": metric, "direction": direction}
+    tmp = sweep.folder / f".study.json.{os.getpid()}"
+    tmp.write_text(json.dumps(note, indent=2) + "\n")
+    tmp.replace(sweep.folder / "study.json")
+
+
+def load_study(name: str, place: Place):
     """The study for reading (--summary, plots); None when there is none yet."""
     optuna = _quiet()
     if place.kind == "journal" and not place.path.exists():
         return None
     try:
-        return optuna.load_study(study_name=sweep.name, storage=open_storage(place))
+        return optuna.load_study(study_name=name, storage=open_storage(place))
     except KeyError:
         return None
 
@@ -167,8 +177,9 @@ def claim(h: Handle) -> Claim | None:
         if not h.locks.try_claim(trial.number):   # cannot happen: nobody saw it yet
             raise StudyError(f"trial {trial.number} was claimed twice")
         trial.set_user_attr("run", folder_name(h, trial.number))
-        return Claim(trial.number, h.trial_id(trial.number), varying,
-                     folder_name(h, trial.number))
+        c = Claim(trial.number, h.trial_id(trial.number), varying, folder_name(h, trial.number))
+        log_claim(h, c)
+        return c
 
 
 def _varying(h: Handle, frozen) -> dict:
@@ -271,8 +282,8 @@ def fail(h: Handle, c: Claim, why: str) -> None:
 
 
 def log_claim(h: Handle, c: Claim) -> None:
-    """<sweep folder>/trials.jsonl: each trial's folder and values, for labels and people
-    (one appended line each: workers never rewrite each other's)."""
+    """<sweep folder>/trials.jsonl: each new trial's folder and values, for labels and
+    people (one appended line each: workers never rewrite each other's)."""
     line = json.dumps({"number": c.number, "id": c.folder, "varying": c.varying,
                        "worker": worker_name()}, default=str) + "\n"
     fd = os.open(h.sweep.folder / "trials.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

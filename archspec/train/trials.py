@@ -18,7 +18,6 @@ def work(h: st.Handle, reporter=None, say=print) -> Counter:
     tally: Counter = Counter()
     while (c := st.claim(h)) is not None:
         point = Point(c.number, {**h.sweep.fixed, **c.varying}, c.varying, c.folder)
-        st.log_claim(h, c)
         say(f"trial {c.number}" + (" (its worker died: taken over)" if c.taken_over else "")
             + f": {point.describe()} -> {h.sweep.folder / c.folder}")
         try:

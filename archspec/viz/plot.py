@@ -36,9 +36,14 @@ def run_label(run_dir: Path) -> str:
     run_dir = Path(run_dir).resolve()
     label = f"{run_dir.parent.name}/{run_dir.name}"
     try:
-        manifest = json.loads((run_dir.parent / "sweep.json").read_text())
-        point = next(p for p in manifest["points"] if p["id"] == run_dir.name)
-        values = " ".join(f"{k}={v}" for k, v in point.get("varying", {}).items())
+        if (run_dir.parent / "trials.jsonl").exists():   # a search's trials, one line each
+            lines = (run_dir.parent / "trials.jsonl").read_text().splitlines()
+            points = [json.loads(line) for line in lines if line.strip()]
+        else:
+            points = json.loads((run_dir.parent / "sweep.json").read_text())["points"]
+        point = next(p for p in points if p["id"] == run_dir.name)
+        values = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in point.get("varying", {}).items())
         return f"{label} ({values})" if values else label
     except (OSError, ValueError, KeyError, StopIteration, TypeError, AttributeError):
         return label
