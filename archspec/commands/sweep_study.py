@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from archspec.commands import BadParameter, Exit
+from archspec.errors import UsageError
 
 
 def study_sweep(sw, file: Path, point: Optional[int], parallel_hint: bool, summary_only: bool,
@@ -29,6 +30,13 @@ def study_sweep(sw, file: Path, point: Optional[int], parallel_hint: bool, summa
     if worker and workers:
         raise BadParameter("--worker is this process; --workers N starts N: use one",
                            param_hint="--workers")
+    from archspec.engine.distributed import is_multi_host
+
+    if is_multi_host():
+        raise UsageError("a sweep worker trains its trials in one process: trials trained by "
+                         "several processes (multi-host) are not supported yet",
+                         "start one worker per machine or GPU: archspec sweep FILE --worker "
+                         "--storage postgresql://...")
     place = place_of(storage, sw.folder)
     if summary_only:
         show_summary(sw, place, console)

@@ -15,7 +15,10 @@ Each point is a normal training run (the code path of `archspec train --set ...`
 `<output>/<sweep name>/<point id>/`, where the point id is a hash of the point's overrides:
 the same overrides always land in the same folder, so running the sweep again skips points
 that finished and resumes those that were interrupted. `--point K` runs point K alone, for
-running points in parallel under GNU parallel or a SLURM array job."""
+running points in parallel under GNU parallel or a SLURM array job.
+
+`search: random|tpe|cmaes|qmc` (experiment/search.py) runs an Optuna study instead, with a
+budget of `trials`, an optional pruner and workers that share it (experiment/study.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -249,7 +252,10 @@ def check_points(sweep: Sweep, points: list[Point]) -> None:
             raise SpecErrors([_in_sweep_file(sweep, e, p) for e in exc.located()]) from None
         for k in p.overrides:   # a conditional key counts where its condition holds
             e = _unread(sweep, k, loaded)
-            read.add(k) if e is None else unread.setdefault(k, e)
+            if e is None:
+                read.add(k)
+            else:
+                unread.setdefault(k, e)
     (errors := ErrorCollector()).errors.extend(e for k, e in unread.items() if k not in read)
     errors.raise_if_any()
 
