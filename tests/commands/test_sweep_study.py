@@ -93,3 +93,15 @@ def test_search_refuses_point_and_hints_workers(study, tmp_path):
     assert not (tmp_path / "none").exists()
     both = run_cli("sweep", file, "--output", out, "--worker", "--workers", "2")
     assert both.returncode == 2 and "use one" in both.stderr
+
+
+def test_workers_share_out_the_visible_gpus(monkeypatch):
+    from archspec.commands import sweep_study
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    assert sweep_study.split_devices(2) == ["0,1", "2,3"]
+    assert sweep_study.split_devices(3) == ["0", "1", "2"]     # one each; the fourth is left
+    assert sweep_study.split_devices(6) == ["0", "1", "2", "3", "0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr(sweep_study, "_nvidia_ids", lambda: [])
+    assert sweep_study.split_devices(2) == [None, None]        # CPU: nothing to choose
