@@ -150,6 +150,13 @@ def restore(run_dir: Path, template_state, which: str = "latest", warn=None):
         mngr.close()
 
 
+def has_checkpoint(run_dir: Path, which: str = "latest") -> bool:
+    """Whether a run folder holds a finished checkpoint step of `which` (a run killed during
+    its first save leaves the folder without one: it starts over, it cannot resume)."""
+    directory = Path(run_dir) / "checkpoints" / which
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+
 def write_manifest(step_dir: Path) -> None:
     """sha256 of every file of a finished checkpoint step, written whole (temporary + rename)."""
     step_dir = Path(step_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 
 from archspec.experiment.sweep import DONE, Point, Sweep, point_status
+from archspec.runs.checkpoint import has_checkpoint
 
 
 def run_point(sweep: Sweep, point: Point, reporter=None, on_epoch=None):
@@ -20,8 +21,7 @@ def run_point(sweep: Sweep, point: Point, reporter=None, on_epoch=None):
     if status in DONE:
         return "skipped", None
     warn = reporter.warning if reporter is not None else ignore
-    if status is not None and (run_dir / "checkpoints" / "latest").exists() and \
-            (run_dir / "config.yaml").exists():
+    if status is not None and has_checkpoint(run_dir) and (run_dir / "config.yaml").exists():
         loaded = experiment.load(resume=run_dir, warn=warn)
         setup = prepare_loaded(loaded)
         return "resumed", fit(setup, reporter, run_dir=run_dir, resume=True, on_epoch=on_epoch)
