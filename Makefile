@@ -31,9 +31,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-# Every example output in README.md and docs/ regenerated from real runs (tools/docgen.py).
+# Every example output in README.md and docs/ regenerated from real runs (tools/docgen.py);
+# README's results tables from the saved `archspec check --full` results in docs/results/
+# (tools/results_table.py run FOLDER re-measures them).
 docs: $(STAMP)
 	$(BIN)/python tools/docgen.py
+	$(BIN)/python tools/results_table.py write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -3,22 +3,23 @@ archspec/commands/<name>.py; every ArchspecError ends here in one handler.
 JAX is imported only by the commands that need it, so `archspec --help` stays instant."""
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import List, Optional
 
 import typer
-from typer.core import TyperArgument, TyperOption
+
+from archspec import cli_base
+from archspec.cli_base import (CACHE_HELP, JSON_HELP, SHAPE, SHAPE_HELP, WAIT_HELP,
+                               _checkpoint, _file, _run_dir, work)
+from archspec.cli_io import register
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Write a neural network down in YAML, see exactly what it is, train it.")
 
-SHAPE_HELP = "override the input shape, e.g. 32,32,3"
-SHAPE = "H,W,C"  # what --input-shape looks like in help
-JSON_HELP = "machine-readable output"
-CACHE_HELP = ("keep compiled programs in JAX's persistent cache ($ARCHSPEC_CACHE_DIR, else "
-              "~/.cache/archspec/jax)")
-RUN_HELP = "a run folder: runs/<experiment>/<timestamp>"
+
+def command(name: str | None = None, group: typer.Typer = app, examples: tuple = ()):
+    """cli_base.command, on the top-level app unless a group is named."""
+    return cli_base.command(name, group, examples)
 
 
 def _version(value: bool) -> None:
@@ -35,66 +36,6 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
     """Write a neural network down in YAML, see exactly what it is, train it."""
 
 
-def _handled(fn):
-    """A user's mistake ends with its message and exit code, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from archspec.commands import BadParameter, Exit
-        from archspec.errors import ArchspecError
-
-        try:
-            return fn(*args, **kwargs)
-        except ArchspecError as exc:
-            from archspec.ui.render import print_error
-
-            print_error(exc)
-            raise typer.Exit(exc.exit_code) from None
-        except BadParameter as exc:
-            raise typer.BadParameter(exc.message, param_hint=exc.param_hint) from None
-        except Exit as exc:
-            raise typer.Exit(exc.code) from None
-
-    return wrapper
-
-
-def command(name: str | None = None, group: typer.Typer = app, examples: tuple = ()):
-    """@group.command(name), with the one error handler around it and its help ending in
-    real examples (tests/test_cli_help.py runs them past the parser)."""
-    epilog = "[bold]Examples[/bold]\n" + "\n".join(f"  {e}" for e in examples) if examples else None
-    return lambda fn: group.command(name, epilog=epilog)(_handled(fn))
-
-
-def _plain_type(display):
-    """Help shows what a value looks like, not Python types: nothing beside a flag (--smoke,
-    --help), `<path>...` for a list of paths."""
-    def shown(self, ctx):
-        if getattr(self, "is_flag", False):
-            return None
-        label = display(self, ctx)
-        if isinstance(label, str) and label.startswith("<list["):
-            return f"<{label[6:-2].lower()}>..."
-        return label
-    return shown
-
-
-for _kind in (TyperOption, TyperArgument):  # typer renders both through display_type_rich
-    if hasattr(_kind, "display_type_rich"):
-        _kind.display_type_rich = _plain_type(_kind.display_type_rich)
-
-
-def _file(help: str):
-    return typer.Argument(..., help=help, exists=True, dir_okay=False, readable=True)
-
-
-def _run_dir():
-    return typer.Argument(..., help=RUN_HELP, exists=True, file_okay=False)
-
-
-def _checkpoint():
-    return typer.Option("best", help="best or latest")
-
-
 @command(examples=(
     'archspec validate architectures/*.yaml',
     'archspec validate experiments/digits_lenet.yaml',
@@ -102,14 +43,13 @@ def _checkpoint():
 def validate(files: List[Path] = typer.Argument(..., help="architecture or experiment YAML files", exists=True,
                                                 dir_okay=False, readable=True)):
     """Check architecture and experiment files: every error at once, each with file:line:col."""
-    from archspec.commands.validate import validate as run
-
-    run(files)
+    return work("validate:validate", locals())
 
 
 @command(examples=(
     'archspec check experiments/',
     'archspec check experiments/ --full --junit report.xml',
+    'archspec check recipes/ --full --json --set seed=1',
 ))
 def check(
     paths: List[Path] = typer.Argument(..., help="experiment or architecture YAML files, or "
@@ -123,12 +63,12 @@ def check(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     compile_cache: bool = typer.Option(True, "--compile-cache/--no-compile-cache",
                                        help=CACHE_HELP),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                   help="override a key of every experiment: --set seed=1"),
 ):
     """Validate every file, then train each experiment briefly (or --full): a table of
     results, exit 0 only when all pass. For CI."""
-    from archspec.commands.check import check as run
-
-    run(paths, full, output, junit, as_json, compile_cache)
+    return work("check:check", locals())
 
 
 @command(examples=(
@@ -143,9 +83,7 @@ def summary(
     input_shape: Optional[str] = typer.Option(None, metavar=SHAPE, help=SHAPE_HELP),
 ):
     """Shapes, parameters, MACs and receptive field of every layer, from the built Flax model."""
-    from archspec.commands.summary import summary as run
-
-    run(spec, depth, as_json, input_shape)
+    return work("summary:summary", locals())
 
 
 @command(examples=(
@@ -157,9 +95,7 @@ def schema(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="write to a file"),
 ):
     """Print the JSON Schema of the spec language (for editor validation and completion)."""
-    from archspec.commands.schema import schema as run
-
-    run(kind, output)
+    return work("schema:schema", locals())
 
 
 @command(examples=(
@@ -188,12 +124,10 @@ def train(
                                                          "resized to it)"),
     compile_cache: bool = typer.Option(True, "--compile-cache/--no-compile-cache",
                                        help=CACHE_HELP),
+    wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
 ):
     """Train an experiment (or an architecture on a built-in data set)."""
-    from archspec.commands.train import train as run
-
-    run(file, data, epochs, steps, batch_size, set_, resume, smoke, output, track, input_shape,
-        compile_cache)
+    return work("train:train", locals())
 
 
 @command("eval", examples=(
@@ -207,9 +141,7 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ):
     """Measure a trained run: loss, accuracy, per-class precision/recall, confusion matrix."""
-    from archspec.commands.eval import eval_run
-
-    eval_run(run_dir, split, checkpoint, as_json)
+    return work("eval:eval_run", locals())
 
 
 @command(examples=(
@@ -222,9 +154,7 @@ def plot(
     terminal: bool = typer.Option(False, "--terminal", help="draw the curves in the terminal"),
 ):
     """Loss and accuracy per epoch (train and validation) of one or more runs, overlaid."""
-    from archspec.commands.plot import plot as run
-
-    run(runs, output, terminal)
+    return work("plot:plot", locals())
 
 
 @command("graph", examples=(
@@ -244,9 +174,7 @@ def graph_cmd(
     input_shape: Optional[str] = typer.Option(None, metavar=SHAPE, help=SHAPE_HELP),
 ):
     """The architecture as a diagram: branches, skip connections, heads, shapes."""
-    from archspec.commands.graph import graph as run
-
-    run(spec, output, collapse, depth, input_shape)
+    return work("graph:graph", locals())
 
 
 @command(examples=(
@@ -266,9 +194,7 @@ def maps(
                                             "paper for data of light ink on dark)"),
 ):
     """Feature maps of chosen layers of a trained run for one input picture."""
-    from archspec.commands.maps import maps as run
-
-    run(run_dir, image, layer, output, checkpoint, invert)
+    return work("maps:maps", locals())
 
 
 @command("pool", examples=(
@@ -283,9 +209,7 @@ def pool_cmd(
     output: Path = typer.Option(Path("pooling.png"), "-o", "--output", help="picture to write"),
 ):
     """Downsampling by pooling: a picture and its max, min and average pooled versions."""
-    from archspec.commands.pool import pool as run
-
-    run(image, op, size, stride, output)
+    return work("pool:pool", locals())
 
 
 @command(examples=(
@@ -300,9 +224,7 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ):
     """A table of runs: experiment, date, best validation and test metric, speed, status."""
-    from archspec.commands.runs import runs as run
-
-    run(directory, sort, reverse, as_json)
+    return work("runs:runs", locals())
 
 
 @command(examples=(
@@ -317,17 +239,22 @@ def sweep(
                                         "e.g. --point $SLURM_ARRAY_TASK_ID"),
     parallel_hint: bool = typer.Option(False, "--parallel-hint", help="list the points and "
                                        "print commands that run them in parallel; train nothing"),
-    summary_only: bool = typer.Option(False, "--summary", help="only print the table"),
-    output: Optional[str] = typer.Option(None, help="runs folder (default: the file's output)"),
-    worker: bool = typer.Option(False, "--worker", help="train the study's trials until done"),
-    workers: Optional[int] = typer.Option(None, min=1, help="start N local worker processes"),
-    storage: Optional[str] = typer.Option(None, help="postgresql://user@host/db shares the "
-                                          "study (default: the sweep folder's journal file)"),
+    summary_only: bool = typer.Option(False, "--summary", help="only print the table of points "
+                                      "(of a search: the study's trials, best first)"),
+    output: Optional[str] = typer.Option(None, help="folder for runs (default: the sweep "
+                                                    "file's output, else runs)"),
+    wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
+    worker: bool = typer.Option(False, "--worker", help="claim and train trials of the "
+                                "sweep's study until its budget is spent"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="start N local "
+                                          "worker processes"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="the study's storage: "
+                                          "postgresql://user@host/db shares it between "
+                                          "machines (default: study.journal in the sweep folder)"),
 ):
-    """Train an experiment at every point of a grid, or search it with Optuna, resumably."""
-    from archspec.commands.sweep import sweep as run
-
-    run(file, point, parallel_hint, summary_only, output, worker, workers, storage)
+    """Train an experiment at every point of a grid, or search it with Optuna (random, TPE,
+    CMA-ES, QMC; pruning; one study shared by many workers), resumably."""
+    return work("sweep:sweep", locals())
 
 
 @command(examples=(
@@ -343,9 +270,7 @@ def predict(
     checkpoint: str = _checkpoint(),
 ):
     """Class probabilities or values of a trained run for new examples."""
-    from archspec.commands.predict import predict as run
-
-    run(run_dir, inputs, as_json, top, checkpoint)
+    return work("predict:predict", locals())
 
 
 @command(examples=(
@@ -366,9 +291,7 @@ def bench(
 ):
     """Compile and time the train step on a random batch: compile time, step time,
     examples/s, FLOP/s against the measured matmul peak, peak memory."""
-    from archspec.commands.bench import bench as run
-
-    run(spec, batch, steps, precision, warmup, matmul_size, input_shape, scan_blocks, as_json)
+    return work("bench:bench", locals())
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Look at an experiment's data.")
@@ -387,12 +310,19 @@ def data_show(
 ):
     """Splits, class balance, and the first training batch as the model sees it
     (augmented, in pixel units, with class names)."""
-    from archspec.commands.data import show
+    return work("data:show", locals())
 
-    show(file, output, count, set_)
+
+register(app)  # archspec weights ..., archspec export
 
 
 def main():
+    import signal
+
+    # Past a file-size limit (`ulimit -f`) a write then fails with EFBIG, which archspec
+    # reports as a full disk, instead of SIGXFSZ killing the process mid-write.
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     app()
 
 

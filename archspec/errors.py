@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass
+
+MAX_QUOTED = 80    # characters of one quoted value (a name, a string, a line of a file)
+MAX_SHOWN = 400    # characters of any one field of an error (message, expected, found, hint)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,15 @@ class SpecError:
     expected: str | None = None
     found: str | None = None
     hint: str | None = None
+
+    def __post_init__(self):
+        # Every printer, the JSON and the JUnit writers take this form: capping here caps
+        # them all, so no file or value reaches a log in more than a few words.
+        self.message = clip_quoted(self.message)
+        for name in ("expected", "found", "hint"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, clip_quoted(str(value)))
 
     def render_plain(self) -> str:
         where = f"{self.pos}: " if self.pos else ""
@@ -148,8 +161,18 @@ def describe(value) -> str:
     return _clip(repr(value))
 
 
-def _clip(text: str, n: int = 80) -> str:
+def _clip(text: str, n: int = MAX_QUOTED) -> str:
     return text if len(text) <= n else text[:n - 3] + "..."
+
+
+_QUOTED = re.compile(r"'[^'\n]{%d,}'" % (MAX_QUOTED - 1))
+
+
+def clip_quoted(text: str) -> str:
+    """`text` with each '...'-quoted part cut to MAX_QUOTED characters and the whole to
+    MAX_SHOWN: a 5,000-character name in a message is shown by its start."""
+    text = _QUOTED.sub(lambda m: _clip(m.group(0)[:-1]) + "'", text)
+    return _clip(text, MAX_SHOWN)
 
 
 # What Keras and PyTorch call archspec's layer kinds and options: a user's habit gets the

@@ -11,7 +11,7 @@ def pytest_configure(config):
     """Every archspec process the suite starts shares one compilation cache, made fresh for
     this suite run (never the user's): the many CLI runs of the same experiments then compile
     each program once. A cached program is the program the compiler would produce, so no
-    result changes; JAX locks the folder for the xdist workers. tests/test_check.py measures
+    result changes; JAX locks the folder for the xdist workers. tests/commands/test_check.py measures
     the cache in folders of its own."""
     if hasattr(config, "workerinput"):
         return  # a worker inherits the controller's folder

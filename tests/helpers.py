@@ -17,6 +17,28 @@ def run_cli(*args, env=None, timeout=300, cwd=None) -> subprocess.CompletedProce
                           timeout=timeout, env=full_env, cwd=cwd or ROOT)
 
 
+def start_cli(*args, env=None) -> subprocess.Popen:
+    """`archspec ...` started in the background (stdout and stderr piped, as text)."""
+    return subprocess.Popen([*ARCHSPEC, *map(str, args)], cwd=ROOT, text=True,
+                            env={**os.environ, "COLUMNS": "120", **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_owner(run: Path, pid: int, timeout: float = 120.0) -> None:
+    """Until process `pid` has named itself in the run folder's lock file."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if json.loads((Path(run) / "run.lock").read_text()).get("pid") == pid:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never owned {run}")
+
+
 def only_run(out: Path) -> Path:
     """The single run folder a train command wrote under `out`."""
     (run,) = [p for p in Path(out).glob("*/*") if p.is_dir()]
@@ -72,3 +94,29 @@ def command_problems(words: list[str], commands=None) -> list[str]:
             if not glob.glob(str(ROOT / word)):
                 problems.append(f"{line}: {word} does not exist")
     return problems
+
+
+class Hang(Exception):
+    """Raised by time_limit when the guarded code does not return in time."""
+
+
+def time_limit(seconds: float):
+    """A context manager that turns a hang into a failure (SIGALRM: main thread only); an
+    open() blocked on a FIFO is interrupted too."""
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def guard():
+        def alarm(signum, frame):
+            raise Hang(f"no answer within {seconds} s")
+
+        old = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+    return guard()

@@ -9,7 +9,7 @@ The commands run in order, document after document, in one scratch folder (build
 sees the repository's folders through links and starts with an empty runs/, so later blocks
 (eval, plot, runs) read the runs that earlier blocks trained. Directive keys:
 
-- check=exact: tests/test_docs.py re-runs the block and compares it with the text (use it for
+- check=exact: tests/docs/test_docs.py re-runs the block and compares it with the text (use it for
   output with no timings and no run in it: summary, validate); check=parse (the default): the
   test checks that the command parses and names files that exist.
 - fold=REGEX:HEAD:TAIL: a run of consecutive output lines matching REGEX longer than

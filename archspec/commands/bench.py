@@ -10,7 +10,7 @@ from archspec.commands.options import at_least, choose, parse_shape
 from archspec.errors import ArchspecError
 
 
-def bench(spec: Path, batch: int, steps: int, precision: str, warmup: int, matmul_size: int,
+def bench(*, spec: Path, batch: int, steps: int, precision: str, warmup: int, matmul_size: int,
           input_shape: Optional[str], scan_blocks: bool, as_json: bool) -> None:
     choose(precision, ("float32", "bf16"), "--precision")
     for flag, value, low in (("--batch", batch, 1), ("--steps", steps, 1),

@@ -6,6 +6,7 @@ A table of results, and JUnit XML or JSON for machines. Exit 0 when every file p
 2 when a file is invalid, else 1."""
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -44,12 +45,12 @@ class Checked:
                 "run_dir": self.run_dir}
 
 
-def check(paths: list[Path], full: bool, output: Optional[Path], junit: Optional[Path],
-          as_json: bool, compile_cache: bool = True) -> None:
+def check(*, paths: list[Path], full: bool, output: Optional[Path], junit: Optional[Path],
+          as_json: bool, compile_cache: bool = True, set_: list[str] | None = None) -> None:
     from archspec.ui.check_table import check_table, counts_line
     from archspec.ui.render import console, err_console
 
-    files = yaml_files(paths)
+    entries = yaml_files(paths)
     stats = None
     if compile_cache:
         from archspec.engine.compile_cache import enable_compilation_cache
@@ -57,8 +58,9 @@ def check(paths: list[Path], full: bool, output: Optional[Path], junit: Optional
         stats = enable_compilation_cache()
     with tempfile.TemporaryDirectory(prefix="archspec-check-") as tmp:
         runs = Path(output) if output is not None else Path(tmp)
-        overrides = flag_overrides([], smoke=not full, output=str(runs))
-        results = [validate_file(f, overrides) for f in files]
+        overrides = flag_overrides(set_ or [], smoke=not full, output=str(runs))
+        results = [e if isinstance(e, Checked) else validate_file(e, overrides)
+                   for e in entries]
         _print_invalid(results)
         todo = [r for r in results if r.kind == "experiment" and r.status == "passed"]
         for n, r in enumerate(todo, 1):
@@ -91,19 +93,55 @@ def exit_code(results) -> int:
     return 1 if any(r.status not in ("passed", "skipped") for r in results) else 0
 
 
-def yaml_files(paths: list[Path]) -> list[Path]:
+def yaml_files(paths: list[Path]) -> list:
     """The files named, and every *.yaml / *.yml inside the folders named (recursively,
-    sorted), each once."""
-    out: dict[Path, None] = {}
+    sorted), each once. A link among them that leads out of the folder checked (a file
+    named alone: out of its folder) comes as a skipped Checked instead and is never opened:
+    in a pull request it could point at /proc/self/environ or a private key."""
+    out: dict[Path, object] = {}
     for p in paths:
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.suffix in SUFFIXES and q.is_file())
+            found = _walk(p)
             if not found:
                 raise BadParameter(f"no YAML files in {p}", param_hint="PATH")
-            out.update(dict.fromkeys(found))
+            for q, away in found:
+                out.setdefault(q, _left_tree(q, p) if away else q)
         else:
-            out[p] = None
-    return list(out)
+            out.setdefault(p, _left_tree(p, p.parent) if _outside(p, p.parent) else p)
+    return list(out.values())
+
+
+def _walk(root: Path) -> list[tuple[Path, bool]]:
+    """(path, leaves the tree) of each YAML file under `root` and of each link to a folder
+    outside it, sorted. Links to folders are never descended into: one that stays inside
+    the tree holds files that are checked at their own place."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            d = Path(folder) / name
+            if d.is_symlink() and _outside(d, root):
+                found.append((d, True))
+        for name in files:
+            q = Path(folder) / name
+            if q.suffix not in SUFFIXES:
+                continue
+            if q.is_symlink() and _outside(q, root):
+                found.append((q, True))
+            elif q.is_file():
+                found.append((q, False))
+    return sorted(found)
+
+
+def _outside(path: Path, root: Path) -> bool:
+    return not path.resolve().is_relative_to(root.resolve())
+
+
+def _left_tree(path: Path, root: Path) -> Checked:
+    from archspec.errors import clip_quoted
+
+    target = clip_quoted(f"'{os.readlink(path)}'") if path.is_symlink() else "a link"
+    return Checked(path, kind="link", status="skipped",
+                   detail=f"a link to {target}, outside {root}: not followed")
 
 
 def validate_file(path: Path, overrides: list[str]) -> Checked:
@@ -196,7 +234,7 @@ def _measured(facts, steps: int) -> str:
 
 
 def _fail(r: Checked, exc: Exception) -> None:
-    from archspec.errors import ArchspecError, SpecError
+    from archspec.errors import ArchspecError, SpecError, clip_quoted
 
     if isinstance(exc, ArchspecError):
         r.status = "invalid" if exc.exit_code == 2 else "error"
@@ -207,7 +245,8 @@ def _fail(r: Checked, exc: Exception) -> None:
             r.detail += f" (and {len(r.errors) - 1} more)"
         return
     r.status = "error"
-    r.detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    r.detail = clip_quoted(f"{type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": "))
     r.errors = [SpecError(r.detail, hint="an unexpected error: please report it with the file")]
 
 
@@ -231,11 +270,13 @@ class _Quiet(NullReporter):
 
 
 def _print_invalid(results) -> None:
-    from archspec.ui.render import print_errors
+    from archspec.ui.render import print_errors, print_problem
 
     for r in results:
         if r.status in ("invalid", "error") and r.errors:
             print_errors(r.errors, str(r.file))
+        elif r.kind == "link":
+            print_problem("warning", r.detail, where=str(r.file))
 
 
 def _mode_caption(full: bool) -> str:

@@ -8,7 +8,7 @@ from typing import List
 from archspec.commands.options import at_least
 
 
-def show(file: Path, output: Path, count: int, set_: List[str]) -> None:
+def show(*, file: Path, output: Path, count: int, set_: List[str]) -> None:
     at_least(count, 1, "--count", "count must be >= 1")
     from archspec.experiment import load as experiment
     from archspec.train.setup import prepare_loaded

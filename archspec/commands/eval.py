@@ -8,7 +8,7 @@ from archspec import jsonout
 from archspec.commands.options import choose
 
 
-def eval_run(run_dir: Path, split: str, checkpoint: str, as_json: bool) -> None:
+def eval_run(*, run_dir: Path, split: str, checkpoint: str, as_json: bool) -> None:
     from archspec.use.evaluate import run_eval
     from archspec.ui.evaluation import eval_tables
     from archspec.ui.render import console, warn

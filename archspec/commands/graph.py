@@ -7,7 +7,7 @@ from typing import Optional
 from archspec.commands.options import at_least, parse_shape
 
 
-def graph(spec: Path, output: Optional[Path], collapse: Optional[bool], depth: Optional[int],
+def graph(*, spec: Path, output: Optional[Path], collapse: Optional[bool], depth: Optional[int],
           input_shape: Optional[str]) -> None:
     if depth is not None:
         at_least(depth, 0, "--depth", "depth must be >= 0")

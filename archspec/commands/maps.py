@@ -6,7 +6,7 @@ from pathlib import Path
 from archspec.commands.options import choose
 
 
-def maps(run_dir: Path, image: Path, layer: list[str], output: Path, checkpoint: str,
+def maps(*, run_dir: Path, image: Path, layer: list[str], output: Path, checkpoint: str,
          invert: bool) -> None:
     from archspec.fmt import fmt_dims
     from archspec.ui.render import console, warn

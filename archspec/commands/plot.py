@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot(runs: list[Path], output: Path, terminal: bool) -> None:
+def plot(*, runs: list[Path], output: Path, terminal: bool) -> None:
     from archspec.ui.render import console
     from archspec.viz import check_image_path
     from archspec.ui.curves import print_terminal

@@ -7,7 +7,7 @@ from typing import Optional
 from archspec.commands.options import choose
 
 
-def pool(image: Path, op: str, size: int, stride: Optional[int], output: Path) -> None:
+def pool(*, image: Path, op: str, size: int, stride: Optional[int], output: Path) -> None:
     from archspec.fmt import fmt_dims
     from archspec.ui.render import console
     from archspec.viz import check_image_path

@@ -7,7 +7,7 @@ from archspec import jsonout
 from archspec.commands.options import at_least, choose
 
 
-def predict(run_dir: Path, inputs: list[Path], as_json: bool, top: int, checkpoint: str) -> None:
+def predict(*, run_dir: Path, inputs: list[Path], as_json: bool, top: int, checkpoint: str) -> None:
     from archspec.use.predict import predict as run_predict
     from archspec.ui.predictions import print_predictions
     from archspec.ui.render import console, warn

@@ -6,12 +6,12 @@ from pathlib import Path
 from archspec import jsonout
 
 
-def runs(directory: Path, sort: str, reverse: bool, as_json: bool) -> None:
+def runs(*, directory: Path, sort: str, reverse: bool, as_json: bool) -> None:
     from archspec.runs.listing import list_runs, sort_runs
-    from archspec.ui.render import console
+    from archspec.ui.render import console, warn
     from archspec.ui.runs import runs_table
 
-    rows = sort_runs(list_runs(directory), sort, reverse)
+    rows = sort_runs(list_runs(directory, warn), sort, reverse)
     if as_json:
         print(jsonout.dumps([r.to_dict() for r in rows], indent=2))
         return

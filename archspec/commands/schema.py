@@ -11,7 +11,7 @@ from typing import Optional
 from archspec.commands import BadParameter
 
 
-def schema(kind: str, output: Optional[Path]) -> None:
+def schema(*, kind: str, output: Optional[Path]) -> None:
     if kind not in ("architecture", "experiment"):
         raise BadParameter("expected 'architecture' or 'experiment'", param_hint="KIND")
     text = json.dumps(architecture_schema() if kind == "architecture" else experiment_schema(),

@@ -8,7 +8,7 @@ from archspec import jsonout
 from archspec.commands.options import at_least, parse_shape
 
 
-def summary(spec: Path, depth: Optional[int], as_json: bool, input_shape: Optional[str]) -> None:
+def summary(*, spec: Path, depth: Optional[int], as_json: bool, input_shape: Optional[str]) -> None:
     if depth is not None:
         at_least(depth, 0, "--depth", "depth must be >= 0")
     shape = parse_shape(input_shape)

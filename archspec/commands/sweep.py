@@ -11,9 +11,9 @@ if TYPE_CHECKING:
     from archspec.experiment.sweep import Point, Sweep
 
 
-def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: bool,
-          output: Optional[str], worker: bool = False, workers: Optional[int] = None,
-          storage: Optional[str] = None) -> None:
+def sweep(*, file: Path, point: Optional[int], parallel_hint: bool, summary_only: bool,
+          output: Optional[str], wait: bool = False, worker: bool = False,
+          workers: Optional[int] = None, storage: Optional[str] = None) -> None:
     from archspec.experiment.sweep import (DONE, check_points, load_sweep, point_status,
                                       write_manifest)
     from archspec.experiment.sweep import parallel_hint as hint_lines
@@ -26,39 +26,39 @@ def sweep(file: Path, point: Optional[int], parallel_hint: bool, summary_only: b
         study_sweep(sw, file, point, parallel_hint, summary_only, output, worker, workers,
                     storage)
         return
-    points = sw.points()
-    if parallel_hint:  # commands to launch: every point checked first, as a run would
-        check_points(sw, points)
     if parallel_hint or summary_only:
+        points = sw.points()  # a located error beyond MAX_POINTS
+        if parallel_hint:  # commands to launch: every point checked first, as a run would
+            check_points(sw, points)
         console.print(points_table(sw, points))
         if parallel_hint:
             for line in hint_lines(sw, points, file):
                 console.print(line, style="dim" if line.startswith("#") else None)
         return
-    if point is not None and not 0 <= point < len(points):
-        raise BadParameter(f"this sweep has {len(points)} points: 0 to {len(points) - 1}",
+    if point is not None and not 0 <= point < sw.count:
+        raise BadParameter(f"this sweep has {sw.count:,} points: 0 to {sw.count - 1}",
                            param_hint="--point")
-    chosen = points if point is None else [points[point]]
+    chosen = sw.points() if point is None else [sw.point(point)]  # one point: no list
     todo = [p for p in chosen if point_status(sw.point_dir(p)) not in DONE]
     check_points(sw, todo)
-    write_manifest(sw, points)
-    console.print(f"[bold]sweep {sw.name}[/bold]: {len(points)} points, "
+    write_manifest(sw)
+    console.print(f"[bold]sweep {sw.name}[/bold]: {sw.count:,} points, "
                   f"{len(chosen) - len(todo)} already finished, {len(todo)} to run "
                   f"-> {sw.folder}")
     if todo:  # JAX only when something trains
-        _sweep_points(sw, todo, file, console)
+        _sweep_points(sw, todo, file, console, wait)
     console.print()
     console.print(points_table(sw, chosen))
 
 
-def _sweep_points(sw, todo, file, console) -> None:
+def _sweep_points(sw, todo, file, console, wait=False) -> None:
     from archspec.train.sweep_point import run_point
     from archspec.ui.progress import RichReporter
 
     reporter = RichReporter(console, summary=False)  # a line per point instead
     for k, p in enumerate(todo, start=1):
         console.print(f"\n[bold]point {p.index}[/bold] ({k}/{len(todo)}) {p.id}: {p.describe()}")
-        what, result = run_point(sw, p, reporter)
+        what, result = run_point(sw, p, reporter, wait)
         if result is not None and result.stopped:
             console.print(f"stopped; run `archspec sweep {file}` again to resume")
             break

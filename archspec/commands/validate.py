@@ -7,7 +7,7 @@ from pathlib import Path
 from archspec.commands import Exit
 
 
-def validate(files: list[Path]) -> None:
+def validate(*, files: list[Path]) -> None:
     from archspec.errors import ArchspecError, SpecErrors
     from archspec.ui.render import console, print_error, print_errors, print_warnings
     from archspec.spec.lint import head_warnings

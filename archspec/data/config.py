@@ -11,7 +11,7 @@ from .registry import SOURCES
 
 DatasetName = Literal["digits", "shapes", "function", "wine", "breast_cancer", "iris", "idx",
                       "cifar", "image_folder", "npz", "csv", "timeseries", "text", "video",
-                      "shapes_masks"]
+                      "shapes_masks", "mnist1d"]
 
 
 class DataConfig(BaseModel):
@@ -20,7 +20,9 @@ class DataConfig(BaseModel):
     name: DatasetName
     path: str | None = Field(None, description="file or folder for user formats")
     options: dict = Field(default_factory=dict, description="format-specific options")
-    val_fraction: float = Field(0.1, ge=0, lt=1)
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training "
+                                "examples held out for validation (0: none; the run is "
+                                "tested with its latest weights)")
     test_fraction: float = Field(0.2, ge=0, lt=1)
     normalize: Literal["standard", "minmax", "none"] = "standard"
     resize: bool = Field(True, description="resize images to the input shape, else error")

@@ -1,10 +1,14 @@
 """Checks that a user's path exists before any format reader opens it."""
 from __future__ import annotations
 
+import math
 import os
 import stat
 from pathlib import Path
 
+import numpy as np
+
+from ..reading import UnreadableFile, open_regular
 from .errors import DataError
 
 _KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
@@ -30,6 +34,44 @@ def require_file(path: str | Path | None, what: str, *, option: str | None = Non
             "give a file on disk; copy data from a pipe or device into a file first"),
                         option=option)
     return p
+
+
+def open_file(path: str | Path, what: str, *, option: str | None = None):
+    """`path` opened for binary reading: the one way the data package opens a file.
+
+    The check is made on the open descriptor (reading.open_regular), so a file swapped for
+    a FIFO or a device after `require_file` or after indexing is refused, not waited on."""
+    try:
+        return open_regular(path, what)
+    except UnreadableFile as exc:
+        hint = _nearby(Path(path)) if exc.missing else exc.hint
+        raise DataError(exc.message, file=str(path), hint=hint, option=option) from None
+
+
+def read_npy(path: str | Path, what: str) -> np.ndarray:
+    """A .npy array, its header checked before anything is allocated: a 200-byte file can
+    declare 4 TB, which NumPy would try to allocate. No Python objects (pickles) are read."""
+    import numpy.lib.format as fmt
+
+    with open_file(path, what) as f:
+        try:
+            version = fmt.read_magic(f)
+            shape, _, dtype = (fmt.read_array_header_1_0(f) if version == (1, 0)
+                               else fmt.read_array_header_2_0(f))
+        except (ValueError, OSError, SyntaxError) as exc:
+            raise DataError(f"not a .npy array: {exc}", file=str(path),
+                            hint="save it with numpy.save(path, array)") from None
+        if dtype.hasobject:
+            raise DataError("the array holds Python objects, which are not read",
+                            file=str(path), hint="save plain numeric arrays")
+        declared = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+        holds = os.fstat(f.fileno()).st_size - f.tell()
+        if declared > holds or (dtype.itemsize == 0 and math.prod(shape)):
+            raise DataError(f"the header declares {declared:,} bytes ({'x'.join(map(str, shape))} "
+                            f"{dtype} values), but the file holds {holds:,} after it",
+                            file=str(path), hint="the file is damaged or cut short")
+        f.seek(0)
+        return fmt.read_array(f, allow_pickle=False)
 
 
 def is_regular(path: Path) -> bool:

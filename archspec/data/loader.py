@@ -9,7 +9,8 @@ import numpy as np
 
 from .config import DataConfig
 from .dataset import Dataset, Raw, Split
-from .lazy import is_lazy
+from .errors import DataError
+from .lazy import MEMORY_BUDGET, decoded_bytes, is_lazy
 from .normalize import PIXELS, apply_normalization, compute_stats
 from .registry import SOURCES
 from .shaping import fit_to_shape
@@ -25,7 +26,10 @@ def load_dataset(cfg: DataConfig, input_shape: tuple[int, ...] | None = None,
     shape. The same (cfg, input_shape, seed) always gives the same splits.
     """
     source = SOURCES[cfg.name]
-    raw = source.load(cfg, cfg.source_options(), input_shape, seed)
+    options = cfg.source_options()
+    if not source.takes_path:
+        check_generated(getattr(options, "n", None), cfg.limit, input_shape)
+    raw = source.load(cfg, options, input_shape, seed)
     train, val, test = _split(raw, cfg, seed)
     train, val, test = (_fit(s, raw, cfg, input_shape) for s in (train, val, test))
     stats = compute_stats(train.x, cfg.normalize)
@@ -34,6 +38,32 @@ def load_dataset(cfg: DataConfig, input_shape: tuple[int, ...] | None = None,
                    num_classes=raw.num_classes, class_names=raw.class_names,
                    input_shape=tuple(train.x.shape[1:]), norm_stats=stats,
                    vocabulary=raw.vocabulary)
+
+
+# A generated set (shapes, function, text, ...) is drawn whole, in memory, before step 1:
+# a demo or a test, whose experiments draw 1,000 to 2,000 examples. A million examples of
+# the cheapest set draw in about a second (shapes: 0.4 ms each, minutes); the bytes are
+# bounded like an image folder kept in memory (data.lazy.MEMORY_BUDGET).
+MAX_GENERATED = 1_000_000
+
+
+def check_generated(n: int | None, limit: int | None, input_shape) -> None:
+    """Refuse a generated set too large to draw, before any example is drawn."""
+    if n is None:
+        return
+    n = min(n, limit or n)
+    size = decoded_bytes(n, input_shape or (1,))
+    if n > MAX_GENERATED:
+        raise DataError(f"{n:,} examples is more than the {MAX_GENERATED:,} a generated "
+                        "data set draws", option="n", hint=f"at most {MAX_GENERATED:,} "
+                        "(or set data.limit); for more, save the data to a file")
+    if size > MEMORY_BUDGET:
+        raise DataError(f"{n:,} examples of shape {tuple(input_shape)} take "
+                        f"{size / 2**30:.2f} GiB as float32, more than the "
+                        f"{MEMORY_BUDGET / 2**30:g} GiB a generated data set may",
+                        option="n", hint=f"draw at most {MEMORY_BUDGET // (size // n):,} "
+                        f"examples, or a smaller input shape (at most "
+                        f"{MEMORY_BUDGET / 2**30:g} GiB)")
 
 
 def _split(raw: Raw, cfg: DataConfig, seed: int) -> tuple[Split, Split, Split]:

@@ -5,7 +5,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .options import SourceOptions
-from .sources import builtin, cifar, csv_table, function, idx, image_folder, npz, shape_masks
+from .sources import builtin, cifar, csv_table, function, idx, image_folder, mnist1d, npz
+from .sources import shape_masks
 from .sources import shapes
 from .sources import text, timeseries, video
 
@@ -28,6 +29,7 @@ SOURCES: dict[str, Source] = {
     "timeseries": Source(timeseries.Options, timeseries.load, False),
     "text": Source(text.Options, text.load, False),
     "video": Source(video.Options, video.load, False),
+    "mnist1d": Source(mnist1d.Options, mnist1d.load, False),
     "idx": Source(idx.Options, idx.load, True),
     "cifar": Source(cifar.Options, cifar.load, True),
     "image_folder": Source(image_folder.Options, image_folder.load, True),

@@ -29,7 +29,8 @@ def split_indices(raw: Raw, val_fraction: float, test_fraction: float, limit: in
         n_val = _count(len(order), val_fraction)
         val, train = np.split(order, [n_val])
         _require(len(test), "test", len(raw.test[1]), None, raw.source)
-    _require(len(val), "val", len(order), val_fraction, raw.source)
+    if val_fraction > 0:  # val_fraction 0: train on every example, no val split
+        _require(len(val), "val", len(order), val_fraction, raw.source)
     _require(len(train), "train", len(order), None, raw.source)
     return train, val, test  # kept in shuffled order: class-sorted sources stay mixed
 

@@ -35,11 +35,13 @@ class Monitor:
     start_losses: list = field(default_factory=list)
     smoothed: float | None = None
     chance_run: int = 0
+    best_loss: float | None = None
 
     START_STEPS = 1         # the loss before the first update is the reference: one step
                             # at a huge rate already makes the second loss enormous
     SMOOTHING = 0.1         # weight of a new step in the running loss (about 10 steps)
     CHANCE_MARGIN = 0.01    # "at chance": no more than 1 point above the majority rate
+    LOSS_PROGRESS = 0.01    # an epoch loss 1% under the best before it is still learning
 
     def observe(self, step: int, health: dict) -> None:
         """Check one step's health values (host copies); raise AttemptFailed when declared."""
@@ -73,17 +75,28 @@ class Monitor:
                 "lower the learning rate (--set optimizer.lr=...), add gradient clipping "
                 "(optimizer.clip_norm), or check the inputs are normalised (data.normalize)")
 
-    def check_chance(self, step: int, accuracy: float | None, chance: float | None) -> None:
-        """After each epoch: declare a stalled run when train accuracy has stayed at chance
-        (the majority-class rate) for `health.chance_epochs` epochs in a row."""
+    def check_chance(self, step: int, accuracy: float | None, chance: float | None,
+                     loss: float | None = None) -> None:
+        """After each complete epoch: declare a stalled run when, for `health.chance_epochs`
+        epochs in a row, train accuracy stayed at chance (the majority-class rate) and the
+        epoch's loss did not improve on the best before it, once the run has taken
+        `health.chance_min_steps` steps. A falling loss is learning, even below chance (an
+        unlucky start climbs out of it)."""
         if accuracy is None or chance is None or not self.cfg.chance_epochs:
             return
-        self.chance_run = self.chance_run + 1 if accuracy <= chance + self.CHANCE_MARGIN else 0
-        if self.chance_run >= self.cfg.chance_epochs:
+        improving = loss is not None and (self.best_loss is None or
+                                          loss < self.best_loss * (1 - self.LOSS_PROGRESS))
+        if loss is not None and (self.best_loss is None or loss < self.best_loss):
+            self.best_loss = loss
+        flat = accuracy <= chance + self.CHANCE_MARGIN and not improving
+        self.chance_run = self.chance_run + 1 if flat else 0
+        if self.chance_run >= self.cfg.chance_epochs and step >= self.cfg.chance_min_steps:
             raise AttemptFailed(
                 "stalled", step,
                 f"train accuracy {100 * accuracy:.2f}% is at chance ({100 * chance:.2f}%, "
-                f"the majority class) for {self.chance_run} epochs",
+                f"the majority class)" + ("" if loss is None else
+                                         f" and the loss stopped improving ({loss:.4g})") +
+                f" for {self.chance_run} epochs",
                 "check that the head fits the data and the labels match the inputs; try a "
                 "lower learning rate or --set health.restarts=N")
 

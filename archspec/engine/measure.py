@@ -1,6 +1,7 @@
 """Measuring a trained state on a split, and the one rule for which weights a run's test
-score belongs to: the best checkpoint (highest validation score) when the run validated,
-else the latest. `train` and `eval` both follow it and both say which they used."""
+score belongs to: the best checkpoint (highest validation score, a tie to the lower val
+loss) when the run validated, else the latest. `train` and `eval` both follow it and both
+say which they used."""
 from __future__ import annotations
 
 from collections.abc import Callable

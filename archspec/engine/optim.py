@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import jax
+import jax.numpy as jnp
 import optax
 
 NORM_PARAMS = {"scale", "bias"}  # all a batchnorm, layernorm or `scale` layer learns
@@ -12,6 +13,10 @@ NORM_PARAMS = {"scale", "bias"}  # all a batchnorm, layernorm or `scale` layer l
 def schedule(cfg, total_steps: int):
     s = cfg.schedule
     decay_steps = max(total_steps - s.warmup_steps, 1)
+    if s.name == "one_cycle":  # Smith & Topin 2017, PyTorch's OneCycleLR (cosine anneal)
+        cycle = optax.cosine_onecycle_schedule(max(total_steps, 1), cfg.lr, s.pct_start,
+                                               s.div_factor, s.final_div_factor)
+        return jnp.vectorize(cycle)  # optax's takes one step; the loop logs many at once
     if s.name == "constant":
         main = optax.constant_schedule(cfg.lr)
     elif s.name == "step":

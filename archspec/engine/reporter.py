@@ -17,6 +17,9 @@ class Reporter(Protocol):
     def run_start(self, setup, run_dir, resume: bool) -> None:
         """Once, before the first step of the first attempt."""
 
+    def resumed(self, step: int) -> None:
+        """A resumed run continues from the verified checkpoint of `step`."""
+
     def compiling(self, setup) -> None:
         """An attempt starts: the progress of `setup.total_steps` steps begins."""
 
@@ -55,6 +58,9 @@ class NullReporter:
     """A reporter that says nothing."""
 
     def run_start(self, setup, run_dir, resume):
+        pass
+
+    def resumed(self, step):
         pass
 
     def compiling(self, setup):

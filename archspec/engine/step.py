@@ -18,6 +18,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from archspec.data import to_network
+from archspec.engine import ema as E
 from archspec.engine import losses
 
 
@@ -28,6 +29,7 @@ class TrainState:
     batch_stats: Any
     opt_state: Any
     rng: jax.Array
+    ema: Any = None   # {"params", "batch_stats"} averaged (engine/ema.py), when kept
 
 
 @dataclass
@@ -64,12 +66,13 @@ def augment_key(seed: int, step: int):
     return jax.random.fold_in(rng, AUGMENT_STREAM)
 
 
-def init_state(model, graph, tx, seed: int, example) -> TrainState:
+def init_state(model, graph, tx, seed: int, example, ema: bool = False) -> TrainState:
+    """A new state; `ema`: it also keeps an average of the weights (engine/ema.py)."""
     pkey, dkey, rkey = _keys(seed)
     variables = model.init({"params": pkey, "dropout": dkey}, example, train=False)
-    params = variables["params"]
-    return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
-                      tx.init(params), jax.random.key_data(rkey))
+    params, stats = variables["params"], variables.get("batch_stats", {})
+    return TrainState(jnp.zeros((), jnp.int32), params, stats, tx.init(params),
+                      jax.random.key_data(rkey), E.start(params, stats) if ema else None)
 
 
 def _forward_loss(model, heads: list[HeadLoss], params, batch_stats, x, y, w, rng, train):
@@ -77,6 +80,18 @@ def _forward_loss(model, heads: list[HeadLoss], params, batch_stats, x, y, w, rn
     mutable = (["batch_stats"] if batch_stats else []) + ["health"] if train else False
     out = model.apply(variables, x, train=train, rngs={"dropout": rng}, mutable=mutable)
     outputs, updates = out if mutable else (out, {})
+    wsum = jnp.maximum(w.sum(), 1.0)
+    total, metrics = _head_metrics(heads, outputs, y, w, train)
+    health = {k: v[0] for k, v in updates.get("health", {}).items()}
+    main = outputs[heads[0].head].astype(jnp.float32)
+    # Spread of the main output across real examples: ~0 means constant predictions.
+    mean = (main * _bcast(w, main)).sum(0) / wsum
+    health["output_spread"] = jnp.sqrt((jnp.square(main - mean) * _bcast(w, main)).sum(0) / wsum).mean()
+    return total, (metrics, updates.get("batch_stats", batch_stats), outputs, health)
+
+
+def _head_metrics(heads: list[HeadLoss], outputs, y, w, train: bool):
+    """(total loss, metrics): each head's weighted loss and accuracy over the real examples."""
     wsum = jnp.maximum(w.sum(), 1.0)
     total, metrics = 0.0, {}
     for h in heads:
@@ -89,12 +104,18 @@ def _forward_loss(model, heads: list[HeadLoss], params, batch_stats, x, y, w, rn
         if hit is not None:
             metrics[f"accuracy/{h.head}"] = (hit * w).sum() / wsum
     metrics["loss"] = total
-    health = {k: v[0] for k, v in updates.get("health", {}).items()}
-    main = outputs[heads[0].head].astype(jnp.float32)
-    # Spread of the main output across real examples: ~0 means constant predictions.
-    mean = (main * _bcast(w, main)).sum(0) / wsum
-    health["output_spread"] = jnp.sqrt((jnp.square(main - mean) * _bcast(w, main)).sum(0) / wsum).mean()
-    return total, (metrics, updates.get("batch_stats", batch_stats), outputs, health)
+    return total, metrics
+
+
+def eval_outputs(model, variables, x, flip: bool = False):
+    """Every head's raw outputs at evaluation; `flip`: the mean of the outputs of the images
+    and of their horizontal mirrors (NHWC: the width axis). Heads with a spatial output are
+    refused with flip before training (train/setup.py): they would need un-mirroring."""
+    out = model.apply(variables, x, train=False)
+    if flip:
+        mirrored = model.apply(variables, jnp.flip(x, axis=2), train=False)
+        out = jax.tree_util.tree_map(lambda a, b: (a + b) / 2, out, mirrored)
+    return out
 
 
 def _bcast(w, x):
@@ -104,11 +125,12 @@ def _bcast(w, x):
 AUGMENT_STREAM = 0x617567  # folded into the step's key: augmentation draws apart from dropout
 
 
-def train_step_fn(model, heads, tx, augment=None, norm_stats=None):
+def train_step_fn(model, heads, tx, augment=None, norm_stats=None, ema=None):
     """The pure step: (state, x, y, w, valid) -> (state, metrics, health). `augment`:
     (key, x, y) -> (x, y) from train.augment, or None. `norm_stats`: the data's, for
-    batches that arrive as raw pixels (data.to_network). A step with `valid` false (a slot
-    past the end of a chunk, see make_multi_step) changes nothing, not even the step count."""
+    batches that arrive as raw pixels (data.to_network). `ema`: an EmaRule, whose average
+    the state keeps. A step with `valid` false (a slot past the end of a chunk, see
+    make_multi_step) changes nothing, not even the step count."""
 
     def step(state: TrainState, x, y, w, valid=True):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
@@ -129,6 +151,8 @@ def train_step_fn(model, heads, tx, augment=None, norm_stats=None):
         health["finite"] = finite
         health["loss"] = metrics["loss"]
         new = state.replace(params=params, batch_stats=stats, opt_state=opt_state)
+        if ema is not None:
+            new = new.replace(ema=E.update(ema, state.ema, params, stats, state.step + 1))
         # A non-finite step is not applied: the parameters stay as they were.
         new = jax.tree_util.tree_map(lambda a, b: jnp.where(finite & valid, a, b), new, state)
         return new.replace(step=state.step + jnp.asarray(valid, jnp.int32)), metrics, health
@@ -149,15 +173,15 @@ def train_inputs(augment, norm_stats, key, x, y):
     return network_input(x, norm_stats), y
 
 
-def make_train_step(model, heads, tx, mesh, augment=None, norm_stats=None):
+def make_train_step(model, heads, tx, mesh, augment=None, norm_stats=None, ema=None):
     """One jitted step: (state, x, y, w) -> (state, metrics, health)."""
     data, repl = shardings(mesh)
-    return jax.jit(train_step_fn(model, heads, tx, augment, norm_stats),
+    return jax.jit(train_step_fn(model, heads, tx, augment, norm_stats, ema),
                    in_shardings=(repl, data, data, data),
                    out_shardings=(repl, repl, repl), donate_argnums=(0,))
 
 
-def make_multi_step(model, heads, tx, mesh, augment=None, norm_stats=None):
+def make_multi_step(model, heads, tx, mesh, augment=None, norm_stats=None, ema=None):
     """Several steps in one dispatch (Keras' steps_per_execution): a `lax.scan` over a
     chunk of k stacked batches, (state, xs, ys, ws, valid) -> (state, sums, health).
 
@@ -168,7 +192,7 @@ def make_multi_step(model, heads, tx, mesh, augment=None, norm_stats=None):
     sums / examples); `health` stacks every step's values along axis 0, for the monitor."""
     # XLA:CPU runs convolution gradients inside a loop body in slow layouts unless they
     # are written out (conv_ops `in_loop`); the parameters are the same.
-    step = train_step_fn(model.clone(in_loop=True), heads, tx, augment, norm_stats)
+    step = train_step_fn(model.clone(in_loop=True), heads, tx, augment, norm_stats, ema)
     data, (_, repl) = chunk_sharding(mesh), shardings(mesh)
 
     def body(state, batch):
@@ -185,17 +209,16 @@ def make_multi_step(model, heads, tx, mesh, augment=None, norm_stats=None):
                    out_shardings=(repl, repl, repl), donate_argnums=(0,))
 
 
-def make_eval_step(model, heads, mesh, norm_stats=None):
+def make_eval_step(model, heads, mesh, norm_stats=None, flip: bool = False):
     """Loss and metrics of the inference heads (train_only heads are left out: their
-    losses only help training), and every head's outputs."""
+    losses only help training), and every head's outputs (`flip`: see eval_outputs)."""
     data, repl = shardings(mesh)
     heads = [h for h in heads if not h.train_only]
 
     def step(state: TrainState, x, y, w):
-        _, (metrics, _, outputs, _) = _forward_loss(model, heads, state.params,
-                                                    state.batch_stats,
-                                                    network_input(x, norm_stats), y, w,
-                                                    jax.random.key(0), False)
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
+        outputs = eval_outputs(model, variables, network_input(x, norm_stats), flip)
+        _, metrics = _head_metrics(heads, outputs, y, w, False)
         return metrics, outputs
 
     return jax.jit(step, in_shardings=(repl, data, data, data), out_shardings=(repl, data))

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from archspec.data import DataConfig
 from archspec.errors import ErrorCollector, Pos, SpecErrors, parses_as_float
 from archspec.spec.locate import validate
 from archspec.spec.schema import Strict
-from archspec.spec.yaml_loader import YMap, load_yaml_file
+from archspec.spec.yaml_file import read_yaml_text
+from archspec.spec.yaml_loader import YMap, load_yaml_file, load_yaml_text
 from archspec.experiment import expect as E
 from archspec.engine.augment import AugmentStep
 from archspec.engine.losses import LossKind
@@ -28,12 +29,25 @@ class LossSpec(Strict):
 
 
 class Schedule(Strict):
-    name: Literal["constant", "step", "cosine", "linear"] = "constant"
+    name: Literal["constant", "step", "cosine", "linear", "one_cycle"] = "constant"
     warmup_steps: int = Field(0, ge=0, description="linear warm-up from 0 before the schedule")
     boundaries: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=list, description="step: drop points (steps)")
     factor: float = Field(0.1, gt=0, description="step: multiply the rate by this at each boundary")
     final_lr: float = Field(0.0, ge=0, description="cosine/linear: the rate at the last step")
+    pct_start: float = Field(0.3, gt=0, lt=1, description="one_cycle: the share of the steps "
+                             "spent rising to the peak rate `lr`")
+    div_factor: float = Field(25.0, ge=1, description="one_cycle: the rate starts at lr / "
+                              "div_factor")
+    final_div_factor: float = Field(1e4, ge=1, description="one_cycle: the rate ends at "
+                                    "lr / (div_factor × final_div_factor)")
+
+    @model_validator(mode="after")
+    def _one_cycle_warms_up_itself(self):
+        if self.name == "one_cycle" and self.warmup_steps:
+            raise ValueError("one_cycle rises to its peak by itself (pct_start): remove "
+                             "warmup_steps")
+        return self
 
 
 DecayGroup = Literal["bias", "norm", "slope"]
@@ -67,6 +81,13 @@ class Optimizer(Strict):
     schedule: Schedule = Field(default_factory=Schedule)
 
 
+class Ema(Strict):
+    decay: float = Field(gt=0, lt=1, description="the share of the average kept at each step "
+                         "(0.999: it spans about 1,000 steps)")
+    warmup: bool = Field(True, description="use min(decay, (1 + t) / (10 + t)) at step t, "
+                         "so early on the average follows the weights")
+
+
 class Health(Strict):
     dead_warn: float = Field(0.9, gt=0, le=1,
                              description="warn when this fraction of a layer's ReLU units is dead")
@@ -79,7 +100,10 @@ class Health(Strict):
                                                          "starting value")
     chance_epochs: int = Field(3, ge=0, description="declare a failure when train accuracy is "
                                                     "still at chance after this many epochs "
+                                                    "and the loss has stopped improving "
                                                     "(0: never)")
+    chance_min_steps: int = Field(100, ge=0, description="declare no stall before this many "
+                                                         "steps")
     restarts: int = Field(0, ge=0, description="re-initialise with a new seed after "
                                                "collapse/divergence, up to N times")
     restart_lr_factor: float = Field(1.0, gt=0, description="multiply the learning rate by this "
@@ -123,6 +147,13 @@ class Experiment(Strict):
     seed: int = Field(0, ge=0, le=SEED_MAX)
     precision: Literal["float32", "bf16"] = "float32"
     eval_splits: list[Literal["val", "test"]] = Field(default_factory=lambda: ["val", "test"])
+    eval_every: int = Field(1, ge=1, description="validate every N epochs (and after the "
+                            "last): for long runs of short epochs")
+    eval_flip: bool = Field(False, description="evaluate each image as the mean of the logits "
+                            "of it and of its horizontal mirror (val, test, eval, predict)")
+    ema: Ema | None = Field(None, description="keep an exponential moving average of the "
+                            "weights, checkpointed with them, and evaluate with it, e.g. "
+                            "{decay: 0.999}")
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     health: Health = Field(default_factory=Health)
     output: str = "runs"
@@ -267,7 +298,8 @@ def architecture_graph(exp: Experiment, exp_path: str | None, root: YMap, input_
         path = path if path.is_absolute() else base / path
         if not path.exists():
             raise SpecErrors([_missing(root, path)])
-        arch, filename, text = load_yaml_file(path), str(path), path.read_text()
+        text = read_yaml_text(path)  # read once: the run's copy is what was validated
+        arch, filename = load_yaml_text(text, str(path)), str(path)
     else:
         arch, filename, text = root["architecture"], str(exp_path), None
     if exp.variables:

@@ -102,9 +102,11 @@ def entries(node) -> list[tuple[str, object, object, object]]:
     return out
 
 
-def name_problem(name: str, eval_splits=None) -> tuple[str, str, str | None] | None:
+def name_problem(name: str, eval_splits=None, dropped_by: str | None = None
+                 ) -> tuple[str, str, str | None] | None:
     """(message, expected, hint) when `name` is no metric a run of this experiment records
-    (`eval_splits` None: any split may be measured)."""
+    (`eval_splits` None: any split may be measured; `dropped_by`: the --set flag that gave
+    eval_splits)."""
     if name == TIME:
         return None
     m = _NAME.fullmatch(name)
@@ -114,23 +116,25 @@ def name_problem(name: str, eval_splits=None) -> tuple[str, str, str | None] | N
                 did_you_mean(name, NAMES))
     split = m.group(1)
     if eval_splits is not None and split != "train" and split not in eval_splits:
-        return (f"'{name}' is never measured: eval_splits has no {split}",
+        return (f"'{name}' is never measured: eval_splits has no {split}" +
+                (f" ({dropped_by})" if dropped_by else ""),
                 "a split in eval_splits: " + ", ".join(["train", *eval_splits]),
-                f"add {split} to eval_splits, or remove the expectation")
+                f"add {split} to eval_splits, or remove the expectation" +
+                (" (--set 'expect={}' drops them all)" if dropped_by else ""))
     return None
 
 
 def check_expect(node, errors: ErrorCollector, eval_splits=("val", "test"),
                  eval_splits_pos=None) -> None:
     """Add one located error per bad name or bound of a loaded `expect:` mapping. A split
-    missing from `eval_splits` is an error when the file says so; when a --set flag drops
-    it (a quick run), its expectations are judged "not recorded" instead."""
+    missing from `eval_splits` is an error, whether the file or a --set flag leaves it out:
+    the run could never be judged on it."""
     if not hasattr(node, "key_pos"):
         return  # not a mapping: the experiment's model reports it
-    if eval_splits_pos is not None and eval_splits_pos.on_command_line:
-        eval_splits = None
+    flag = eval_splits_pos.file if eval_splits_pos is not None and \
+        eval_splits_pos.on_command_line else None
     for name, text, kpos, vpos in entries(node):
-        problem = name_problem(name, eval_splits)
+        problem = name_problem(name, eval_splits, flag)
         if problem:
             message, expected, hint = problem
             errors.add(message, kpos, "expect", expected=expected, found=repr(name), hint=hint)
@@ -308,9 +312,12 @@ def judge_run(run_dir) -> list[Outcome]:
     """A run folder judged against the `expect:` of the experiment it ran (config.yaml)."""
     import yaml
 
+    from archspec.errors import ArchspecError
+    from archspec.spec.yaml_file import read_yaml_text
+
     try:
-        config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        config = yaml.safe_load(read_yaml_text(Path(run_dir) / "config.yaml")) or {}
+    except (ArchspecError, yaml.YAMLError):
         config = {}
     expect = config.get("expect") if isinstance(config, dict) else None
     return judge(expect or {}, facts_of_run(run_dir))
@@ -319,9 +326,12 @@ def judge_run(run_dir) -> list[Outcome]:
 def _heads_of(run_dir: Path) -> list:
     import yaml
 
+    from archspec.errors import ArchspecError
+    from archspec.spec.yaml_file import read_yaml_text
+
     try:
-        arch = yaml.safe_load((run_dir / "architecture.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        arch = yaml.safe_load(read_yaml_text(run_dir / "architecture.yaml"))
+    except (ArchspecError, yaml.YAMLError):
         return []
     heads = arch.get("heads") if isinstance(arch, dict) else None
     return list(heads) if isinstance(heads, dict) else ["output"]

@@ -8,7 +8,8 @@ from pathlib import Path
 from archspec.errors import ArchspecError, ErrorCollector, Pos
 from archspec.spec.graph import Graph
 from archspec.spec.locate import validate
-from archspec.spec.resolve import load_architecture, resolve
+from archspec.spec.resolve import load_architecture_text, resolve
+from archspec.spec.yaml_file import read_yaml_text
 from archspec.spec.yaml_loader import YMap, load_yaml_file
 from archspec.experiment import config as C
 from archspec.experiment import documents
@@ -98,9 +99,10 @@ def load_run(run_dir: Path, warn: Warn = ignore):
     exp = validate(Experiment, root, root, errors, "", Pos(str(cfg_path), 1, 1),
                    "the run's experiment")
     errors.raise_if_any()
-    graph = load_architecture(arch_path)
+    text = read_yaml_text(arch_path)
+    graph = load_architecture_text(text, str(arch_path))
     warn_changed_sources(run_dir, warn)
-    return exp, graph, arch_path.read_text()
+    return exp, graph, text
 
 
 _warned: set = set()

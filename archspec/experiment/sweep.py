@@ -21,23 +21,29 @@ running points in parallel under GNU parallel or a SLURM array job.
 budget of `trials`, an optional pruner and workers that share it (experiment/study.py)."""
 from __future__ import annotations
 
+import functools
 import hashlib
-import itertools
 import json
-import os
+import math
 import random as _random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archspec.errors import ErrorCollector, Pos, did_you_mean
+from archspec.errors import ErrorCollector, Pos, SpecError, SpecErrors, did_you_mean
 from archspec.experiment import search as _search
 from archspec.experiment.search import Search
+from archspec.experiment.sweep_reads import READS, fmt_value as _fmt, unread as _unread  # noqa: F401
 
 KEYS = ("name", "description", "experiment", "set", "grid", "random", "samples", "seed",
         "output", "search", "trials", "metric", "direction", "pruner")
 DEFAULT_SAMPLES = 4
 # a summary status that ends a point for good
 DONE = ("finished", "collapsed", "diverged", "stalled", "pruned")
+# The most points a sweep lists, checks or runs as a whole (`sweep FILE`, `--summary`,
+# `--parallel-hint`, `check`): each point is checked against the experiment before anything
+# trains (about 0.2 s a point: 3 minutes for 1,000), and SLURM's default MaxArraySize takes
+# array indices 0..1000. A bigger sweep runs point by point (`--point K`, any K).
+MAX_POINTS = 1_000
 
 
 @dataclass
@@ -68,27 +74,53 @@ class Sweep:
     search: Search = field(default_factory=Search)
     positions: dict = field(default_factory=dict)   # key.path -> its value's place in the file
     key_positions: dict = field(default_factory=dict)   # key.path -> the key's place
+    size_pos: Pos | None = None   # the `grid:` key (else `random:`), which sets the count
     places: dict = field(default_factory=dict)          # top-level key -> its value's place
 
     @property
     def folder(self) -> Path:
         return Path(self.output) / self.name
 
-    def points(self) -> list[Point]:
-        grid_points = [dict(zip(self.grid, values))
-                       for values in itertools.product(*self.grid.values())] or [{}]
+    @property
+    def count(self) -> int:
+        """How many points: every grid combination, each crossed with `samples` draws."""
+        return math.prod(len(v) for v in self.grid.values()) * (
+            self.samples if self.random else 1)
+
+    def point(self, k: int) -> Point:
+        """Point k of the grid product (the last grid key varies fastest) crossed with the
+        random draws, found without listing the others: point 999,999 of a million-point
+        grid costs what point 0 costs."""
+        g, r = divmod(k, self.samples if self.random else 1)
+        picked = []
+        for key, values in reversed(self.grid.items()):
+            g, i = divmod(g, len(values))
+            picked.append((key, values[i]))
+        varying = dict(reversed(picked))
+        for key, value in (self._draws[r] if self.random else {}).items():
+            if _search.applies(self.random[key], varying):   # a conditional key: where it holds
+                varying[key] = value
+        overrides = {**self.fixed, **varying}
+        return Point(k, overrides, varying, point_id(overrides))
+
+    @functools.cached_property
+    def _draws(self) -> list[dict]:
         rng = _random.Random(self.seed)
-        draws = [{k: _search.draw(rng, spec) for k, spec in self.random.items()}
-                 for _ in range(self.samples)] if self.random else [{}]
-        out = []
-        for g, r in itertools.product(grid_points, draws):
-            varying = dict(g)
-            for k, v in r.items():   # a conditional key only where its condition holds
-                if _search.applies(self.random[k], varying):
-                    varying[k] = v
-            overrides = {**self.fixed, **varying}
-            out.append(Point(len(out), overrides, varying, point_id(overrides)))
-        return out
+        return [{k: _search.draw(rng, spec) for k, spec in self.random.items()}
+                for _ in range(self.samples)]
+
+    def points(self) -> list[Point]:
+        """Every point, for a sweep of at most MAX_POINTS (a located error beyond)."""
+        if self.count > MAX_POINTS:
+            raise SpecErrors([SpecError(
+                f"this sweep has {self.count:,} points, more than the {MAX_POINTS:,} archspec "
+                "lists, checks or runs as one sweep", self.size_pos, "grid" if self.grid
+                else "random", expected=f"at most {MAX_POINTS:,} points",
+                found=" x ".join(f"{len(v)} ({k})" for k, v in self.grid.items())
+                + (f" x {self.samples} samples" if self.random else ""),
+                hint=f"split it into several sweep files, or run single points with "
+                     f"--point K (K from 0 to {self.count - 1})")])
+        return [self.point(k) for k in range(self.count)]
 
     def point_dir(self, point: Point) -> Path:
         return self.folder / point.id
@@ -100,10 +132,6 @@ class Sweep:
             return self.points()
         return [Point(i, {**self.fixed, **v}, v, point_id({**self.fixed, **v}))
                 for i, v in enumerate(_search.probe_points(self.grid, self.random))]
-
-
-def _fmt(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else json.dumps(v) if not isinstance(v, str) else v
 
 
 def point_id(overrides: dict) -> str:
@@ -165,6 +193,7 @@ def load_sweep(path: Path, output: str | None = None, root=None) -> Sweep:
                  output=output or root.get("output") or "runs", search=search,
                  positions={str(k): m.val_pos[k] for m in located for k in m},
                  key_positions={str(k): m.key_pos[k] for m in located for k in m},
+                 size_pos=at("grid" if maps["grid"] else "random", value=False),
                  places={str(k): at(k) for k in root})
 
 
@@ -194,6 +223,11 @@ def _check_scalars(root, at, errors: ErrorCollector) -> None:
                                   or key == "samples" and value < 1):
             errors.add(f"`{key}` is {'a positive' if key == 'samples' else 'an'} integer",
                        at(key), key, found=repr(value))
+        elif key == "samples" and value is not None and value > MAX_POINTS:
+            errors.add(f"{value:,} samples is more than the {MAX_POINTS:,} points a sweep "
+                       "holds", at(key), key, expected=f"at most {MAX_POINTS:,}",
+                       found=f"{value:,}", hint="a random search rarely needs more than "
+                       "a few dozen draws")
     for key in ("name", "output"):
         value = root.get(key)
         if value is not None and (not isinstance(value, str) or not value.strip()
@@ -294,84 +328,29 @@ def objective(sweep: Sweep) -> tuple[str, str]:
     return metric, direction
 
 
-# (option, the setting that decides, the values of it that read the option, what it is)
-READS = (
-    ("optimizer.momentum", "optimizer.name", ("momentum", "nesterov"),
-     "an option of the momentum and nesterov optimizers"),
-    ("optimizer.schedule.boundaries|factor", "optimizer.schedule.name", ("step",),
-     "an option of the step schedule"),                 # `|`: either option
-    ("optimizer.schedule.final_lr", "optimizer.schedule.name", ("cosine", "linear"),
-     "an option of the cosine and linear schedules"),
-    ("loss.*.label_smoothing", "loss.*.kind", ("categorical_crossentropy",),
-     "an option of categorical_crossentropy"),      # `*`: any head, the same in both
-    ("epochs", "steps", (None,), "read only when `steps` is not set"),
-    ("health.restart_lr_factor", "health.restarts", lambda n: n > 0, "read after a restart"),
-)
-_MISSING = object()
-
-
-def _unread(sweep: Sweep, key: str, loaded):
-    """The error for a swept key that this point's experiment does not read, else None."""
-    from archspec.errors import SpecError
-
-    pos = sweep.key_positions.get(key)
-    parts = key.split(".")
-    if parts[0] == "output":
-        return SpecError("a sweep does not read the experiment's `output`", pos, key,
-                         expected="a key the training reads", found=repr(key),
-                         hint="set `output:` in the sweep file, or pass --output")
-    heads = list(loaded.graph.heads)
-    if parts[0] == "loss" and len(parts) > 1 and parts[1] not in heads:
-        return SpecError(f"loss names unknown head '{parts[1]}'", pos, key,
-                         expected="one of: " + ", ".join(heads), found=repr(parts[1]),
-                         hint=did_you_mean(parts[1], heads))
-    for option, setting, reads, says in READS:
-        pattern = option.split(".")
-        if len(pattern) != len(parts) or any(o != "*" and k not in o.split("|")
-                                             for o, k in zip(pattern, parts)):
-            continue
-        setting = setting.replace("*", next((k for o, k in zip(pattern, parts) if o == "*"), ""))
-        value = _lookup(loaded.config, setting.split("."))
-        if value is _MISSING or (reads(value) if callable(reads) else value in reads):
-            continue
-        shown = "not set" if value is None else _fmt(value)
-        listed = not callable(reads) and reads[0] is not None
-        return SpecError(f"'{parts[-1]}' has no effect in this experiment", pos, key,
-                         expected=f"{setting}: {' or '.join(reads)}" if listed else says,
-                         found=f"{setting}: {shown}",
-                         hint=f"{parts[-1]} is {says}; this experiment's {setting} is {shown}: "
-                              + (f"add `{setting}: {reads[0]}` to the sweep" if listed else
-                                 f"change `{setting}`") + f", or remove `{key}`")
-    return None
-
-
-def _lookup(node, parts: list[str]):
-    for part in parts:  # the value at a key path of the resolved config, else _MISSING
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-def write_manifest(sweep: Sweep, points: list[Point]) -> None:
-    """<sweep folder>/sweep.json: the points and their ids, for people and tools."""
+def write_manifest(sweep: Sweep) -> None:
+    """<sweep folder>/sweep.json: the points and their ids, for people and tools (a sweep
+    of more than MAX_POINTS, run point by point, lists none: only their count)."""
     folder = sweep.folder
     folder.mkdir(parents=True, exist_ok=True)
     data = {"name": sweep.name, "source": str(sweep.source), "experiment": str(sweep.experiment),
-            "points": [{"index": p.index, "id": p.id, "overrides": p.overrides,
-                        "varying": p.varying} for p in points]}
-    tmp = folder / f".sweep.json.{os.getpid()}"
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(folder / "sweep.json")
+            "count": sweep.count}
+    if sweep.count <= MAX_POINTS:
+        data["points"] = [{"index": p.index, "id": p.id, "overrides": p.overrides,
+                           "varying": p.varying} for p in sweep.points()]
+    from archspec.runs.files import write_text  # whole, or a clean error on a full disk
+
+    write_text(folder / "sweep.json", json.dumps(data, indent=2) + "\n")
 
 
 # --- running ---------------------------------------------------------------------------------
 def point_status(run_dir: Path) -> str | None:
     """The last summary status of a point's run; None when it never started."""
+    from archspec.runs.lock import LOCK_NAME
     from archspec.runs.records import read_metrics
 
-    if not run_dir.exists():
-        return None
+    if not run_dir.exists() or all(p.name == LOCK_NAME for p in run_dir.iterdir()):
+        return None  # (a point's folder holds only its lock until its set-up is written)
     summaries = [r for r in read_metrics(run_dir) if r.get("split") == "summary"]
     return str(summaries[-1].get("status")) if summaries else "running/killed"
 

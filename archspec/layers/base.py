@@ -2,7 +2,7 @@
 and how it is drawn, health-checked and documented.
 
 A kind is one small class registered under its YAML name. Adding a kind means adding one
-class with an `example` (tests/test_kinds.py checks it against the real Flax build); the
+class with an `example` (tests/contract/test_kinds.py checks it against the real Flax build); the
 loader, validator, summary, schema, builder, diagrams and docs/spec.md pick it up.
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Layer:
     doc: ClassVar[str] = ""
     category: ClassVar[str] = "other"       # diagram colour group (viz.graph.STYLE)
     feature_maps: ClassVar[bool] = False    # `archspec maps` shows its output by default
-    example: ClassVar[Example]              # checked by tests/test_kinds.py
+    example: ClassVar[Example]              # checked by tests/contract/test_kinds.py
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

@@ -4,7 +4,7 @@ e.g. a 3×3 conv on an RGB image): one matmul of channels-first patches with the
 gradient, instead of XLA's convolution whose "batch" is the input channels (3) and whose
 window is the whole image. The forward pass and the input gradient stay XLA's own; the weight
 gradient equals jax.grad of the plain convolution up to float summation order
-(tests/test_fast_ops.py).
+(tests/layers/test_pooling_ops.py).
 
 Off by default (FAST_GRAD = False): alone, that gradient runs ~1.5-2.5x faster on this CPU
 (benchmarks/conv_grad.py), but whole train steps (LeNet, the 6-conv CNN, ResNet-18) measured

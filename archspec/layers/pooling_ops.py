@@ -15,6 +15,20 @@ from jax import lax
 # extra) are a reshape and a sum. False: reduce_window everywhere (benchmarks and tests
 # compare the lowerings).
 FAST_POOLS = True
+# Export (archspec export --format onnx): windowed pools reduce over (N·C, *spatial), the
+# rank ONNX Runtime's MaxPool and AveragePool take (a window over all four NHWC axes is not).
+MERGED_WINDOWS = False
+
+
+def _reduce_window(x, init, op, dims, strides, pads):
+    """lax.reduce_window over the spatial axes of (N, *spatial, C)."""
+    if not MERGED_WINDOWS:
+        return lax.reduce_window(x, init, op, dims, strides, pads)
+    n, *spatial, c = x.shape
+    y = jnp.moveaxis(x, -1, 1).reshape(-1, *spatial)
+    y = lax.reduce_window(y, init, op, (1, *dims[1:-1]), (1, *strides[1:-1]),
+                          [(0, 0), *pads[1:-1]])
+    return jnp.moveaxis(y.reshape(n, c, *y.shape[1:]), 1, -1)
 
 
 def _blocks(x, k, out):
@@ -110,17 +124,17 @@ def window_pool(x, op, k, s, pads, out_spatial, count_pad=True):
                                op == "max")
     dims, strides = (1, *k, 1), (1, *s, 1)
     if op == "max":
-        return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, full)
+        return _reduce_window(x, -jnp.inf, lax.max, dims, strides, full)
     if op == "min":
-        return lax.reduce_window(x, jnp.inf, lax.min, dims, strides, full)
-    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, full)
+        return _reduce_window(x, jnp.inf, lax.min, dims, strides, full)
+    total = _reduce_window(x, 0.0, lax.add, dims, strides, full)
     ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
     if count_pad:  # explicit padding counts; the ceil-mode extra never does
         ones = jnp.pad(ones, [(0, 0)] + list(pads) + [(0, 0)], constant_values=1.0)
-        count = lax.reduce_window(ones, 0.0, lax.add, dims, strides,
+        count = _reduce_window(ones, 0.0, lax.add, dims, strides,
                                   [(0, 0)] + [(0, e) for e in extra] + [(0, 0)])
     else:  # only the input values in each window count
-        count = lax.reduce_window(ones, 0.0, lax.add, dims, strides, full)
+        count = _reduce_window(ones, 0.0, lax.add, dims, strides, full)
     return total / count
 
 

@@ -219,8 +219,9 @@ class SpecModel(nn.Module):
                 values[node.instances[-1][-1].id] = y
                 continue
             xs = [values[i] for i in node.inputs]
-            y = REGISTRY[node.kind].build(node.opts, xs, train=train, name=node.id,
-                                          defaults=defaults)
+            with jax.named_scope(node.id):  # names the layer of every traced operation
+                y = REGISTRY[node.kind].build(node.opts, xs, train=train, name=node.id,
+                                              defaults=defaults)
             self.sow("intermediates", OUT + node.id, y)  # no-op unless asked for (summary, maps)
             if node.id in watch:
                 self.sow("health", DEAD + node.id, dead_fraction(y))

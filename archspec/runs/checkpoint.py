@@ -1,23 +1,30 @@
 """Checkpoints through orbax: `latest` (for resume) and `best` (by validation metric).
 
-Orbax writes each checkpoint to a temporary folder and renames it when complete, so a
+Orbax writes each checkpoint step to a temporary folder and renames it when complete, so a
 process killed mid-write leaves the previous checkpoint intact and loadable. A checkpoint
 stores the training state plus where in the data it stopped (epoch, batch).
 
-Once orbax has finished a step, archspec writes the sha256 of every file in it to
-`<step>/archspec.sha256` (atomically); a restore checks them first, so a checkpoint damaged
-on disk (flipped bytes, a truncated file) is never loaded: the one before it is used, with a
-warning. Steps written before checksums existed load unchecked."""
+The sha256 of every file of a step is part of that commit: archspec writes the list
+(`<step>/archspec.sha256`) into the temporary folder after orbax has written the data and
+before the rename (`_SealedRename`), so a step under its final name carries its list. A
+restore checks the list first: a step whose files do not match, or that has no list (not
+verified), is never loaded; the newest verified step before it is used, with a warning."""
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import contextlib
 import os
+import re
+import signal
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from archspec.errors import ArchspecError
+from archspec.runs import quiet
+from archspec.runs.checksums import verify, write_manifest
+from archspec.runs.files import DISK_FULL, DiskFullError
 
 
 class CheckpointError(ArchspecError):
@@ -30,7 +37,6 @@ class CheckpointError(ArchspecError):
         self.mismatch = mismatch
 
 
-MANIFEST = "archspec.sha256"
 LINK_HINT = "a run folder holds its own checkpoints: replace the link with the folder it points to"
 
 
@@ -45,6 +51,7 @@ def _manager(directory: Path, keep: int, write: bool = True):
     logging.getLogger("absl").setLevel(logging.CRITICAL)  # archspec reports problems itself
 
     if write:
+        quiet.install()
         for p in (directory.parent, directory):
             if p.is_symlink():
                 raise CheckpointError(f"refusing to write {p}: it is a symbolic link (to "
@@ -59,19 +66,57 @@ def _manager(directory: Path, keep: int, write: bool = True):
     opts = ocp.CheckpointManagerOptions(max_to_keep=keep if write else None, create=write,
                                         enable_async_checkpointing=write,
                                         cleanup_tmp_directories=write,
-                                        read_only=not write, multiprocessing_options=sync)
+                                        read_only=not write, multiprocessing_options=sync,
+                                        temporary_path_class=_sealed_rename() if write else None)
     return ocp.CheckpointManager(directory.resolve(), options=opts,
                                  item_handlers=ocp.StandardCheckpointHandler())
 
 
+_SEALED = []
+
+
+def _sealed_rename():
+    """orbax's atomic-rename commit, with the checksum list written into the temporary
+    folder once the data is complete and before the rename: the list is committed with the
+    step, or neither is."""
+    if _SEALED:
+        return _SEALED[0]
+    import orbax.checkpoint as ocp
+
+    class _SealedRename(ocp.path.atomicity.AtomicRenameTemporaryPath):
+        async def finalize(self, *args, **kwargs):
+            final = Path(self.get_final())
+            if not final.name.isdigit():  # an item inside the step: the step lists it
+                return await super().finalize(*args, **kwargs)
+            where = f"{final.parent.name}:{final.name}"
+            kill_point("checksum", where)
+            if jax.process_index() == 0:  # one writer of the list (the primary host renames)
+                await asyncio.to_thread(write_manifest, Path(self.get()))
+            kill_point("rename", where)
+            await super().finalize(*args, **kwargs)
+            kill_point("committed", where)
+
+    _SEALED.append(_SealedRename)
+    return _SealedRename
+
+
+def kill_point(phase: str, where: str) -> None:
+    """Fault injection for the test suite (tests/runs/test_checkpoint.py): with
+    ARCHSPEC_FAULT_KILL=<phase>:<latest|best>:<step> the process is killed with SIGKILL at
+    that point of that checkpoint, as `kill -9` or a power cut would end it."""
+    if os.environ.get("ARCHSPEC_FAULT_KILL") == f"{phase}:{where}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Checkpoints:
     """The run's `latest` and `best` checkpoints. At most one write per folder is in flight:
-    a save first finishes the previous one (and writes its checksum list), and close()
-    finishes all. A crash mid-write leaves only a temporary folder; the last complete
-    checkpoint stays the newest one."""
+    a save first finishes the previous one, and close() finishes all. A crash before a
+    step's commit leaves only a temporary folder; the last committed step (with its checksum
+    list) stays the newest one."""
 
     def __init__(self, run_dir: Path, keep: int = 2):
-        self._pending: dict[str, tuple[Path, object]] = {}
+        self._pending: dict[str, tuple] = {}  # (step, then) of the write in flight
+        self.failed = False
         self.latest = _manager(run_dir / "checkpoints" / "latest", keep)
         try:
             self.best = _manager(run_dir / "checkpoints" / "best", 1)
@@ -89,28 +134,64 @@ class Checkpoints:
         if step in mngr.all_steps():  # already saved at this very step (a stop right after)
             return
         payload = {"state": state, "position": {k: np.asarray(v, np.int32) for k, v in position.items()}}
-        mngr.save(step, args=ocp.args.StandardSave(payload), force=True)
-        self._pending[which] = (Path(mngr.directory) / str(step), then)
+        kill_point("save", f"{which}:{step}")
+        with self._writing(which, step):
+            mngr.save(step, args=ocp.args.StandardSave(payload), force=True)
+        kill_point("write", f"{which}:{step}")  # orbax is writing in the background
+        self._pending[which] = (step, then)
 
     def _finish(self, which: str) -> None:
-        getattr(self, which).wait_until_finished()
-        step_dir, then = self._pending.pop(which, (None, None))
-        if step_dir is not None and jax.process_index() == 0:
-            write_manifest(step_dir)
+        step, then = self._pending.pop(which, (None, None))
+        with self._writing(which, step):
+            getattr(self, which).wait_until_finished()
         if then is not None:
             then()
 
+    @contextlib.contextmanager
+    def _writing(self, which: str, step):
+        """A failed write (in orbax's thread, found here) is one archspec error naming the
+        step; the committed steps before it are untouched."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - orbax/tensorstore raise many kinds
+            self.failed = True
+            quiet.after_failed_write()
+            where = Path(getattr(self, which).directory) / ("" if step is None else str(step))
+            raise write_failure(exc, where) from None
+
     def wait(self) -> None:
-        """Every save so far complete on disk, with its checksum list."""
+        """Every save so far committed on disk, with its checksum list."""
         for which in ("latest", "best"):
             self._finish(which)
 
     def close(self) -> None:
+        """Finish the writes in flight; after a failed one, only let go of the managers."""
         try:
-            self.wait()
+            if not self.failed:
+                self.wait()
         finally:
-            self.latest.close()
-            self.best.close()
+            for mngr in (self.latest, self.best):
+                with contextlib.suppress(Exception) if self.failed else contextlib.nullcontext():
+                    mngr.close()
+
+
+_DISK_FULL = re.compile(r"No space left on device|File too large|Disk quota exceeded|"
+                        r"os_error_code='(28|27|122)'")
+
+
+def write_failure(exc: BaseException, where: Path) -> ArchspecError:
+    """The error for a checkpoint write that failed with `exc`: a full disk (ENOSPC, or
+    EFBIG past a file-size limit, as TensorStore or the OS words it) says so in one line."""
+    chain, e = [], exc
+    while e is not None and len(chain) < 20:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    if any(isinstance(e, OSError) and e.errno in DISK_FULL or _DISK_FULL.search(str(e))
+           for e in chain):
+        return DiskFullError(where)
+    return CheckpointError(f"cannot write checkpoint {where}: {_first_line(exc)}",
+                           "check free disk space and permissions; the checkpoints "
+                           "committed before it are intact")
 
 
 def restore(run_dir: Path, template_state, which: str = "latest", warn=None):
@@ -157,44 +238,6 @@ def has_checkpoint(run_dir: Path, which: str = "latest") -> bool:
     return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
 
 
-def write_manifest(step_dir: Path) -> None:
-    """sha256 of every file of a finished checkpoint step, written whole (temporary + rename)."""
-    step_dir = Path(step_dir)
-    if not step_dir.is_dir():
-        return
-    lines = [f"{_sha256(f)}  {f.relative_to(step_dir).as_posix()}\n" for f in _files(step_dir)]
-    tmp = step_dir / f".{MANIFEST}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    with os.fdopen(fd, "w") as f:
-        f.write("".join(lines))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, step_dir / MANIFEST)
-
-
-def verify(step_dir: Path) -> str | None:
-    """What is wrong with a checkpoint step's files against its manifest (None: nothing, or
-    no manifest to check against)."""
-    step_dir = Path(step_dir)
-    manifest = step_dir / MANIFEST
-    if not manifest.exists():
-        return None
-    try:
-        text = manifest.read_bytes().decode("utf-8")
-        listed = dict(reversed(line.split("  ", 1)) for line in text.splitlines() if line)
-    except (OSError, UnicodeDecodeError, ValueError):
-        return "its checksum list is damaged"
-    if not listed or not all(len(h) == 64 for h in listed.values()):
-        return "its checksum list is damaged"
-    for name, digest in sorted(listed.items()):
-        f = step_dir / name
-        if not f.is_file():
-            return f"file {name} is missing"
-        if _sha256(f) != digest:
-            return f"file {name} does not match its checksum"
-    return None
-
-
 def finished_step(run_dir: Path, setup) -> int | None:
     """The step of a run that is done: its newest 'latest' checkpoint has all the steps of
     `setup`, matches its checksums and the architecture, and the run's last summary says
@@ -208,13 +251,14 @@ def finished_step(run_dir: Path, setup) -> int | None:
     if not steps or steps[0] < setup.total_steps:
         return None
     step_dir = latest / str(steps[0])
-    if not (step_dir / MANIFEST).exists() or verify(step_dir):
+    if verify(step_dir):
         return None
     summaries = [r for r in read_metrics(run_dir) if r.get("split") == "summary"]
     if not summaries or summaries[-1].get("status") != "finished":
         return None
     template = jax.eval_shape(lambda: init_state(setup.model, setup.graph, setup.tx,
-                                                 setup.exp.seed, setup.dataset.example()))
+                                                 setup.exp.seed, setup.dataset.example(),
+                                                 ema=setup.exp.ema is not None))
     mngr = _manager(latest, 2, write=False)
     try:
         _check_metadata(mngr, steps[0], template)  # a changed architecture: its error
@@ -223,17 +267,14 @@ def finished_step(run_dir: Path, setup) -> int | None:
     return steps[0]
 
 
-def _files(step_dir: Path) -> list[Path]:
-    return sorted(f for f in step_dir.rglob("*") if f.is_file() and not f.is_symlink()
-                  and f.name not in (MANIFEST, f".{MANIFEST}.tmp"))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def committed_steps(directory: Path) -> list[int]:
+    """The steps orbax has committed in a checkpoint folder (renamed from their temporary
+    folder), newest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir()),
+                  reverse=True)
 
 
 def _restore_step(mngr, step, abstract, run_dir):
@@ -320,8 +361,8 @@ def _first_line(exc) -> str:
 def scored_checkpoint(run_dir: Path, which: str = "best") -> str:
     """The checkpoint a run is scored with: `which` ("best" or "latest"), "best" falling
     back to "latest" when the run has no best checkpoint (it never validated)."""
-    if which == "best" and not (Path(run_dir) / "checkpoints" / "best").is_dir():
-        return "latest"
+    if which == "best" and not committed_steps(Path(run_dir) / "checkpoints" / "best"):
+        return "latest"  # (a run that never validated has an empty best/ folder)
     return which
 
 

@@ -17,9 +17,30 @@ class RunFolderError(ArchspecError):
 
     exit_code = 1
 
+
+class DiskFullError(RunFolderError):
+    """A write that failed for want of space (ENOSPC, or EFBIG past a file-size limit)."""
+
+    def __init__(self, path):
+        run = next((p for p in Path(path).parents if (p / "config.yaml").is_file()), None)
+        super().__init__(f"no space left on device writing {path}",
+                         "the checkpoints committed before it are intact: free some space, then "
+                         f"continue with `archspec train --resume {run or 'RUN'}`")
+
+
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def write_error(path, exc: OSError, hint: str = "check free disk space and permissions"):
+    """The error to raise for a failed write of `path`: a full disk says so in one line."""
+    if exc.errno in DISK_FULL:
+        return DiskFullError(path)
+    return RunFolderError(f"cannot write {path}: {exc.strerror or exc}", hint)
+
+
 RUN_FILES = ("config.yaml", "architecture.yaml", "env.json", "sources.json", "metrics.jsonl",
-             "attempts.json", "best.json", "checkpoints", "checkpoints/latest",
-             "checkpoints/best", "events")
+             "attempts.json", "best.json", "train.log", "run.lock", "checkpoints",
+             "checkpoints/latest", "checkpoints/best", "events")
 LINK_HINT = "a run folder holds its own files: replace the link with the file it points to"
 
 
@@ -72,7 +93,7 @@ def write_text(path: Path, text: str, hint: str = "check free disk space and per
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
+        raise write_error(path, exc, hint) from None
 
 
 def write_json(path: Path, value, hint: str = "check free disk space and permissions") -> None:
@@ -89,27 +110,47 @@ def append_line(path: Path, line: str, hint: str) -> None:
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # became a link after the check
             raise RunFolderError(f"refusing to write {path}: it is a symbolic link", LINK_HINT) from None
-        raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
+        raise write_error(path, exc, hint) from None
     try:
         with os.fdopen(fd, "w") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}", hint) from None
+        raise write_error(path, exc, hint) from None
+
+
+def open_append(path: Path, hint: str = "check free disk space and permissions"):
+    """A text file opened for appending (line-buffered), never through a symbolic link."""
+    path = Path(path)
+    refuse_link(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT |
+                     (0 if _is_device_link(path) else _NOFOLLOW), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RunFolderError(f"refusing to write {path}: it is a symbolic link", LINK_HINT) from None
+        raise write_error(path, exc, hint) from None
+    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
+MAX_JSON = 16 * 2**20  # attempts.json, best.json, env.json: a few kilobytes each
+
+
 def read_json(path: Path):
-    """The JSON in `path`; None when absent; a `Damaged` (saying why) when unreadable."""
+    """The JSON in `path`; None when absent; a `Damaged` (saying why) when unreadable: a
+    FIFO or device is never waited on, a file over MAX_JSON never read whole."""
+    from archspec.reading import UnreadableFile, read_bytes
+
     try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        return Damaged(getattr(exc, "strerror", None) or str(exc).splitlines()[0])
+        text = read_bytes(path, MAX_JSON, "the file", exit_code=1).decode("utf-8")
+    except UnreadableFile as exc:
+        return None if exc.missing else Damaged(exc.message)
+    except UnicodeDecodeError:
+        return Damaged("not UTF-8 text")
     try:
         return json.loads(text)
     except ValueError as exc:

@@ -22,7 +22,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from archspec.runs.files import RunFolderError, read_json, write_json
+from archspec.runs.files import DISK_FULL, DiskFullError, RunFolderError, read_json, write_json
 
 
 # ---------------------------------------------------------------- the folder of a new run
@@ -70,8 +70,7 @@ def _stamped_run_dir(base: Path) -> Path:
             n += 1
             path = base / f"{stamp}-{n}"
         except OSError as exc:
-            raise RunFolderError(f"cannot create the run folder {path}: {exc.strerror or exc}",
-                           "choose a writable folder with --set output=DIR") from None
+            raise _create_error(path, exc) from None
 
 
 def _shared_run_dir(path: Path, shared: str) -> Path:
@@ -85,10 +84,16 @@ def _shared_run_dir(path: Path, shared: str) -> Path:
         _check_joinable(path, shared)
         return path
     except OSError as exc:
-        raise RunFolderError(f"cannot create the run folder {path}: {exc.strerror or exc}",
-                       "choose a writable folder with --set output=DIR") from None
+        raise _create_error(path, exc) from None
     write_json(path / LAUNCH_FILE, {"launch": launch_id(), "processes": _process_count()})
     return path
+
+
+def _create_error(path: Path, exc: OSError) -> RunFolderError:
+    if exc.errno in DISK_FULL:
+        return DiskFullError(path)
+    return RunFolderError(f"cannot create the run folder {path}: {exc.strerror or exc}",
+                          "choose a writable folder with --set output=DIR")
 
 
 LAUNCH_FILE = "launch.json"

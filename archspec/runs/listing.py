@@ -11,9 +11,12 @@ from pathlib import Path
 
 import yaml
 
+from archspec.engine.reporter import Warn, ignore
 from archspec.errors import UsageError, did_you_mean
+from archspec.reading import UnreadableFile, read_bytes
 
 RUNNING = "running/killed"   # no summary record: still running, or killed hard
+UNREADABLE = "unreadable"    # metrics.jsonl is not a file archspec reads (a FIFO, too big)
 SORT_KEYS = ("date", "experiment", "run", "val", "test", "epochs", "speed", "status")
 
 
@@ -54,31 +57,50 @@ def find_run_dirs(root: Path) -> list[Path]:
     return sorted(p for p in found if is_run_dir(p) and "checkpoints" not in p.relative_to(root).parts)
 
 
-def _started(run_dir: Path) -> str:
+MAX_SMALL = 2**20  # env.json and config.yaml of a run: a few kilobytes each
+
+
+def _small(path: Path, warn: Warn) -> bytes | None:
+    """A small run file, bounded and never waited on; None (told to `warn`) when it cannot
+    be read, and quietly when it is absent."""
     try:
-        started = json.loads((run_dir / "env.json").read_text()).get("started")
+        return read_bytes(path, MAX_SMALL, str(path), exit_code=1)
+    except UnreadableFile as exc:
+        if not exc.missing:
+            warn(exc.message, "the run is listed without it")
+        return None
+
+
+def _started(run_dir: Path, warn: Warn) -> str:
+    try:
+        started = json.loads(_small(run_dir / "env.json", warn) or b"{}").get("started")
         if started:
             return str(started).replace("T", " ")
-    except (OSError, ValueError, AttributeError):
+    except (ValueError, AttributeError):
         pass
     ref = run_dir / "config.yaml" if (run_dir / "config.yaml").exists() else run_dir
     return dt.datetime.fromtimestamp(ref.stat().st_mtime).isoformat(sep=" ", timespec="seconds")
 
 
-def _config(run_dir: Path) -> dict:
+def _config(run_dir: Path, warn: Warn) -> dict:
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        cfg = yaml.safe_load(_small(run_dir / "config.yaml", warn) or b"")
         return cfg if isinstance(cfg, dict) else {}
-    except (OSError, yaml.YAMLError):
+    except yaml.YAMLError:
         return {}
 
 
-def read_run(run_dir: Path, root: Path | None = None) -> RunRow:
+def read_run(run_dir: Path, root: Path | None = None, warn: Warn = ignore) -> RunRow:
+    from archspec.runs.files import RunFolderError
     from archspec.runs.records import read_metrics
 
     run_dir = Path(run_dir)
-    records = read_metrics(run_dir)
-    cfg = _config(run_dir)
+    try:
+        records, unreadable = read_metrics(run_dir), False
+    except RunFolderError as exc:
+        warn(exc.message, "the run is listed without its metrics")
+        records, unreadable = [], True
+    cfg = _config(run_dir, warn)
     train = [r for r in records if r.get("split") == "train"]
     val = [r for r in records if r.get("split") == "val"]
     test = [r for r in records if r.get("split") == "test"]
@@ -106,22 +128,24 @@ def read_run(run_dir: Path, root: Path | None = None) -> RunRow:
     return RunRow(
         run=str(run_dir.relative_to(root)) if name else str(run_dir),
         experiment=str(cfg.get("name") or run_dir.parent.name),
-        date=_started(run_dir),
+        date=_started(run_dir, warn),
         val_metric=val_metric, best_val=best_val, best_epoch=best_epoch,
         test_metric=test_metric, test=test_value,
         epochs=max((int(r.get("epoch", 0)) for r in train), default=0),
         planned_epochs=planned if isinstance(planned, int) else None,
         examples_per_s=float(speed) if _finite(speed) else None,
         seconds=float(last["seconds"]) if _finite(last.get("seconds")) else None,
-        status=str(last.get("status") or RUNNING))
+        status=UNREADABLE if unreadable else str(last.get("status") or RUNNING))
 
 
-def list_runs(root: Path) -> list[RunRow]:
+def list_runs(root: Path, warn: Warn = ignore) -> list[RunRow]:
+    """Every run under `root`; a file of a run that cannot be read is told to `warn` and the
+    run listed without it (metrics.jsonl: status "unreadable")."""
     root = Path(root)
     if not root.exists():
         raise UsageError(f"{root} does not exist",
                         "pass the folder runs are written to (default: runs)")
-    return [read_run(p, root) for p in find_run_dirs(root)]
+    return [read_run(p, root, warn) for p in find_run_dirs(root)]
 
 
 def _metric_key(metric: str | None, value: float | None):

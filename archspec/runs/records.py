@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from archspec.engine.reporter import Warn, ignore
+from archspec.reading import UnreadableFile, read_bytes
 from archspec.runs.files import (Damaged, RunFolderError, append_line, read_json, refuse_link,
                                       refuse_links, write_json, write_text)
 
@@ -22,9 +23,9 @@ class MetricsLog:
         self.writer = None
         self._resumed = None  # (restored step, step and epoch of the last train record kept)
         refuse_links(run_dir)
-        if tensorboard:
-            from tensorboardX import SummaryWriter
-            self.writer = SummaryWriter(str(Path(run_dir) / "events"))
+        if tensorboard and not _process_index():
+            from archspec.runs.events import EventsFile
+            self.writer = EventsFile(Path(run_dir) / "events")
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop records of steps the restored checkpoint had not reached, and
@@ -56,17 +57,20 @@ class MetricsLog:
                             self.writer.add_scalar(f"{split}/{k}/{layer}", x, step)
                 elif _number(v) and k not in ("step", "epoch", "checkpoint_step"):
                     self.writer.add_scalar(f"{split}/{k}", v, step)
+            self.writer.flush()  # a full disk is found here, not at the end of the run
 
     def per_step(self, tag: str, values, first_step: int) -> None:
         """One TensorBoard scalar per step (the learning rate), from `first_step` on."""
         if self.writer and not _process_index():
             for i, v in enumerate(values):
                 self.writer.add_scalar(tag, float(v), first_step + i)
+            self.writer.flush()
 
     def text(self, tag: str, text: str) -> None:
         """A text panel in TensorBoard (the architecture), shown as written."""
         if self.writer and not _process_index():
             self.writer.add_text(tag, "\n".join("    " + line for line in text.splitlines()))
+            self.writer.flush()
 
     def _mark_resumed(self, record: dict) -> dict:
         """The first epoch after a resume: partial when it started mid-way (after a
@@ -108,15 +112,22 @@ def _step(record: dict) -> int:
         return 10**12
 
 
+# A record per epoch and split is a few kilobytes (per-layer norms included): 256 MiB is
+# tens of thousands of epochs. A bigger file is not a log archspec wrote.
+MAX_METRICS = 256 * 2**20
+
+
 def _records(path: Path, warn: Warn = ignore) -> list[dict]:
     """The records of a metrics.jsonl. A last line cut by a kill is dropped quietly; a
-    damaged line before it is dropped, told to `warn`."""
+    damaged line before it is dropped, told to `warn`. A FIFO, a device or a file over
+    MAX_METRICS is a RunFolderError: never waited on, never read whole."""
     try:
-        lines = Path(path).read_bytes().decode("utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise RunFolderError(f"cannot read {path}: {exc.strerror or exc}") from None
+        data = read_bytes(path, MAX_METRICS, str(path), exit_code=1)
+    except UnreadableFile as exc:
+        if exc.missing:
+            return []
+        raise RunFolderError(exc.message, exc.hint) from None
+    lines = data.decode("utf-8", errors="replace").splitlines()
     out, bad = [], []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -171,23 +182,23 @@ def write_attempts(run_dir: Path, attempts: list) -> None:
 
 
 def read_best(run_dir: Path, warn: Warn = ignore):
-    """The best validation score so far (best.json). A damaged file is rebuilt from the
-    best checkpoint's step and its validation record, with a warning."""
+    """The best validation score so far (best.json), as `score_of` gives it. A damaged file
+    is rebuilt from the best checkpoint's step and its validation record, with a warning."""
     p = Path(run_dir) / "best.json"
     refuse_link(p)
     value = read_json(p)
     if value is None:
         return None
-    if isinstance(value, dict) and isinstance(value.get("score"), (int, float)) \
-            and not isinstance(value.get("score"), bool):
-        return float(value["score"])
+    if isinstance(value, dict) and _number(value.get("score")):
+        loss = value.get("loss")  # absent in files written before ties were broken by it
+        return (float(value["score"]), -float(loss) if _number(loss) else float("-inf"))
     why = value.why if isinstance(value, Damaged) else "no score in it"
     score = _best_from_metrics(Path(run_dir))
     if score is None:
         warn(f"{p} is damaged ({why}); the next validation replaces the best checkpoint",
               "restore best.json to keep the best checkpoint")
     else:
-        warn(f"{p} is damaged ({why}); using the score {score:g} of the best checkpoint's "
+        warn(f"{p} is damaged ({why}); using the score {score[0]:g} of the best checkpoint's "
               "validation record in metrics.jsonl")
     return score
 
@@ -204,15 +215,16 @@ def _best_from_metrics(run_dir: Path):
 
 
 def score_of(record: dict):
-    """The score the best checkpoint is chosen by, from a logged validation record: the
-    first head's accuracy, else minus the loss."""
-    acc = [v for k, v in record.items() if k.startswith("accuracy_")]
-    if acc:
-        return float(acc[0])
-    return -float(record["loss"]) if isinstance(record.get("loss"), (int, float)) else None
+    """The score the best checkpoint is chosen by, from a validation record: (the first
+    head's accuracy, else minus the loss; minus the loss). Higher is better; equal
+    accuracies (a flat validation accuracy) are told apart by the loss. None without a loss."""
+    if not _number(record.get("loss")):
+        return None
+    acc = [v for k, v in record.items() if k.startswith("accuracy_") and _number(v)]
+    return (float(acc[0]) if acc else -float(record["loss"]), -float(record["loss"]))
 
 
-def write_best(run_dir: Path, score: float, step: int) -> None:
+def write_best(run_dir: Path, score, step: int) -> None:
     if _process_index():  # one writer per run: process 0
         return
-    write_json(Path(run_dir) / "best.json", {"score": score, "step": step})
+    write_json(Path(run_dir) / "best.json", {"score": score[0], "loss": -score[1], "step": step})

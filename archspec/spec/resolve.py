@@ -51,8 +51,7 @@ def resolve(root, errors: ErrorCollector | None = None, filename: str = "",
     if not isinstance(root, YMap):
         errors.add("an architecture file is a YAML mapping", getattr(root, "pos", None)
                    or Pos(filename, 1, 1), "", expected="keys name, input, layers, ...",
-                   found=("a list" if isinstance(root, list) else describe(root))
-                   if root is not None else "an empty file",
+                   found=_whole_file(root),
                    hint="put the layers under `layers:` next to `name:` and `input:`"
                    if isinstance(root, list) else None)
         errors.raise_if_any()
@@ -65,6 +64,18 @@ def resolve(root, errors: ErrorCollector | None = None, filename: str = "",
     errors.raise_if_any()
     graph.source = filename
     return graph
+
+
+def _whole_file(root) -> str:
+    """What a file that is not a mapping holds, without its text: a file that is one string
+    is often not YAML at all (a key, an environment file) and must not reach a log."""
+    if root is None:
+        return "an empty file"
+    if isinstance(root, list):
+        return "a list"
+    if isinstance(root, str):
+        return f"one string of {len(root):,} characters (not shown)"
+    return describe(root)
 
 
 def load_architecture(path, input_shape: tuple | None = None) -> Graph:

@@ -179,16 +179,12 @@ class _BoundedComposer(_Loader):
 
 def load_yaml_text(text: str, filename: str = "<string>"):
     if len(text) > MAX_CHARS:
-        raise SpecErrors([_too_big(filename, f"{len(text):,} characters")])
+        raise SpecErrors([too_big_error(filename, f"{len(text):,} characters")])
     try:
         loader = _BoundedComposer(text)
     except yaml.reader.ReaderError as exc:
-        before = text[:exc.position]
-        pos = Pos(filename, before.count("\n") + 1, len(before) - before.rfind("\n"))
-        raise SpecErrors([SpecError(
-            f"the file contains a control character (#x{exc.character:04x})", pos,
-            expected="printable text", found=_snippet(text, pos),
-            hint="is this a YAML text file? remove the character")]) from None
+        raise SpecErrors([not_text_error(filename, text[:exc.position],
+                                    f"a control character (#x{exc.character:04x})")]) from None
     loader.archspec_file, loader.archspec_nodes, loader.archspec_aliases = filename, 0, 0
     try:
         node = loader.get_single_node()
@@ -338,22 +334,23 @@ def _snippet(text: str, pos: Pos) -> str:
 
 
 def load_yaml_file(path) -> object:
-    from pathlib import Path
-    p = Path(path)
-    try:
-        with p.open(encoding="utf-8") as f:  # never more than the limit (a 50 MB file, /dev/zero)
-            text = f.read(MAX_CHARS + 1)
-    except FileNotFoundError:
-        raise SpecErrors([SpecError("file not found", Pos(str(path), 1, 1),
-                                    hint="check the path")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecErrors([SpecError(f"cannot read file: {exc}", Pos(str(path), 1, 1))]) from None
-    if len(text) > MAX_CHARS:
-        raise SpecErrors([_too_big(str(path), "more than that")])
-    return load_yaml_text(text, str(path))
+    """A YAML file, read by yaml_file.read_yaml_text (bounded, never blocking, text only)."""
+    from archspec.spec.yaml_file import read_yaml_text
+
+    return load_yaml_text(read_yaml_text(path), str(path))
 
 
-def _too_big(filename: str, found: str) -> SpecError:
+def not_text_error(filename: str, before, what: str) -> SpecError:
+    """A file that is not YAML text (binary, another encoding, an environment block): where
+    the first bad character is, never any of the file's content: it may be a key."""
+    nl = "\n" if isinstance(before, str) else b"\n"
+    pos = Pos(filename, before.count(nl) + 1, len(before) - before.rfind(nl))
+    return SpecError("the file is not YAML text; its content is not shown", pos,
+                     expected="UTF-8 text without control characters", found=what,
+                     hint="is this the right file? a YAML file is plain text")
+
+
+def too_big_error(filename: str, found: str) -> SpecError:
     return SpecError(f"the file is larger than {MAX_CHARS // 2**20} MiB; refusing to load it",
                      Pos(filename, 1, 1), expected=f"at most {MAX_CHARS:,} characters",
                      found=found, hint="an architecture file is a few kilobytes; "

@@ -17,7 +17,9 @@ from archspec.engine.health import AttemptFailed, Monitor
 from archspec.engine.reporter import NullReporter, Reporter
 from archspec.engine.step import make_multi_step
 from archspec.data.lazy import is_lazy
+from archspec.runs.files import refuse_links
 from archspec.runs.folder import new_run_dir
+from archspec.runs.lock import owning
 from archspec.runs.records import MetricsLog, read_attempts, write_attempts
 from archspec.runs.sources import write_setup
 from archspec.train.run import Epoch, Result, Run, main_accuracy
@@ -56,17 +58,29 @@ class StopFlag:
 
 
 def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = None,
-        resume: bool = False, on_epoch: OnEpoch | None = None) -> Result:
+        resume: bool = False, wait: bool = False, on_epoch: OnEpoch | None = None) -> Result:
     """Train, restarting with a new seed after a collapse or divergence while restarts are
-    left (health.restarts). Every attempt's record stays in the run folder; what a person
-    should see goes to `reporter`. `on_epoch(epoch, val)` hears every validation record and
-    may return a reason to stop the run there: its status is then `pruned`."""
-    exp = setup.exp
+    left (health.restarts). The process owns the run folder while it trains (runs/lock.py:
+    a second process on it refuses, or waits with `wait`); a new folder is owned from its
+    creation, before anything is written into it. Every attempt's record stays in the run
+    folder; what a person should see goes to `reporter`. `on_epoch(epoch, val)` hears every
+    validation record and may return a reason to stop the run there: its status is then
+    `pruned`."""
     reporter = reporter or NullReporter()
     if run_dir is None:
-        run_dir = new_run_dir(exp.output, exp.name)
-        write_setup(run_dir, setup.config, setup.arch_text, exp.seed,
-                    experiment_file=setup.experiment_file)
+        run_dir = new_run_dir(setup.exp.output, setup.exp.name)
+        with owning(run_dir):
+            write_setup(run_dir, setup.config, setup.arch_text, setup.exp.seed,
+                        experiment_file=setup.experiment_file)
+            return _attempts(setup, reporter, run_dir, resume, on_epoch)
+    with owning(run_dir, wait, reporter.training_warning):
+        refuse_links(run_dir)  # before anything is written (train.log included)
+        return _attempts(setup, reporter, run_dir, resume, on_epoch)
+
+
+def _attempts(setup: Setup, reporter: Reporter, run_dir: Path, resume: bool,
+              on_epoch: OnEpoch | None) -> Result:
+    exp = setup.exp
     attempts = read_attempts(run_dir)
     attempt = len(attempts)
     reporter.run_start(setup, run_dir, resume)
@@ -109,7 +123,8 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     monitor = Monitor(setup.exp.health, [n.id for n in setup.graph.layers if n.params],
                       reporter.training_warning)
     runner = EpochRunner(setup, make_multi_step(setup.model, setup.heads, setup.tx, setup.mesh,
-                                                setup.augment, setup.dataset.norm_stats),
+                                                setup.augment, setup.dataset.norm_stats,
+                                                setup.ema),
                          monitor, reporter, _chunk_size(setup))
     result, step = Result(run_dir, state), int(state.step)
     reporter.compiling(setup)
@@ -133,7 +148,8 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 if result.pruned:   # the caller's verdict stands: not judged stalled after it
                     break
                 if epoch.complete(setup.steps_per_epoch):
-                    monitor.check_chance(step, main_accuracy(row["train"]), setup.chance)
+                    monitor.check_chance(step, main_accuracy(row["train"]), setup.chance,
+                                         row["train"].get("loss"))
                 if stop.requested:
                     result.stopped = True
                     break

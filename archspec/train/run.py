@@ -10,12 +10,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from archspec.engine.ema import evaluated
 from archspec.engine.epoch import CheckpointPolicy
 from archspec.engine.measure import evaluate, in_head_order
 from archspec.engine.step import init_state, make_eval_step, shardings
 from archspec.runs import checkpoint as ckpt
 from archspec.runs.checkpoint import test_weights
-from archspec.runs.records import MetricsLog, read_best, write_best
+from archspec.runs.records import MetricsLog, read_best, score_of, write_best
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,14 @@ class Run:
         self.store = ckpt.Checkpoints(run_dir, setup.exp.checkpoint.keep)
         self.saver = CheckpointPolicy(self.store, setup.exp.checkpoint)
         self.eval_step = make_eval_step(setup.model, setup.heads, setup.mesh,
-                                        setup.dataset.norm_stats)
+                                        setup.dataset.norm_stats, setup.exp.eval_flip)
         self.best, self.trained, self.started = None, 0, time.perf_counter()
 
     def start(self, seed: int, resume: bool):
         """(state on the devices, Position): a new state, or the latest checkpoint's."""
         s = self.setup
-        state = init_state(s.model, s.graph, s.tx, seed, s.dataset.example())
+        state = init_state(s.model, s.graph, s.tx, seed, s.dataset.example(),
+                           ema=s.ema is not None)
         position = Position()
         if not resume and self.attempt == 0:
             self.log.text("architecture", s.arch_text)
@@ -90,6 +92,7 @@ class Run:
             self.best = read_best(self.dir, self.reporter.warning)
             state, pos = ckpt.restore(self.dir, state, warn=self.reporter.training_warning)
             position = Position(pos["epoch"], pos["batch"])
+            self.reporter.resumed(int(state.step))
             self.log.truncate_after(int(state.step))
         self.started = time.perf_counter()
         return jax.device_put(state, shardings(s.mesh)[1]), position
@@ -112,16 +115,21 @@ class Run:
         return rec
 
     def validate(self, state, epoch: Epoch, position: Position) -> dict | None:
-        """Val metrics (None when the run does not validate); a new best is checkpointed."""
+        """Val metrics (None when the run does not validate, or not this epoch: see
+        `eval_every`); a new best is checkpointed. A run that keeps an average of its
+        weights is validated with the average."""
         s = self.setup
         if "val" not in s.exp.eval_splits or not len(s.dataset.val.x):
             return None
+        due = (epoch.index + 1) % s.exp.eval_every == 0 or epoch.step >= s.total_steps
+        if not due:
+            return None
         self.reporter.evaluating("val", len(s.dataset.val.x))
-        val, _ = evaluate(s, state, s.dataset.val, self.eval_step,
+        val, _ = evaluate(s, evaluated(state), s.dataset.val, self.eval_step,
                           progress=self.reporter.eval_progress, outputs=False)
         self.log.log({"step": epoch.step, "epoch": epoch.index + 1, "split": "val",
                       **_clean(val)})
-        score = _score(val)
+        score = score_of(_clean(val))  # ties of accuracy: the lower loss is better
         if self.best is None or score > self.best:
             self.best = score
             # best.json names the best checkpoint only once it is on disk
@@ -147,6 +155,7 @@ class Run:
         if not (result.stopped or result.pruned) and "test" in s.exp.eval_splits \
                 and len(s.dataset.test.x):
             scored, which, at = test_weights(self.dir, state, self.reporter.training_warning)
+            scored = evaluated(scored)  # the averaged weights, when the run keeps them
             result.test_checkpoint = (which, at)
             self.reporter.evaluating("test", len(s.dataset.test.x))
             result.test, _ = evaluate(s, scored, s.dataset.test, self.eval_step,
@@ -170,11 +179,6 @@ def _lrs(lr_fn, first: int, last: int) -> np.ndarray:
 
 def _clean(metrics: dict) -> dict:
     return {k.replace("/", "_"): float(v) for k, v in metrics.items()}
-
-
-def _score(metrics: dict) -> float:
-    acc = [v for k, v in metrics.items() if k.startswith("accuracy/")]
-    return acc[0] if acc else -metrics["loss"]
 
 
 def main_accuracy(record: dict):

@@ -12,6 +12,7 @@ from flax import linen as nn
 from jax.sharding import Mesh
 
 from archspec.data import DataError, Dataset, load_dataset, steps_per_epoch
+from archspec.engine.ema import EmaRule
 from archspec.engine.head_losses import chance_rate, head_losses
 from archspec.engine.optim import make_optimizer
 from archspec.engine.step import HeadLoss, make_mesh
@@ -44,6 +45,12 @@ class Setup:
     experiment_file: str | None = None  # fingerprinted, so a resume names a later edit
     augment: Callable | None = None  # (key, x, y) -> (x, y): the experiment's `augment:`
     smoke: bool = False              # a few steps on a little data: `expect:` is not judged
+
+    @property
+    def ema(self) -> EmaRule | None:
+        """How the run averages its weights (`ema:`), or None."""
+        e = self.exp.ema
+        return EmaRule(e.decay, e.warmup) if e is not None else None
 
     @property
     def epochs(self) -> int:
@@ -97,6 +104,8 @@ def check_against(exp: Experiment, graph: Graph, dataset: Dataset, devices: int,
     lines when there is a YAML tree."""
     _check_vocabulary(graph, dataset)
     _check_batch(exp.batch_size, len(dataset.train.x), devices, root)
+    if exp.eval_flip:
+        _check_flip(graph, dataset, root)
     heads = head_losses(exp, graph, dataset, _pos(root, "data"), _loss_positions(root))
     return heads, _augment(exp, dataset, root)
 
@@ -123,6 +132,22 @@ def _check_batch(batch_size: int, n_train: int, n_dev: int, root) -> None:
             expected=f"at most {n_train}", found=str(batch_size),
             hint=f"--set batch_size={_fit_batch(n_train, n_dev)}, or use more data "
                  "(data.limit, data.val_fraction, data.test_fraction)")])
+
+
+def _check_flip(graph: Graph, dataset: Dataset, root) -> None:
+    """Mirroring needs images, and heads whose outputs do not move with the image."""
+    why = None
+    if len(dataset.input_shape) != 3:
+        why = (f"it mirrors images (height, width, channels); this input is "
+               f"{tuple(dataset.input_shape)}")
+    spatial = [n for n, h in graph.heads.items() if not h.train_only and len(h.shape or ()) > 1]
+    if why is None and spatial:
+        why = (f"head {spatial[0]} gives an output per position, which would have to be "
+               "mirrored back: not supported yet")
+    if why:
+        raise SpecErrors([SpecError(f"cannot apply to this data: {why}",
+                                    _pos(root, "eval_flip"), "eval_flip",
+                                    hint="remove eval_flip")])
 
 
 def _augment(exp: Experiment, dataset: Dataset, root):

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from archspec.errors import did_you_mean
+from archspec.spec.yaml_file import read_yaml_text
 
 TRACKERS = ("mlflow",)
 MAX_PARAM = 500   # characters of one parameter value
@@ -63,7 +64,7 @@ def log_run(name: str, run_dir: Path) -> str:
     from archspec.runs.records import read_metrics
 
     run_dir = Path(run_dir)
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    config = yaml.safe_load(read_yaml_text(run_dir / "config.yaml")) or {}
     records = read_metrics(run_dir)
     summary = [r for r in records if r.get("split") == "summary"]
     uri = tracking_uri()

@@ -52,6 +52,9 @@ class RichReporter:
             if notice:
                 self._say(notice)
 
+    def resumed(self, step):
+        self._say(f"continuing from checkpoint {step} (its checksums verified)")
+
     def compiling(self, setup):
         self.rows, self.last, self.total = [], 0.0, setup.total_steps
         self.t_compile, self.compiled = time.perf_counter(), False
@@ -135,8 +138,11 @@ class RichReporter:
             self.progress, self.eval_task = None, None
 
     def _open_log(self, run_dir: Path) -> None:
-        """train.log in the run folder, appended to by a resume."""
-        f = open(run_dir / LOG_NAME, "a", encoding="utf-8", buffering=1)
+        """train.log in the run folder, appended to by a resume, never through a link."""
+        from archspec.runs.files import open_append
+
+        self.log_path = run_dir / LOG_NAME
+        f = open_append(self.log_path)
         self.log = Console(file=f, width=LOG_WIDTH, color_system=None, force_terminal=False,
                            highlight=False, emoji=False)
         self._log(f"$ archspec {shlex.join(sys.argv[1:])}  ({time.strftime('%Y-%m-%d %H:%M:%S')})")
@@ -148,9 +154,16 @@ class RichReporter:
         self._log(renderable)
 
     def _log(self, renderable) -> None:
-        if self.log is not None:
+        if self.log is None:
+            return
+        try:
             self.log.print(renderable)
             self.log.file.flush()
+        except OSError as exc:  # a full disk: the run ends with that error, logged no more
+            from archspec.runs.files import write_error
+
+            self.log = None
+            raise write_error(self.log_path, exc) from None
 
 
 def _expectations(result, setup):

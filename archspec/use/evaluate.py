@@ -30,19 +30,22 @@ def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 
 def load_state(run_dir: Path, which: str = "best", warn: Warn = ignore):
-    """(setup, state, which) of a trained run, rebuilt from its folder alone."""
+    """(setup, state, which) of a trained run, rebuilt from its folder alone; a run that
+    kept an average of its weights (`ema:`) gives the state with the averaged weights."""
     from archspec.runs import checkpoint as ckpt
     from archspec.train.setup import prepare
     from archspec.experiment.load import load_run
     from archspec.runs.checkpoint import scored_checkpoint
+    from archspec.engine.ema import evaluated
     from archspec.engine.step import init_state
 
     exp, graph, arch_text = load_run(run_dir, warn)
     setup = prepare(exp, graph, arch_text, {})
-    state = init_state(setup.model, graph, setup.tx, exp.seed, setup.dataset.example())
+    state = init_state(setup.model, graph, setup.tx, exp.seed, setup.dataset.example(),
+                       ema=exp.ema is not None)
     which = scored_checkpoint(run_dir, which)
     state, _ = ckpt.restore(run_dir, state, which, warn=warn)
-    return setup, state, which
+    return setup, evaluated(state), which
 
 
 def run_eval(run_dir: Path, split: str = "test", which: str = "best", warn: Warn = ignore):
@@ -50,7 +53,7 @@ def run_eval(run_dir: Path, split: str = "test", which: str = "best", warn: Warn
 
     setup, state, which = load_state(run_dir, which, warn)
     data = getattr(setup.dataset, split)
-    metrics, outputs = evaluate(setup, state, data)
+    metrics, outputs = evaluate(setup, state, data, _eval_step(setup))
     head = setup.heads[0]
     logits = outputs[head.head]
     if head.kind == "categorical_crossentropy":
@@ -79,6 +82,13 @@ def run_status(run_dir: Path) -> dict:
     summary = [r for r in read_metrics(run_dir) if r.get("split") == "summary"]
     last = summary[-1] if summary else {}
     return {"status": last.get("status"), "why": last.get("pruned_because")}
+
+
+def _eval_step(setup):
+    from archspec.engine.step import make_eval_step
+
+    return make_eval_step(setup.model, setup.heads, setup.mesh, setup.dataset.norm_stats,
+                          setup.exp.eval_flip)
 
 
 def _trim(report: dict, k: int) -> dict:

@@ -62,9 +62,15 @@ def predict(run_dir: Path, inputs: list[Path], top: int = 5, which: str = "best"
     x = np.concatenate(examples)
     setup, state, which = load_state(Path(run_dir), which, warn)
     graph, dataset = setup.graph, setup.dataset
-    x = apply_normalization(x, dataset.norm_stats).astype(
-        np.int32 if dtype == "int32" else np.float32)
-    raw = _run(setup.model, state, x)
+    with np.errstate(over="ignore", invalid="ignore"):  # found below, with the example named
+        x = apply_normalization(x, dataset.norm_stats).astype(
+            np.int32 if dtype == "int32" else np.float32)
+    _check_finite(x, origins, "the input, normalised by the training data's statistics, is "
+                  "not finite (inf or NaN): it overflows float32")
+    raw = _run(setup.model, state, x, setup.exp.eval_flip)
+    for name, values in raw.items():
+        _check_finite(values, origins, f"the network's output '{name}' is not finite (inf or "
+                      "NaN) for this input: it overflows float32 inside the network")
     shown = {n: h for n, h in graph.heads.items() if not h.train_only}  # inference heads
     heads = {name: _head_values(head.output, raw[name]) for name, head in shown.items()}
     predictions = []
@@ -149,10 +155,9 @@ def _image_geometry(shape: tuple, path: Path) -> tuple[int, int, int]:
 
 
 def read_npy(path: Path, shape: tuple) -> np.ndarray:
-    try:
-        a = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read as a .npy array: {exc}", file=str(path)) from None
+    from archspec.data.files import read_npy as read_checked
+
+    a = read_checked(path, "input file")  # its header checked against the file's size
     if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise DataError(f"a .npy array of {a.dtype} is not numeric", file=str(path))
     if np.iscomplexobj(a):
@@ -215,12 +220,15 @@ def _feature_columns(header: list[str], data_cfg, path: Path) -> list[int] | Non
 
 # --- running the model -----------------------------------------------------------------------
 
-def _run(model, state, x: np.ndarray) -> dict:
-    """Raw head outputs for every example, in chunks of one compiled size."""
+def _run(model, state, x: np.ndarray, flip: bool = False) -> dict:
+    """Raw head outputs for every example, in chunks of one compiled size (`flip`: the mean
+    with the mirrored images', as the run was evaluated)."""
     import jax
 
+    from archspec.engine.step import eval_outputs
+
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    apply = jax.jit(lambda v, x: eval_outputs(model, v, x, flip))
     size = min(CHUNK, len(x))
     outs = []
     for start in range(0, len(x), size):
@@ -231,6 +239,17 @@ def _run(model, state, x: np.ndarray) -> dict:
         out = jax.device_get(apply(variables, part))
         outs.append({k: np.asarray(v, np.float32)[:real] for k, v in out.items()})
     return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+
+
+def _check_finite(values: np.ndarray, origins: list[dict], message: str) -> None:
+    """An input within float32 can still overflow (3e38 divided by a small std, or times a
+    weight): the values are inf or NaN, and a probability of "nan%" is no answer."""
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = ", ".join(f"{k} {v}" for k, v in origins[i].items() if k != "input")
+        raise DataError(message, file=origins[i]["input"], record=where or None,
+                        hint="give inputs in the range the network was trained on")
 
 
 def _head_values(output: str, raw: np.ndarray) -> np.ndarray:

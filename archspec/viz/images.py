@@ -36,14 +36,14 @@ def _viz_error(exc) -> VizError:
 
 def read_npy(path) -> np.ndarray:
     from archspec.data import DataError
+    from archspec.data.files import read_npy as read_checked
     from archspec.data.values import check_values
 
     path = _checked(path)
     try:
-        a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise PictureInputError(f"cannot read {path} as a NumPy array: {exc}",
-                       "save it with numpy.save(path, array)") from None
+        a = read_checked(path, "input file")
+    except DataError as exc:
+        raise _viz_error(exc) from None
     if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
         raise PictureInputError(f"{path} holds {a.dtype} values, not numbers")
     if np.iscomplexobj(a):

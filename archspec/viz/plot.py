@@ -33,19 +33,21 @@ def run_label(run_dir: Path) -> str:
     """experiment/timestamp; a sweep point adds the values it tries (from sweep.json)."""
     import json
 
+    from archspec.reading import UnreadableFile, read_bytes
+
     run_dir = Path(run_dir).resolve()
     label = f"{run_dir.parent.name}/{run_dir.name}"
     try:
         if (run_dir.parent / "trials.jsonl").exists():   # a search's trials, one line each
-            lines = (run_dir.parent / "trials.jsonl").read_text().splitlines()
-            points = [json.loads(line) for line in lines if line.strip()]
+            text = read_bytes(run_dir.parent / "trials.jsonl", 64 * 2**20).decode()
+            points = [json.loads(line) for line in text.splitlines() if line.strip()]
         else:
-            points = json.loads((run_dir.parent / "sweep.json").read_text())["points"]
+            points = json.loads(read_bytes(run_dir.parent / "sweep.json", 64 * 2**20))["points"]
         point = next(p for p in points if p["id"] == run_dir.name)
         values = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in point.get("varying", {}).items())
         return f"{label} ({values})" if values else label
-    except (OSError, ValueError, KeyError, StopIteration, TypeError, AttributeError):
+    except (UnreadableFile, ValueError, KeyError, StopIteration, TypeError, AttributeError):
         return label
 
 

@@ -31,7 +31,7 @@ except ImportError:  # NumPy 1.x
 
 from ..dataset import Raw
 from ..errors import DataError
-from ..files import require_file, require_folder
+from ..files import open_file, require_file, require_folder
 from ..labels import check_class_ids
 from ..options import SourceOptions
 
@@ -172,8 +172,10 @@ class _ArraysOnly(pickle.Unpickler):
 def load_pickle(path: Path) -> dict:
     """One CIFAR pickle as a dict with str keys, refusing anything but plain data."""
     try:
-        with path.open("rb") as f:
+        with open_file(path, "CIFAR batch") as f:
             obj = _ArraysOnly(f, encoding="bytes").load()
+    except DataError:
+        raise
     except Exception as exc:  # a damaged pickle fails in many ways; all mean "not a batch"
         raise DataError(f"not a CIFAR batch: {exc}", file=str(path), hint=(
             "only pickles of plain arrays, lists and bytes are read")) from None

@@ -10,6 +10,7 @@ is line 1) and the column.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,7 @@ from pydantic import Field
 from ...errors import did_you_mean, parses_as_float
 from ..dataset import Raw
 from ..errors import DataError
-from ..files import require_file
+from ..files import open_file, require_file
 from ..labels import check_class_ids, encode_strings, range_hint
 from ..options import SourceOptions
 from ..values import F32_RANGE, fits_float32
@@ -69,7 +70,8 @@ class _Row:
 
 def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[_Row]]:
     try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
+        with io.TextIOWrapper(open_file(path, "CSV file"), newline="",
+                              encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=delimiter)
             header = next(reader, None)
             rows = [_Row(reader.line_num, cells) for cells in reader if cells]
@@ -78,11 +80,23 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[_Row]]:
     if not header:
         raise DataError("empty file: expected a header row of column names", file=str(path))
     header = [h.strip() for h in header]
+    _names_once(header, path)
     for row in rows:
         if len(row.cells) != len(header):
             raise DataError(f"{len(row.cells)} cells, but the header has {len(header)} "
                             "columns", file=str(path), record=f"line {row.line}")
     return header, rows
+
+
+def _names_once(header: list[str], path: Path) -> None:
+    """Each column is named once: a target or a feature is looked up by its name."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, 1):
+        if name in seen:
+            raise DataError(f"column '{name}' is named twice in the header (columns "
+                            f"{seen[name]} and {i})", file=str(path), record="line 1",
+                            hint="give every column its own name")
+        seen[name] = i
 
 
 def _target_columns(header: list[str], target, path: Path) -> list[int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import Field
 
 from ..dataset import Raw
 from ..errors import DataError
-from ..files import require_file
+from ..files import open_file, require_file
 from ..labels import check_class_ids
 from ..options import SourceOptions
 from ..values import check_values
@@ -99,10 +100,12 @@ def as_images(a: np.ndarray, file: Path) -> np.ndarray:
 def read_idx(path: Path) -> np.ndarray:
     """The array in an IDX file. The header's sizes are checked against what the file can
     hold before the data is read, so a damaged header never allocates more than that."""
-    size = path.stat().st_size
-    compressed = _is_gzip(path)
     try:
-        with gzip.open(path, "rb") if compressed else path.open("rb") as f:
+        with open_file(path, "IDX file") as raw:
+            size = os.fstat(raw.fileno()).st_size
+            compressed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
             dtype, dims, offset = _header(f, path)
             record = math.prod(dims[1:]) * dtype.itemsize  # Python ints: no overflow
             expected = dims[0] * record
@@ -122,11 +125,6 @@ def read_idx(path: Path) -> np.ndarray:
                         file=str(path), hint="the header's sizes do not match the data")
     a = np.frombuffer(data, dtype=dtype)
     return a.reshape(dims).astype(dtype.newbyteorder("="))
-
-
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(2) == b"\x1f\x8b"
 
 
 def _check_declared(dims, record: int, expected: int, size: int, offset: int,

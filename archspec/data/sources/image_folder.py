@@ -25,7 +25,7 @@ from pydantic import Field
 from ..dataset import Raw
 from ..errors import DataError
 from ..files import require_folder
-from ..images import MAX_PIXELS, is_sixteen_bit, open_image, too_large
+from ..images import image_header, is_sixteen_bit, open_image
 from ..lazy import MEMORY_BUDGET, LazyExamples, decoded_bytes
 from ..options import SourceOptions
 from ..seeding import rng_for
@@ -95,15 +95,25 @@ def _index(files, size, options: Options, resize: bool) -> LazyExamples:
         if wh != size and not resize:
             _fit_size(wh, size, resize, path)
     return LazyExamples([str(p) for p, _ in files],
-                        partial(decode, size=size, mode=options.mode, resize=resize),
+                        partial(decode, size=size, mode=options.mode, resize=resize,
+                                kind=first[1:]),
                         (size[1], size[0], first[1]),
                         dtype=np.dtype(np.float32 if first[2] in (SIXTEEN, "F") else
                                        np.int32 if first[2] == "I" else np.uint8))
 
 
-def decode(path, size, mode, resize) -> np.ndarray:
-    """One image as (H, W, C) pixels at `size` (W, H), or its own size when None."""
-    return _decode(path, size, mode, resize)[0]
+def decode(path, size, mode, resize, kind=None) -> np.ndarray:
+    """One image as (H, W, C) pixels at `size` (W, H), or its own size when None. `kind`:
+    the (channels, units) the folder had when it was indexed; a file replaced since by
+    one of another kind is named, not left to fail a batch's stacking."""
+    a, units = _decode(path, size, mode, resize)
+    if kind is not None and (a.shape[-1], _kind(units)) != (kind[0], _kind(kind[1])):
+        raise DataError(
+            f"image changed since the folder was read: it has {a.shape[-1]} channels of "
+            f"{_kind(units)} pixels now, {kind[0]} of {_kind(kind[1])} pixels then",
+            file=str(path), hint="a folder must not change while a run reads it; restore "
+            "the file, or start the run again to read the folder as it is now")
+    return a
 
 
 def _decode(path, size, mode, resize) -> tuple[np.ndarray, str]:
@@ -135,16 +145,8 @@ _BANDS = {"1": 1, "L": 1, "P": 3, "LA": 2, "RGB": 3, "RGBA": 4, "I": 1, "F": 1}
 
 def _peek(path: Path, mode: str | None) -> tuple[int, str, tuple[int, int]]:
     """(channels, units, (W, H)) from the header alone, as `_read` would give them."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            m, wh, info = img.mode, img.size, dict(img.info)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot read image: {exc}", file=str(path), hint=(
-            "the file is damaged or not an image; remove or replace it")) from None
-    if wh[0] * wh[1] > MAX_PIXELS:
-        raise too_large(path, f"{wh[0]}x{wh[1]} = {wh[0] * wh[1]:,}")
+    with image_header(path) as img:
+        m, wh, info = img.mode, img.size, dict(img.info)
     if mode:
         return len(mode), EIGHT, wh
     if m in ("I;16", "I;16L", "I;16B", "I;16N"):

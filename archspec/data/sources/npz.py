@@ -21,7 +21,7 @@ from pydantic import Field
 from ...errors import did_you_mean
 from ..dataset import Raw
 from ..errors import DataError
-from ..files import require_file
+from ..files import open_file, require_file
 from ..labels import check_class_ids, encode_strings, looks_like_classes
 from ..options import SourceOptions
 from ..values import check_values
@@ -66,7 +66,7 @@ def load(cfg, options: Options, input_shape, seed) -> Raw:
 
 def _read(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_file(path, "npz file") as f, np.load(f, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except ValueError as exc:  # raised for object arrays when pickles are not allowed
         raise DataError(f"holds Python objects, which are not read: {exc}", file=str(path),

@@ -13,7 +13,7 @@ Which backend runs is decided once per process and value of $ARCHSPEC_CONV_BACKE
 results are bitwise reproducible for a fixed thread count (the same inputs give the same
 bits, run after run, and a resumed run equals an uninterrupted one), but differ from XLA's
 by float summation order (~1e-6 relative): comparisons of archspec's XLA lowerings bit for
-bit against lax pin `xla` (tests/test_fast_ops.py).
+bit against lax pin `xla` (tests/layers/test_pooling_ops.py).
 Whichever is chosen, only float32 convolutions with channels-last dimension numbers
 (Flax's), no input dilation and no batch groups take oneDNN; everything else stays XLA's.
 
