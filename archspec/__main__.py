@@ -4,6 +4,7 @@ run the CLI."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from archspec import hugepages
@@ -16,6 +17,10 @@ def main() -> None:
             os.execve(sys.executable, sys.orig_argv, env)
         except OSError:
             pass  # run as it is
+    # Past a file-size limit (`ulimit -f`) a write then fails with EFBIG, reported as a full
+    # disk, instead of SIGXFSZ killing the process mid-write.
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     from archspec.cli import main as cli_main
 
     cli_main()

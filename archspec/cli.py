@@ -317,12 +317,6 @@ register(app)  # archspec weights ..., archspec export
 
 
 def main():
-    import signal
-
-    # Past a file-size limit (`ulimit -f`) a write then fails with EFBIG, which archspec
-    # reports as a full disk, instead of SIGXFSZ killing the process mid-write.
-    if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     app()
 
 

@@ -72,9 +72,15 @@ class ColorJitter(OpOptions):
                                                      "by a factor in [1-s, 1+s] (3 channels)")
 
 
+# Cutout (DeVries & Taylor, 2017) erases one square; random-erasing variants a few. 32
+# squares of side 4 already erase about 40% of a 32x32 image. The squares are drawn in a
+# loop (the program does not grow with the count), but each costs a pass over the image.
+MAX_CUTOUTS = 32
+
+
 class Cutout(OpOptions):
     size: int = Field(description="side of the square filled with the mean pixel", ge=1)
-    count: int = Field(1, ge=1, description="squares per image")
+    count: int = Field(1, ge=1, le=MAX_CUTOUTS, description="squares per image")
 
 
 class Mix(OpOptions):
@@ -182,14 +188,18 @@ def color_jitter(o: ColorJitter, key, img):
 def cutout(o: Cutout, key, img, fill):
     h, w, _ = img.shape
     ys, xs = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
-    for k in jax.random.split(key, o.count):
-        ky, kx = jax.random.split(k)
+    keys = jax.random.split(key, o.count)
+
+    def square(i, img):
+        ky, kx = jax.random.split(keys[i])
         cy, cx = jax.random.randint(ky, (), 0, h), jax.random.randint(kx, (), 0, w)
         # DeVries & Taylor: a size x size square centred on (cy, cx), clipped at the border.
         inside = ((ys >= cy - o.size // 2) & (ys < cy - o.size // 2 + o.size)
                   & (xs >= cx - o.size // 2) & (xs < cx - o.size // 2 + o.size))
-        img = jnp.where(inside[..., None], fill, img)
-    return img
+        return jnp.where(inside[..., None], fill, img)
+
+    # a loop, not `count` unrolled copies: compiling takes the same time for any count
+    return jax.lax.fori_loop(0, o.count, square, img)
 
 
 def _partner(key, n):

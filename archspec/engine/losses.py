@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from archspec.layers.activation import head_output
+
 LossKind = Literal["categorical_crossentropy", "binary_crossentropy", "mse"]
 DEFAULT_FOR_OUTPUT = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy",
                       "linear": "mse", "softplus": "mse"}
@@ -34,17 +36,9 @@ def per_example(kind: str, output: str, logits, y, label_smoothing: float = 0.0)
         y = y.reshape(logits.shape).astype(jnp.float32)
         return optax.sigmoid_binary_cross_entropy(logits, y).mean(axis=tuple(range(1, logits.ndim)))
     # mse on the head's output (softplus keeps predictions positive, e.g. prices)
-    pred = _output(output, logits)
+    pred = head_output(output, logits)
     y = y.reshape(pred.shape).astype(jnp.float32)
     return jnp.square(pred - y).mean(axis=tuple(range(1, pred.ndim)))
-
-
-def _output(output, logits):
-    if output == "softplus":
-        return jax.nn.softplus(logits)
-    if output == "sigmoid":
-        return jax.nn.sigmoid(logits)
-    return logits
 
 
 def _per_example_mean(values):

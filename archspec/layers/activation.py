@@ -119,6 +119,15 @@ def apply(spec, x):
     return ACTIVATIONS[name].apply(x if b == 1.0 else b * x, x, p, jax.nn, jnp)
 
 
+def head_output(name: str, x):
+    """A head's `output:` function (softmax, sigmoid, linear, softplus) on its raw values:
+    probabilities, positive values or the values themselves; float32 but for linear. The
+    one place it is applied: predictions, regression losses and reports."""
+    if name == "linear":
+        return x
+    return apply(name, x.astype("float32"))
+
+
 class Activation(Layer):
     kind = "activation"
     doc = "An activation function as its own layer: `- activation: relu`."

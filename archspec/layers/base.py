@@ -65,6 +65,8 @@ class Layer:
     doc: ClassVar[str] = ""
     category: ClassVar[str] = "other"       # diagram colour group (viz.graph.STYLE)
     feature_maps: ClassVar[bool] = False    # `archspec maps` shows its output by default
+    takes_tokens: ClassVar[bool] = False    # may read int32 token ids (the rest read floats)
+    token_table: ClassVar[str | None] = None  # the option sizing its table of token ids
     example: ClassVar[Example]              # checked by tests/contract/test_kinds.py
 
     def __init_subclass__(cls, **kw):
@@ -191,12 +193,3 @@ def unregister(kind: str) -> None:
 def kinds() -> dict[str, "Layer"]:
     from archspec import layers  # noqa: F401  (registers every kind)
     return REGISTRY
-
-
-
-def __getattr__(name):
-    # The activation names live in the activation table; spec.schema imports them from here.
-    if name in ("ActivationName", "ActivationSpec"):
-        from archspec.layers import activation
-        return getattr(activation, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,15 +23,15 @@ def _thawed(v):
 
 
 @lru_cache(maxsize=4096)
-def _geometry(kernel, stride, dilation, padding, shape):
-    """(kernel, stride, dilation, (lo, hi) pads) per spatial axis. Pure and cached: out_shape,
+def _geometry(kind, rank_hint, kernel, stride, dilation, padding, shape):
+    """(kernel, stride, dilation, (lo, hi) pads) per spatial axis, checked: the input's rank,
+    positive kernel, stride and dilation, padding not negative. Pure and cached: out_shape,
     params, macs, window and build all ask for it (ResNet-50: 212 calls for 53 convs)."""
     n = len(shape) - 1
     if n < 1 or n > 3:
-        raise ShapeError("conv needs a (length, channels), (height, width, channels) or "
+        raise ShapeError(f"{kind} needs a (length, channels), (height, width, channels) or "
                          "(time, height, width, channels) input", expected="rank 2 to 4",
-                         found=fmt_shape(shape), hint="place conv before `flatten`, or "
-                                                      "`reshape` the vector into a feature map")
+                         found=fmt_shape(shape), hint=rank_hint)
     k, s, d = (as_tuple(_thawed(v), n, f) for v, f in ((kernel, "kernel"), (stride, "stride"),
                                                          (dilation, "dilation")))
     for f, v in (("kernel", k), ("stride", s), ("dilation", d)):
@@ -70,9 +70,11 @@ class Conv(Layer):
         init: InitSpec | None = Field(None, description="default: `defaults.init`")
         bias_init: InitSpec | None = Field(None, description="default: `defaults.bias_init`")
 
+    rank_hint = "place conv before `flatten`, or `reshape` the vector into a feature map"
+
     def geometry(self, o, shape):
-        return _geometry(_frozen(o.kernel), _frozen(o.stride), _frozen(o.dilation),
-                         _frozen(o.padding), tuple(shape))
+        return _geometry(self.kind, self.rank_hint, _frozen(o.kernel), _frozen(o.stride),
+                         _frozen(o.dilation), _frozen(o.padding), tuple(shape))
 
     def out_shape(self, o, shapes, dtypes):
         (shape,) = shapes

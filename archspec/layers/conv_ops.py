@@ -11,7 +11,8 @@ Off by default (FAST_GRAD = False): alone, that gradient runs ~1.5-2.5x faster o
 no gain, within +-3% (benchmarks/README.md), so the plain lowering is kept.
 
 Convolutions oneDNN can compute go to archspec.layers.onednn instead when that backend is
-active ($ARCHSPEC_CONV_BACKEND=auto|onednn; see archspec/layers/onednn)."""
+active ($ARCHSPEC_CONV_BACKEND=auto|onednn; see archspec/layers/onednn), transposed ones
+(an input dilation, `lhs_dilation`) included."""
 from __future__ import annotations
 
 import math
@@ -68,6 +69,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                        dimension_numbers, feature_group_count, batch_group_count,
                        preferred_element_type) and onednn.active():
         dil = tuple(rhs_dilation) if rhs_dilation is not None else (1,) * n
+        if lhs_dilation is not None and set(lhs_dilation) != {1}:
+            return onednn.conv_transpose(lhs, rhs, lhs_dilation, padding, dil,
+                                         feature_group_count)
         pads = onednn.explicit_padding(lhs.shape, rhs.shape, tuple(window_strides), padding, dil)
         return onednn.conv(lhs, rhs, window_strides, pads, dil, feature_group_count)
     mode = None

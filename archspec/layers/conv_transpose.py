@@ -8,7 +8,7 @@ from pydantic import Field
 
 from archspec.fmt import fmt_shape, prod
 from archspec.layers import activation
-from archspec.layers.base import Example, IntOrList, ShapeError, as_tuple, pad_pairs
+from archspec.layers.base import Example, IntOrList, ShapeError, as_tuple
 from archspec.layers.conv import Conv
 from archspec.layers.init import initializer
 
@@ -41,19 +41,12 @@ class ConvTranspose(Conv):
                                                          "to pick among the sizes a stride "
                                                          "maps onto one input size")
 
+    rank_hint = None
+
     def geometry(self, o, shape):
         """(kernel, stride, dilation, (lo, hi) padding of the equivalent convolution)."""
-        n = len(shape) - 1
-        if n < 1 or n > 3:
-            raise ShapeError("conv_transpose needs a (length, channels), (height, width, "
-                             "channels) or (time, height, width, channels) input",
-                             expected="rank 2 to 4", found=fmt_shape(shape))
-        k, s, d, op = (as_tuple(getattr(o, f), n, f)
-                       for f in ("kernel", "stride", "dilation", "output_padding"))
-        for f, v in (("kernel", k), ("stride", s), ("dilation", d)):
-            if min(v) < 1:
-                raise ShapeError(f"{f} must be positive", expected=">= 1", found=str(list(v)),
-                                 field=f)
+        k, s, d, given = super().geometry(o, shape)  # conv's checks; `given` for explicit padding
+        op = as_tuple(o.output_padding, len(k), "output_padding")
         eff = [(kk - 1) * dd + 1 for kk, dd in zip(k, d)]
         for p, ss, dd in zip(op, s, d):
             if not 0 <= p < max(ss, dd):
@@ -68,10 +61,6 @@ class ConvTranspose(Conv):
                                  hint="same already gives input × stride")
             pads = [same_pads(e, ss) for e, ss in zip(eff, s)]
         else:
-            given = pad_pairs(o.padding, k, s, d, shape[:-1])
-            if min(min(p) for p in given) < 0:
-                raise ShapeError("padding must not be negative", found=str(o.padding),
-                                 field="padding")
             pads = [(e - 1 - lo, e - 1 - hi + p) for e, (lo, hi), p in zip(eff, given, op)]
         return k, s, d, pads
 
@@ -101,8 +90,7 @@ class ConvTranspose(Conv):
         return [(-(-((kk - 1) * dd + 1) // ss), Fraction(1, ss)) for kk, ss, dd in zip(k, s, d)]
 
     def build(self, o, xs, *, train, name, defaults):
-        from jax import lax
-
+        from archspec.layers import conv_ops
         from archspec.layers.learned import learned
 
         x = xs[0]
@@ -117,10 +105,11 @@ class ConvTranspose(Conv):
         kernel, *b = learned(name, *specs)
         dt = defaults.compute_dtype or x.dtype
         spatial = "DHW"[3 - n:]
-        y = lax.conv_general_dilated(
-            x.astype(dt), kernel.astype(dt), (1,) * n, pads, lhs_dilation=s, rhs_dilation=d,
-            dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"),
-            feature_group_count=o.groups)
+        lowering = conv_ops.conv_in_loop if defaults.in_loop else conv_ops.conv_general_dilated
+        y = lowering(x.astype(dt), kernel.astype(dt), (1,) * n, pads, lhs_dilation=s,
+                     rhs_dilation=d,
+                     dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"),
+                     feature_group_count=o.groups)
         if b:
             y = y + b[0].astype(dt)
         act = self.output_activation(o, defaults.activation)

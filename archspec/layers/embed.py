@@ -14,6 +14,8 @@ def _need_tokens(dtypes, kind):
 
 class Embedding(Layer):
     kind = "embedding"
+    takes_tokens = True
+    token_table = "vocabulary"  # a larger id would read a NaN vector
     doc = "A trained vector of `dimension` numbers per token of a `vocabulary`."
     category = "dense"
     example = Example({"vocabulary": 11, "dimension": 4}, [(6,)], dtype="int32")
@@ -50,6 +52,8 @@ class Embedding(Layer):
 
 class OneHot(Layer):
     kind = "one_hot"
+    takes_tokens = True
+    token_table = "classes"  # a larger id would be all zeros
     doc = "Replaces each token id by a vector with a 1 at that id (no parameters)."
     shorthand = "classes"
     category = "shape"

@@ -74,6 +74,7 @@ class Multiply(Add):
 
 class Concat(Layer):
     kind = "concat"
+    takes_tokens = True  # of token inputs only (checked in spec.infer)
     n_inputs = None
     doc = "Stacks inputs along the channel axis (Inception, DenseNet); other axes must agree."
     category = "merge"

@@ -9,6 +9,7 @@ from archspec.layers.base import Example, Layer, Options, ShapeError
 
 class Flatten(Layer):
     kind = "flatten"
+    takes_tokens = True  # keeps the ids
     doc = "Turns a feature map into one vector (before the dense head)."
     category = "shape"
     example = Example({}, [(3, 4, 2)])
@@ -23,6 +24,7 @@ class Flatten(Layer):
 
 class Reshape(Layer):
     kind = "reshape"
+    takes_tokens = True
     doc = "Gives the tensor a new shape (without batch); one axis may be -1."
     shorthand = "shape"
     category = "shape"

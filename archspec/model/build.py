@@ -244,13 +244,6 @@ def example_inputs(graph: Graph, batch: int = 1, abstract: bool = True):
     return out
 
 
-def output_function(name: str, x):
-    """A head's output function: probabilities, positive values or unbounded values."""
-    if name == "linear":
-        return x
-    return activation.apply(name, x.astype(jnp.float32))
-
-
 def abstract_variables(model: SpecModel, graph: Graph, intermediates: bool = False):
     """Variable shapes through jax.eval_shape: nothing is allocated, and initialisers are
     traced as zeros (only shapes and dtypes come out). `intermediates`: also the sown node

@@ -11,6 +11,7 @@
     best.json           the best validation score so far
     events/             TensorBoard
     checkpoints/        orbax: latest/ and best/, each step with a sha256 list of its files
+    run.lock            the process training in the folder (runs/lock.py)
 
 This module makes the folder of a new run; run_files writes inside it (whole or appended,
 never through a symbolic link), sources writes the set-up, records the metrics, attempts

@@ -9,8 +9,6 @@ from archspec.layers.init import check_init
 from archspec.spec.graph import Graph, Node
 from archspec.spec.yaml_loader import YMap
 
-TOKEN_KINDS = ("embedding", "one_hot", "flatten", "reshape", "concat")  # may read int32 ids
-
 
 def infer(graph: Graph, errors: ErrorCollector, node: Node, kind, value) -> None:
     """Fill in `node`; a ShapeError is reported at the option it names (`value` locates it)
@@ -21,7 +19,7 @@ def infer(graph: Graph, errors: ErrorCollector, node: Node, kind, value) -> None
     shapes, dtypes = [p.shape for p in parents], [p.dtype for p in parents]
     try:
         tokens = [p for p in parents if p.dtype.startswith("int")]
-        if tokens and (kind.kind not in TOKEN_KINDS or len(tokens) < len(parents)):
+        if tokens and (not kind.takes_tokens or len(tokens) < len(parents)):
             raise ShapeError(f"'{kind.kind}' reads float values, but {tokens[0].id} holds "
                              f"{tokens[0].dtype} token ids", expected="a float32 input",
                              found=f"{tokens[0].id}: {tokens[0].dtype} "

@@ -4,7 +4,6 @@ any JAX training loop: the run folder's work is `Run`'s (train/run.py), an epoch
 are `EpochRunner`'s (engine/epoch.py), the set-up was checked by `prepare` (train/setup.py)."""
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,37 +23,13 @@ from archspec.runs.records import MetricsLog, read_attempts, write_attempts
 from archspec.runs.sources import write_setup
 from archspec.train.run import Epoch, Result, Run, main_accuracy
 from archspec.train.setup import Setup
+from archspec.train.stop import StopFlag
 
 OnEpoch = Callable[[int, dict], "str | None"]   # (epoch, val record) -> reason to stop
 
 # How `archspec train` ends: 0 only when the run finished. 2 (bad input) and 1 (run-folder or
 # checkpoint problem) come from the errors raised before training.
 EXIT_CODES = {"finished": 0, "diverged": 3, "collapsed": 4, "stalled": 5, "stopped": 130}
-
-
-class StopFlag:
-    """SIGINT/SIGTERM ask for a clean stop at the next step boundary."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:  # second signal: stop now
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = None,
@@ -119,23 +94,31 @@ def _attempts(setup: Setup, reporter: Reporter, run_dir: Path, resume: bool,
 def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
              reporter: Reporter, on_epoch: OnEpoch | None = None) -> Result:
     run = Run(setup, run_dir, attempt, reporter)
-    state, start = run.start(seed, resume)
-    monitor = Monitor(setup.exp.health, [n.id for n in setup.graph.layers if n.params],
-                      reporter.training_warning)
-    runner = EpochRunner(setup, make_multi_step(setup.model, setup.heads, setup.tx, setup.mesh,
-                                                setup.augment, setup.dataset.norm_stats,
-                                                setup.ema),
-                         monitor, reporter, _chunk_size(setup))
-    result, step = Result(run_dir, state), int(state.step)
-    reporter.compiling(setup)
-    try:
-        with StopFlag() as stop:
+    at = [None if resume else 0]  # the step a stop before the first step records
+
+    def early_stop():  # nothing trained in this attempt yet: the summary, then exit 130
+        if at[0] is not None:
+            run.log.log({"step": at[0], "split": "summary", "attempt": attempt,
+                         "status": "stopped"})
+
+    with StopFlag(early_stop) as stop:  # from here: initialising and restoring compile too
+        state, start = run.start(seed, resume)
+        at[0] = int(state.step)
+        monitor = Monitor(setup.exp.health, [n.id for n in setup.graph.layers if n.params],
+                          reporter.training_warning)
+        runner = EpochRunner(setup, make_multi_step(setup.model, setup.heads, setup.tx,
+                                                    setup.mesh, setup.augment,
+                                                    setup.dataset.norm_stats, setup.ema),
+                             monitor, reporter, _chunk_size(setup))
+        result, step = Result(run_dir, state), int(state.step)
+        reporter.compiling(setup)
+        try:
             for index in range(start.epoch, setup.epochs):
                 if step >= setup.total_steps:
                     break
                 skip, t0 = start.batch if index == start.epoch else 0, time.perf_counter()
-                state, step, totals = runner.run(state, index, skip, step,
-                                                 lambda: stop.requested, run.saver)
+                state, step, totals = runner.run(state, index, skip, step, stop.check,
+                                                 run.saver)
                 epoch = Epoch(index, skip, step, totals, time.perf_counter() - t0)
                 position = epoch.next_position(setup.steps_per_epoch)
                 row = {"train": run.record_train(epoch, monitor.epoch_summary())}
@@ -153,15 +136,15 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 if stop.requested:
                     result.stopped = True
                     break
-    except KeyboardInterrupt:
-        result.stopped = True
-    except BaseException:
-        run.log.close()
-        raise
-    finally:
-        runner.close()
-        run.close()
-        reporter.attempt_end()
+        except KeyboardInterrupt:
+            result.stopped = True
+        except BaseException:
+            run.log.close()
+            raise
+        finally:
+            runner.close()
+            run.close()
+            reporter.attempt_end()
     return run.finish(result, state, step)
 
 

@@ -18,6 +18,7 @@ from archspec.engine.optim import make_optimizer
 from archspec.engine.step import HeadLoss, make_mesh
 from archspec.errors import ArchspecError, SpecError, SpecErrors
 from archspec.experiment.config import Experiment, locate_data_error
+from archspec.layers import REGISTRY
 from archspec.spec.graph import Graph
 
 
@@ -102,7 +103,7 @@ def check_against(exp: Experiment, graph: Graph, dataset: Dataset, devices: int,
     embedding tables, the batch against the split and the devices, each augmentation op and
     each head against the data. Returns (heads, augment); errors are located at `root`'s
     lines when there is a YAML tree."""
-    _check_vocabulary(graph, dataset)
+    check_vocabulary(graph, dataset)
     _check_batch(exp.batch_size, len(dataset.train.x), devices, root)
     if exp.eval_flip:
         _check_flip(graph, dataset, root)
@@ -110,9 +111,10 @@ def check_against(exp: Experiment, graph: Graph, dataset: Dataset, devices: int,
     return heads, _augment(exp, dataset, root)
 
 
-def _check_vocabulary(graph: Graph, dataset: Dataset) -> None:
-    for node in graph.layers:  # ids beyond the table: NaN vectors (embedding), zeros (one_hot)
-        size = {"embedding": "vocabulary", "one_hot": "classes"}.get(node.kind)
+def check_vocabulary(graph: Graph, dataset: Dataset) -> None:
+    """Every token table (a kind's `token_table` option) holds the data's token ids."""
+    for node in graph.layers:  # ids beyond a kind's table: NaN vectors, zeros
+        size = REGISTRY[node.kind].token_table
         if size and dataset.vocabulary and getattr(node.opts, size) < len(dataset.vocabulary):
             raise TrainError(f"{node.id} has {size} {getattr(node.opts, size)} but the data "
                              f"has {len(dataset.vocabulary)} token ids",

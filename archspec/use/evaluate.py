@@ -65,9 +65,12 @@ def run_eval(run_dir: Path, split: str = "test", which: str = "best", warn: Warn
         pred = (logits.reshape(len(logits), -1)[:, 0] > 0).astype(int)
         report = classification_report(data.y.reshape(len(data.y), -1)[:, 0].astype(int), pred, 2)
     else:
-        from archspec.engine.losses import _output
-        import jax
-        report = regression_report(data.y, np.asarray(_output(head.output, jax.numpy.asarray(logits))))
+        import jax.numpy as jnp
+
+        from archspec.layers.activation import head_output
+
+        report = regression_report(data.y, np.asarray(head_output(head.output,
+                                                                  jnp.asarray(logits))))
     return {"split": split, "checkpoint": which, "metrics": metrics, "report": report,
             "head": head.head, "kind": head.kind, "dead_units": dead_units(setup, state, data),
             "class_names": setup.dataset.class_names, "step": int(state.step),

@@ -255,9 +255,9 @@ def _check_finite(values: np.ndarray, origins: list[dict], message: str) -> None
 def _head_values(output: str, raw: np.ndarray) -> np.ndarray:
     import jax.numpy as jnp
 
-    from archspec.model.build import output_function
+    from archspec.layers.activation import head_output
 
-    return np.asarray(output_function(output, jnp.asarray(raw)), np.float64)
+    return np.asarray(head_output(output, jnp.asarray(raw)), np.float64)
 
 
 def _describe(output: str, values: np.ndarray, top: int, class_names) -> dict:

@@ -131,12 +131,13 @@ def feature_maps(run_dir: Path, image: Path, layers: list[str], which: str = "be
 
 
 def _prediction(setup, outputs) -> str | None:
+    from archspec.layers.activation import head_output
+
     head = setup.heads[0]
     logits = np.asarray(outputs[head.head][0], dtype=np.float64).reshape(-1)
     if head.kind != "categorical_crossentropy" or logits.size < 2:
         return None
-    p = np.exp(logits - logits.max())
-    p /= p.sum()
+    p = np.asarray(head_output("softmax", logits), np.float64)  # class probabilities
     k = int(p.argmax())
     names = setup.dataset.class_names
     name = names[k] if names and k < len(names) else str(k)

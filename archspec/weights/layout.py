@@ -140,7 +140,7 @@ def bare(path: tuple, torch_shape: Callable) -> list[Piece]:
 def pieces(node, graph) -> list[Piece] | None:
     """The pieces of one node; None for a kind that holds tensors no converter knows."""
     kind, o = node.kind, node.opts
-    n_in = len(graph.nodes[node.inputs[0]].shape) - 1 if node.inputs else 0
+    n_in = len(graph.nodes[node.inputs[0]].shape) - 1 if node.inputs else 0  # spatial axes
     if kind == "conv":
         return conv(n_in)
     if kind == "conv_transpose":
@@ -158,7 +158,7 @@ def pieces(node, graph) -> list[Piece] | None:
     if kind == "positional":
         return bare(("embedding",), lambda s: (1, *s))
     if kind == "scale":
-        return bare(("scale",), lambda s: (*s, *(1,) * max(n_in - 1, 0)))
+        return bare(("scale",), lambda s: (*s, *(1,) * n_in))  # (C, 1, 1) on an H×W map
     if kind == "embedding":
         return [plain("weight", P, ("embedding",))]
     return None

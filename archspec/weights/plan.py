@@ -65,6 +65,10 @@ def slots(graph, specvars: dict, namemap: NameMap) -> list[Slot]:
     no converter knows, raises one error naming them all."""
     if namemap.name == OWN:
         return own_slots(graph, specvars)
+    stacked = sorted({t[1] for t in specvars if t[1] not in graph.nodes})
+    if stacked:  # a BlockRun's stacked parameters ("stage3.bottleneck2..bottleneck36")
+        raise WeightsError("loading into a model built with scan_blocks is not supported yet: "
+                           + ", ".join(stacked), hint="load the weights without scan_blocks")
     by_node: dict[str, dict] = {}
     for t, s in specvars.items():
         by_node.setdefault(t[1], {})[(t[0], *t[2:])] = s

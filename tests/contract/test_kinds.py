@@ -95,6 +95,9 @@ def test_kind_keeps_its_contract(kind):
         assert len(window) == len(shapes[0]) - 1
         assert all(isinstance(k, int) and k >= 1 for k, _ in window)
         assert all(isinstance(s, (int, Fraction)) and s > 0 for _, s in window)
+    if layer.token_table:  # the option that sizes its table of token ids
+        assert layer.takes_tokens and ex.dtype == "int32"
+        assert isinstance(getattr(o, layer.token_table), int)
     assert describe(node, graph).strip()
     assert layer.category in STYLE
     assert f"`{kind}`" in (ROOT / "docs" / "spec.md").read_text()
@@ -231,3 +234,51 @@ heads: {y: {from: logits, output: softmax}}
     y, trainable, _ = real_build(*resolve("channel_scale", toy_kind.example),
                                  toy_kind.example)
     assert trainable == 4 and tuple(y.shape) == (2, 3, 3, 4)
+
+
+@pytest.fixture
+def token_kind():
+    class BucketOptions(Options):
+        buckets: int
+
+    class Buckets(Layer):
+        kind = "buckets"
+        takes_tokens = True
+        token_table = "buckets"
+        Options = BucketOptions
+        example = Example({"buckets": 4}, [(3,)], dtype="int32")
+
+        def out_shape(self, o, shapes, dtypes):
+            return (*shapes[0], o.buckets)
+
+        def out_dtype(self, o, dtypes):
+            return "float32"
+
+        def build(self, o, xs, *, train, name, defaults):
+            return jax.nn.one_hot(xs[0], o.buckets)
+
+    yield Buckets
+    unregister("buckets")
+
+
+def test_a_new_token_kind_is_let_read_ids_and_checked_against_the_vocabulary(token_kind):
+    """A kind declares that it reads token ids and which option sizes its table: the
+    validator lets ids into it (and into nothing that does not declare it), and training
+    refuses a table smaller than the data's vocabulary, naming that option."""
+    from types import SimpleNamespace
+
+    from archspec.errors import SpecErrors
+    from archspec.spec.resolve import load_architecture_text
+    from archspec.train.setup import TrainError, check_vocabulary
+
+    text = ("name: t\ninput: {shape: [6], dtype: int32}\nlayers:\n"
+            "  - buckets: {buckets: 5, name: b}\n  - flatten\n  - dense: 2\n")
+    graph = load_architecture_text(text)
+    assert graph.nodes["b"].shape == (6, 5)
+    with pytest.raises(SpecErrors, match="'dense' reads float values, but input holds int32"):
+        load_architecture_text(text.replace("buckets: {buckets: 5, name: b}", "dense: 3"))
+    check_vocabulary(graph, SimpleNamespace(vocabulary=["w"] * 5))
+    with pytest.raises(TrainError) as info:
+        check_vocabulary(graph, SimpleNamespace(vocabulary=["w"] * 7))
+    assert info.value.message == "b has buckets 5 but the data has 7 token ids"
+    assert info.value.hint == "set buckets: 7, or the data's vocabulary_size: 5"

@@ -238,6 +238,26 @@ def test_misuse_is_located():
     assert "add `- prelu` after this one" in e.hint
 
 
+@pytest.mark.parametrize("shape, options, field, message", [
+    ("[6]", "kernel: 3", None, "conv_transpose needs a (length, channels), (height, width, "
+                               "channels) or (time, height, width, channels) input"),
+    ("[4, 4, 6]", "kernel: 3, stride: 0", "stride", "stride must be positive"),
+    ("[4, 4, 6]", "kernel: [3, 0]", "kernel", "kernel must be positive"),
+    ("[4, 4, 6]", "kernel: 3, dilation: [1, 2, 1]", "dilation",
+     "dilation has 3 values but the input has 2 spatial axes"),
+    ("[4, 4, 6]", "kernel: 3, padding: [[1, -1], [0, 0]]", "padding",
+     "padding must not be negative"),
+])
+def test_conv_transpose_has_convs_geometry_checks(shape, options, field, message):
+    line = f"  - conv_transpose: {{maps: 2, {options}}}"
+    (e,) = errors_of(f"name: t\ninput: {{shape: {shape}}}\nlayers:\n{line}\n")
+    assert e.message == message and e.pos.line == 4
+    if field:  # the error points at the value of the option to blame
+        assert e.pos.col == line.index(field + ":") + len(field) + 3
+    else:
+        assert e.hint is None
+
+
 def test_a_forgotten_flatten_is_refused_before_training(tmp_path):
     arch = tmp_path / "no_flatten.yaml"
     arch.write_text("name: no_flatten\ninput: {shape: [8, 8, 1]}\nlayers:\n"

@@ -64,14 +64,114 @@ def test_values_and_gradients_equal_xla(cfg, seed):
     def got(x, w):
         return onednn.conv(x, w, s, pads, d, groups)
 
-    y_ref = ref(x, w)
+    y_ref = _same_values_and_gradients(got, ref, x, w, rng)
     assert y_ref.shape == onednn.output_shape(xs, ws, s, pads, d)
+
+
+def _same_values_and_gradients(got, ref, x, w, rng):
+    """got's values and both gradients (jitted) equal ref's, for a drawn output gradient;
+    returns ref's values."""
+    y_ref, vjp_ref = jax.vjp(ref, x, w)
     g = jnp.asarray(rng.normal(size=y_ref.shape), jnp.float32)
     y, vjp = jax.jit(lambda x, w: jax.vjp(got, x, w))(x, w)
-    _, vjp_ref = jax.vjp(ref, x, w)
     _close(y, y_ref)
     for a, b in zip(vjp(g), vjp_ref(g)):
         _close(a, b)
+    return y_ref
+
+
+@st.composite
+def transposed_configs(draw):
+    """A transposed convolution as lax writes it: the input dilated by the stride, padding
+    between 0 and the kernel's extent less one (conv_transpose's, before cropping)."""
+    xs, ws, s, _, d, groups = draw(configs())
+    pads = tuple((draw(st.integers(0, (k - 1) * dd)), draw(st.integers(0, (k - 1) * dd)))
+                 for k, dd in zip(ws, d))
+    size = [max(n, (k - 1) * dd + 1 - lo - hi) for n, k, dd, (lo, hi) in zip(xs[1:-1], ws, d,
+                                                                               pads)]
+    return (xs[0], *size, xs[-1]), ws, s, pads, d, groups
+
+
+@needs_onednn
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=transposed_configs(), seed=st.integers(0, 2**16))
+def test_transposed_values_and_gradients_equal_xla(cfg, seed):
+    """conv_ops' transposed convolution (lhs_dilation) on oneDNN: the input gradient of the
+    strided convolution it transposes, with that convolution and its weight gradient as its
+    own gradients."""
+    xs, ws, s, pads, d, groups = cfg
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.normal(size=xs), jnp.float32)
+    w = jnp.asarray(rng.normal(size=ws), jnp.float32)
+    dn = onednn.channels_last_numbers(len(xs))
+    ones = (1,) * len(s)
+
+    def ref(x, w):
+        return lax.conv_general_dilated(x, w, ones, pads, lhs_dilation=s, rhs_dilation=d,
+                                        dimension_numbers=dn, feature_group_count=groups,
+                                        precision=lax.Precision.HIGHEST)
+
+    def got(x, w):
+        return conv_ops.conv_general_dilated(x, w, ones, pads, lhs_dilation=s,
+                                             rhs_dilation=d, dimension_numbers=dn,
+                                             feature_group_count=groups)
+
+    assert onednn.supports(x, w, ones, pads, s, d, dn, groups)
+    call = "archspec_onednn_conv_" + ("bwd_data" if max(s) > 1 else "fwd")  # stride 1: a conv
+    assert call in jax.jit(got).lower(x, w).as_text()
+    _same_values_and_gradients(got, ref, x, w, rng)
+
+
+CONV_TRANSPOSE = """
+name: up
+input: {shape: [5, 4, 4]}
+defaults: {activation: linear}
+layers:
+  - conv_transpose: {maps: 6, kernel: 3, stride: 2, padding: 1, output_padding: 1, groups: 2}
+  - conv_transpose: {maps: 2, kernel: [3, 2], stride: [1, 3], dilation: [2, 1],
+                     padding: [2, 0], bias: false, name: last}
+heads: {y: {from: last, output: linear}}
+"""
+
+
+@pytest.mark.parametrize("backend", ["xla", "onednn"])
+def test_conv_transpose_layer_is_the_plain_lowering(backend, monkeypatch):
+    """The conv_transpose kind through conv_ops: under `xla` bit for bit the convolution
+    over the stride-dilated input it wrote with lax before, under oneDNN within rounding.
+    The padding of the equivalent convolution is worked by hand: kernel extent − 1 − padding
+    on each side, plus output_padding on the high one (3 − 1 − 1 = 1, + 1; 5 − 1 − 2 = 2 and
+    2 − 1 − 0 = 1)."""
+    from archspec.model.build import build_model
+    from archspec.spec.resolve import load_architecture_text
+
+    if backend == "onednn" and isinstance(LIB, str):
+        pytest.skip(f"oneDNN backend: {LIB}")
+    monkeypatch.setenv(onednn.ENV, backend)
+    model = build_model(load_architecture_text(CONV_TRANSPOSE))
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 5, 4, 4)), jnp.float32)
+    params = model.init(jax.random.key(0), x)["params"]
+    p1, p2 = params["conv_transpose1"], params["last"]
+    lowered = jax.jit(model.apply).lower({"params": params}, x)
+    assert ("archspec_onednn_conv_bwd_data" in lowered.as_text()) == (backend == "onednn")
+    got = lowered.compile()({"params": params}, x)["y"]
+
+    @jax.jit
+    def old(x):
+        dn = ("NHWC", "HWIO", "NHWC")
+        h = lax.conv_general_dilated(x, p1["kernel"], (1, 1), [(1, 2), (1, 2)],
+                                     lhs_dilation=(2, 2), rhs_dilation=(1, 1),
+                                     dimension_numbers=dn, feature_group_count=2)
+        h = h + p1["bias"]
+        return lax.conv_general_dilated(h, p2["kernel"], (1, 1), [(2, 2), (1, 1)],
+                                        lhs_dilation=(1, 3), rhs_dilation=(2, 1),
+                                        dimension_numbers=dn)
+
+    want = old(x)
+    assert got.shape == want.shape == (2, 10, 23, 2)
+    if backend == "xla":
+        assert np.array_equal(np.asarray(got), np.asarray(want))
+    else:
+        _close(got, want)
 
 
 @needs_onednn
@@ -211,12 +311,16 @@ def test_choice_and_fallbacks(monkeypatch):
     text = jax.jit(lambda x, w: conv_ops.conv_general_dilated(
         x, w, (1, 1), "SAME", dimension_numbers=dn)).lower(x, w).as_text()
     assert "archspec_onednn" not in text
-    # what oneDNN is never given: bf16, input dilation, NCHW, negative padding
+    # what oneDNN is never given: bf16, input dilation with a window stride, NCHW,
+    # negative padding, padding of the kernel's extent or more (its input gradient is wrong)
     ok = dict(window_strides=(1, 1), padding=((1, 1), (1, 1)), dimension_numbers=dn)
     assert onednn.supports(x, w, **ok)
+    assert onednn.supports(x, w, **ok, lhs_dilation=(2, 2))  # a transposed convolution
     assert not onednn.supports(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), **ok)
-    assert not onednn.supports(x, w, **ok, lhs_dilation=(2, 2))
+    assert not onednn.supports(x, w, **{**ok, "window_strides": (2, 2)}, lhs_dilation=(2, 2))
     assert not onednn.supports(x, w, **{**ok, "padding": ((-1, 1), (1, 1))})
+    assert not onednn.supports(x, w, **{**ok, "padding": ((3, 1), (1, 1))})
+    assert not onednn.supports(x, w, **{**ok, "padding": ((3, 1), (1, 1))}, lhs_dilation=(2, 2))
     assert not onednn.supports(x, w, **{**ok, "dimension_numbers": lax.ConvDimensionNumbers(
         (0, 1, 2, 3), (3, 2, 0, 1), (0, 1, 2, 3))})
 

@@ -76,7 +76,8 @@ def test_a_checkpoint_write_past_the_limit(tmp_path, killed):
     _resumes_from(run, 3)
 
 
-@pytest.mark.parametrize("name", ["train.log", "metrics.jsonl"])
+@pytest.mark.parametrize("name", ["train.log",
+                                  pytest.param("metrics.jsonl", marks=pytest.mark.slow)])
 def test_a_log_write_past_the_limit(tmp_path, killed, name):
     """The file is filled to just under the limit, so its next write is the one that fails
     (as when the disk fills up just then)."""

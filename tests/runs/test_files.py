@@ -20,9 +20,10 @@ def stopped_run(tmp_path_factory):
     return only_run(out)
 
 
-@pytest.mark.parametrize("name,config", [("train.log", "as trained"),
-                                         ("train.log", "refused"),
-                                         ("run.lock", "as trained")])
+@pytest.mark.parametrize("name,config", [
+    ("train.log", "refused"),
+    pytest.param("train.log", "as trained", marks=pytest.mark.slow),
+    pytest.param("run.lock", "as trained", marks=pytest.mark.slow)])
 def test_resume_refuses_a_linked_run_file_before_writing_anything(tmp_path, stopped_run,
                                                                    name, config):
     run = shutil.copytree(stopped_run, tmp_path / "run")

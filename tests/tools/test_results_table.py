@@ -27,22 +27,21 @@ def _run(seed, acc, met=True, status="passed"):
 
 
 def test_seed_table_mean_std_and_expectations_met():
-    saved = {"folder": "recipes", "seeds": [0, 1, 2], "date": "d", "commit": "c",
-             "machine": "m", "files": {"recipes/r.yaml": {
-                 "name": "r", "description": "paper: 90%", "parameters": 1234,
-                 "runs": [_run(0, 0.91), _run(1, 0.93), _run(2, 0.89, met=False,
-                                                              status="missed")]}}}
+    saved = {"folder": "recipes", "files": {"recipes/r.yaml": {
+        "name": "r", "description": "paper: 90%", "parameters": 1234, "date": "d",
+        "commit": "c", "machine": "m",
+        "runs": [_run(0, 0.91), _run(1, 0.93), _run(2, 0.89, met=False, status="missed")]}}}
     row = results_table.table(saved)[2]
     mean = 100 * statistics.mean([0.91, 0.93, 0.89])
     std = 100 * statistics.stdev([0.91, 0.93, 0.89])
-    assert f"**{mean:.2f}% ± {std:.2f}**" in row and "(91.0, 93.0, 89.0)" in row
+    assert f"**{mean:.2f}% ± {std:.2f}** (91.00, 93.00, 89.00; seeds 0, 1, 2)" in row
     assert "| 2/3 |" in row and "| 11 s |" in row and "1,234" in row
 
 
 def test_one_seed_table_names_a_miss():
     r = _run(0, 0.5, met=False, status="missed")
-    saved = {"folder": "experiments", "seeds": [0], "date": "d", "commit": "c",
-             "machine": "m", "files": {"experiments/e.yaml": {
-                 "name": "e", "description": "what", "parameters": 5, "runs": [r]}}}
+    saved = {"folder": "experiments", "files": {"experiments/e.yaml": {
+        "name": "e", "description": "what", "parameters": 5, "date": "d", "commit": "c",
+        "machine": "m", "runs": [r]}}}
     row = results_table.table(saved)[2]
     assert "**50.00%** accuracy" in row and "missed: test.accuracy" in row

@@ -121,3 +121,22 @@ def test_own_names_load_without_conversion(tmp_path):
     _, (after, report) = load(own, tmp_path, map="archspec")
     assert report.map == "archspec" and report.tensors == 12
     assert float(after["params"]["up"]["kernel"][0, 0, 0, 0]) == 0.5
+
+
+def test_scanned_blocks_are_refused_not_crashed(tmp_path):
+    import jax
+
+    from archspec.model.build import build_model
+    from archspec.spec.resolve import load_architecture
+    from archspec.weights import read
+    from archspec.weights.errors import WeightsError
+    from archspec.weights.load import load_into
+
+    graph = load_architecture(ROOT / "architectures" / "resnet18.yaml", (32, 32, 3))
+    model = build_model(graph, scan_blocks=True)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                                  np.zeros((1, 32, 32, 3), np.float32)))
+    path = read.write_tensors({"conv1.weight": np.zeros((64, 3, 7, 7), np.float32)},
+                              tmp_path / "w.safetensors")
+    with pytest.raises(WeightsError, match="scan_blocks is not supported yet"):
+        load_into(graph, variables, path)

@@ -73,11 +73,12 @@ def test_coverage_line_counts_every_tensor(tmp_path):
 
 
 def test_round_trip_gives_torch_state_dict_back(tmp_path):
-    """torchvision -> archspec -> torchvision names and layouts: every tensor bit for bit,
-    num_batches_tracked included (the grouped transposed conv and the flatten too)."""
+    """torchvision -> archspec -> torchvision names and layouts: every tensor bit for bit and
+    in its own shape, num_batches_tracked included (the grouped transposed conv, the flatten,
+    ConvNeXt's (C, 1, 1) layer scale too)."""
     from archspec.weights import load, synthetic
 
-    for name in ("layout_net", "resnet18"):
+    for name in ("layout_net", "resnet18", "convnext_tiny"):
         meta = fixture(name)
         graph, _, variables, _ = port(name, tmp_path)
         back = load.export_tensors(graph, variables, meta["map"])

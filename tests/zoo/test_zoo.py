@@ -50,6 +50,7 @@ PARAMS = {
     "vit_b_16": 86_567_656,
     "unet": 31_030_658,          # derived by hand in tests/zoo/test_unet.py
     "mnist1d_cnn": 5_210,        # the MNIST-1D paper's ConvBase (PyTorch count of its layers)
+    "fashion_cnn": 824_810,      # derived in the file's header
 }
 
 

@@ -15,7 +15,10 @@ bits, run after run, and a resumed run equals an uninterrupted one), but differ 
 by float summation order (~1e-6 relative): comparisons of archspec's XLA lowerings bit for
 bit against lax pin `xla` (tests/layers/test_pooling_ops.py).
 Whichever is chosen, only float32 convolutions with channels-last dimension numbers
-(Flax's), no input dilation and no batch groups take oneDNN; everything else stays XLA's.
+(Flax's) and no batch groups take oneDNN; everything else stays XLA's. A convolution over a
+dilated input (a transposed convolution) runs as the input gradient of the strided
+convolution it transposes. Padding must lie between 0 and the kernel's extent less one
+(see `_padding_within`).
 
 oneDNN 3 comes from the optional extra `pip install 'archspec[onednn]'` (the CPU, GNU OpenMP
 wheels `onednn-cpu-gomp` and `onednn-devel-cpu-gomp`); the handlers (conv.cc) are compiled
@@ -30,6 +33,7 @@ import sys
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
@@ -124,18 +128,53 @@ def supports(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=
         return False
     if preferred_element_type not in (None, np.float32) or batch_group_count != 1:
         return False
-    if lhs_dilation is not None and any(d != 1 for d in lhs_dilation):
-        return False
     if dimension_numbers != channels_last_numbers(lhs.ndim) or 0 in lhs.shape + rhs.shape:
         return False
     if rhs.shape[n] * feature_group_count != lhs.shape[-1] or rhs.shape[-1] % feature_group_count:
         return False
     dil = tuple(rhs_dilation) if rhs_dilation is not None else (1,) * n
+    if lhs_dilation is not None and any(d != 1 for d in lhs_dilation):
+        return _transposable(lhs.shape, rhs.shape, window_strides, padding, tuple(lhs_dilation),
+                             dil)
     pads = explicit_padding(lhs.shape, rhs.shape, tuple(window_strides), padding, dil)
-    return (len(pads) == n and all(lo >= 0 and hi >= 0 for lo, hi in pads)
+    return (len(pads) == n and _padding_within(rhs.shape, pads, dil)
             and all(s >= 1 for s in window_strides) and all(d >= 1 for d in dil)
             and all(o >= 1 for o in output_shape(lhs.shape, rhs.shape, window_strides, pads,
                                                  dil)[1:-1]))
+
+
+def _transposable(xs, ws, window_strides, padding, strides, dil) -> bool:
+    """Whether a convolution over an input dilated by `strides` (a transposed convolution)
+    is the input gradient of a strided convolution oneDNN runs: unit window strides,
+    explicit padding, and that convolution's padding (`transpose_padding`) within bounds."""
+    n = len(xs) - 2
+    if isinstance(padding, str) or len(padding) != n or any(s != 1 for s in window_strides):
+        return False
+    if min(strides) < 1 or min(dil) < 1:
+        return False
+    return (_padding_within(ws, transpose_padding(ws, padding, dil), dil)
+            and all(o >= 1 for o in transposed_shape(xs, ws, strides, padding, dil)[1:-1]))
+
+
+def _padding_within(ws, pads, dil) -> bool:
+    """Each pad from 0 to the kernel's extent less one. oneDNN 3.2's input gradient is wrong
+    (even reads unset memory) for some convolutions padded by the extent or more, whose
+    edge outputs see only padding; XLA computes those."""
+    return all(0 <= lo < (k - 1) * d + 1 and 0 <= hi < (k - 1) * d + 1
+               for k, d, (lo, hi) in zip(ws, dil, pads))
+
+
+def transpose_padding(ws, pads, dil):
+    """The padding of the strided convolution whose input gradient is the convolution of the
+    stride-dilated input with padding `pads`."""
+    return tuple(((k - 1) * d - lo, (k - 1) * d - hi) for k, d, (lo, hi) in zip(ws, dil, pads))
+
+
+def transposed_shape(xs, ws, strides, pads, dil):
+    n = len(xs) - 2
+    spatial = [(xs[1 + i] - 1) * strides[i] + 1 + pads[i][0] + pads[i][1] - (ws[i] - 1) * dil[i]
+               for i in range(n)]
+    return (xs[0], *spatial, ws[-1])
 
 
 def output_shape(xs, ws, strides, pads, dil):
@@ -176,6 +215,45 @@ def _bwd(cfg, res, g):
 
 
 _conv.defvjp(_fwd, _bwd)
+
+
+def conv_transpose(x, w, strides, pads, dil, groups=1):
+    """`lax.conv_general_dilated` of x dilated by `strides` (lhs_dilation) with w, explicit
+    padding `pads`, Flax's dimension numbers: a transposed convolution, computed as oneDNN's
+    input gradient of the strided convolution it transposes (no multiplications by the
+    inserted zeros). That convolution's kernel is w flipped in space with its input and
+    output channels swapped within each group."""
+    lib = build.load()
+    if isinstance(lib, str):
+        raise RuntimeError(f"oneDNN convolutions cannot run: {lib}")
+    n = x.ndim - 2
+    *k, ci, co = w.shape
+    wt = jnp.flip(w, tuple(range(n))).reshape(*k, ci, groups, co // groups)
+    wt = jnp.swapaxes(wt, n, n + 2).reshape(*k, co // groups, groups * ci)
+    adj = transpose_padding(k, pads, dil)
+    cfg = (tuple(int(s) for s in strides), tuple((int(a), int(b)) for a, b in adj),
+           tuple(int(d) for d in dil), int(groups))
+    return _transposed(x, wt, cfg, transposed_shape(x.shape, w.shape, strides, pads, dil))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _transposed(x, wt, cfg, shape):
+    return partition.call(partition.BWD_DATA, shape, x, wt, cfg)
+
+
+def _t_fwd(x, wt, cfg, shape):
+    return _transposed(x, wt, cfg, shape), (x, wt)
+
+
+def _t_bwd(cfg, shape, res, g):
+    # y is linear in x and wt, the adjoint of the strided convolution F(·, wt) that maps
+    # y's shape onto x's: dx = F(g, wt), dwt = F's weight gradient at input g and output x
+    x, wt = res
+    return (partition.call(partition.FWD, x.shape, g, wt, cfg),
+            partition.call(partition.BWD_WEIGHTS, wt.shape, g, x, cfg))
+
+
+_transposed.defvjp(_t_fwd, _t_bwd)
 
 
 def impl_names(x_shape, w_shape, strides, pads, dil, groups=1) -> list[str]:
