@@ -231,6 +231,7 @@ def runs(
     'archspec sweep sweeps/vgg_lr.yaml',
     'archspec sweep sweeps/vgg_lr.yaml --parallel-hint',
     'archspec sweep sweeps/vgg_lr.yaml --point 2',
+    'archspec sweep sweeps/digits_tpe.yaml --workers 2',
 ))
 def sweep(
     file: Path = _file("sweep YAML: experiment, grid and/or random"),
@@ -238,12 +239,21 @@ def sweep(
                                         "e.g. --point $SLURM_ARRAY_TASK_ID"),
     parallel_hint: bool = typer.Option(False, "--parallel-hint", help="list the points and "
                                        "print commands that run them in parallel; train nothing"),
-    summary_only: bool = typer.Option(False, "--summary", help="only print the table of points"),
+    summary_only: bool = typer.Option(False, "--summary", help="only print the table of points "
+                                      "(of a search: the study's trials, best first)"),
     output: Optional[str] = typer.Option(None, help="folder for runs (default: the sweep "
                                                     "file's output, else runs)"),
     wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
+    worker: bool = typer.Option(False, "--worker", help="claim and train trials of the "
+                                "sweep's study until its budget is spent"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="start N local "
+                                          "worker processes"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="the study's storage: "
+                                          "postgresql://user@host/db shares it between "
+                                          "machines (default: study.journal in the sweep folder)"),
 ):
-    """Train an experiment at every point of a grid or random search, resumably."""
+    """Train an experiment at every point of a grid, or search it with Optuna (random, TPE,
+    CMA-ES, QMC; pruning; one study shared by many workers), resumably."""
     return work("sweep:sweep", locals())
 
 

@@ -161,12 +161,12 @@ def validate_file(path: Path, overrides: list[str]) -> Checked:
             r.loaded = experiment.from_document(doc, list(overrides))
             graph = r.loaded.graph
         elif r.kind == "sweep":
+            from archspec.commands.sweep import sweep_detail
             from archspec.experiment.sweep import check_points, load_sweep
 
             sw = load_sweep(path, root=doc.root)
-            points = sw.points()
-            check_points(sw, points)
-            r.detail = f"{len(points)} point(s), each checked against {sw.experiment}"
+            check_points(sw, sw.checked_points())
+            r.detail = sweep_detail(sw)
             graph = None
         else:
             from archspec.experiment.load import graph_of

@@ -12,13 +12,20 @@ if TYPE_CHECKING:
 
 
 def sweep(*, file: Path, point: Optional[int], parallel_hint: bool, summary_only: bool,
-          output: Optional[str], wait: bool = False) -> None:
+          output: Optional[str], wait: bool = False, worker: bool = False,
+          workers: Optional[int] = None, storage: Optional[str] = None) -> None:
     from archspec.experiment.sweep import (DONE, check_points, load_sweep, point_status,
                                       write_manifest)
     from archspec.experiment.sweep import parallel_hint as hint_lines
     from archspec.ui.render import console
 
     sw = load_sweep(file, output)
+    if worker or workers or storage or not sw.search.enumerated:   # an Optuna study
+        from archspec.commands.sweep_study import study_sweep
+
+        study_sweep(sw, file, point, parallel_hint, summary_only, output, worker, workers,
+                    storage)
+        return
     if parallel_hint or summary_only:
         points = sw.points()  # a located error beyond MAX_POINTS
         if parallel_hint:  # commands to launch: every point checked first, as a run would
@@ -77,3 +84,21 @@ def points_table(sweep: Sweep, points: list[Point]):
     from archspec.ui.train_tables import sweep_table
 
     return sweep_table(sweep, points, summary_rows(sweep, points))
+
+
+def sweep_detail(sw) -> str:
+    """What `archspec check` says of a valid sweep file."""
+    from collections import Counter
+
+    from archspec.experiment.sweep import point_status
+
+    if sw.search.enumerated:
+        text = f"{len(sw.points())} point(s), each checked against {sw.experiment}"
+    else:
+        text = (f"{sw.search.kind} search of {sw.search.trials} trials; "
+                f"{len(sw.checked_points())} probe point(s) checked against {sw.experiment}")
+    found = Counter(point_status(d) for d in sorted(sw.folder.glob("*"))
+                    if (d / "metrics.jsonl").exists()) if sw.folder.is_dir() else {}
+    if found:  # how its runs so far ended: finished, pruned, ...
+        text += f"; {sw.folder}: " + ", ".join(f"{n} {s}" for s, n in sorted(found.items()))
+    return text

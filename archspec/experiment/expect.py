@@ -169,12 +169,8 @@ def _bound_hint(text) -> str | None:
 def check_expect_heads(expect: dict, graph, losses: dict, node=None) -> None:
     """Refuse a per-head name for a head the architecture lacks, and an accuracy where no
     head records one (regression), at the line of the name."""
-    from archspec.engine.losses import DEFAULT_FOR_OUTPUT
-
     positions = {n: kpos for n, _, kpos, _ in entries(node)} if hasattr(node, "key_pos") else {}
-    kinds = {name: _kind(losses.get(name)) or DEFAULT_FOR_OUTPUT[h.output]
-             for name, h in graph.heads.items()}
-    classifiers = [n for n, k in kinds.items() if k != "mse"]
+    classifiers = classifier_heads(graph, losses)
     segmenters = [n for n in classifiers if len(graph.heads[n].shape or ()) > 1]
     errors = []
     for name in expect:
@@ -212,6 +208,15 @@ def check_expect_heads(expect: dict, graph, losses: dict, node=None) -> None:
     if errors:
         from archspec.errors import SpecErrors
         raise SpecErrors(errors)
+
+
+def classifier_heads(graph, losses: dict) -> list[str]:
+    """The heads that record an accuracy: every head whose loss is not mse."""
+    from archspec.engine.losses import DEFAULT_FOR_OUTPUT
+
+    kinds = {name: _kind(losses.get(name)) or DEFAULT_FOR_OUTPUT[h.output]
+             for name, h in graph.heads.items()}
+    return [n for n, k in kinds.items() if k != "mse"]
 
 
 def _kind(spec):

@@ -15,7 +15,10 @@ Each point is a normal training run (the code path of `archspec train --set ...`
 `<output>/<sweep name>/<point id>/`, where the point id is a hash of the point's overrides:
 the same overrides always land in the same folder, so running the sweep again skips points
 that finished and resumes those that were interrupted. `--point K` runs point K alone, for
-running points in parallel under GNU parallel or a SLURM array job."""
+running points in parallel under GNU parallel or a SLURM array job.
+
+`search: random|tpe|cmaes|qmc` (experiment/search.py) runs an Optuna study instead, with a
+budget of `trials`, an optional pruner and workers that share it (experiment/study.py)."""
 from __future__ import annotations
 
 import functools
@@ -27,13 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archspec.errors import ErrorCollector, Pos, SpecError, SpecErrors, did_you_mean
+from archspec.experiment import search as _search
+from archspec.experiment.search import Search
 from archspec.experiment.sweep_reads import READS, fmt_value as _fmt, unread as _unread  # noqa: F401
 
 KEYS = ("name", "description", "experiment", "set", "grid", "random", "samples", "seed",
-        "output")
-DISTRIBUTIONS = ("choice", "uniform", "loguniform")
+        "output", "search", "trials", "metric", "direction", "pruner")
 DEFAULT_SAMPLES = 4
-DONE = ("finished", "collapsed", "diverged", "stalled")   # a summary status that ends a point for good
+# a summary status that ends a point for good
+DONE = ("finished", "collapsed", "diverged", "stalled", "pruned")
 # The most points a sweep lists, checks or runs as a whole (`sweep FILE`, `--summary`,
 # `--parallel-hint`, `check`): each point is checked against the experiment before anything
 # trains (about 0.2 s a point: 3 minutes for 1,000), and SLURM's default MaxArraySize takes
@@ -66,9 +71,11 @@ class Sweep:
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
     output: str = "runs"
+    search: Search = field(default_factory=Search)
     positions: dict = field(default_factory=dict)   # key.path -> its value's place in the file
     key_positions: dict = field(default_factory=dict)   # key.path -> the key's place
     size_pos: Pos | None = None   # the `grid:` key (else `random:`), which sets the count
+    places: dict = field(default_factory=dict)          # top-level key -> its value's place
 
     @property
     def folder(self) -> Path:
@@ -89,14 +96,17 @@ class Sweep:
         for key, values in reversed(self.grid.items()):
             g, i = divmod(g, len(values))
             picked.append((key, values[i]))
-        varying = {**dict(reversed(picked)), **(self._draws[r] if self.random else {})}
+        varying = dict(reversed(picked))
+        for key, value in (self._draws[r] if self.random else {}).items():
+            if _search.applies(self.random[key], varying):   # a conditional key: where it holds
+                varying[key] = value
         overrides = {**self.fixed, **varying}
         return Point(k, overrides, varying, point_id(overrides))
 
     @functools.cached_property
     def _draws(self) -> list[dict]:
         rng = _random.Random(self.seed)
-        return [{k: _draw(rng, spec) for k, spec in self.random.items()}
+        return [{k: _search.draw(rng, spec) for k, spec in self.random.items()}
                 for _ in range(self.samples)]
 
     def points(self) -> list[Point]:
@@ -115,26 +125,19 @@ class Sweep:
     def point_dir(self, point: Point) -> Path:
         return self.folder / point.id
 
+    def checked_points(self) -> list[Point]:
+        """The points checked before anything trains: every point of a grid; for the other
+        searches, points that try every listed value and both ends of every range."""
+        if self.search.enumerated:
+            return self.points()
+        return [Point(i, {**self.fixed, **v}, v, point_id({**self.fixed, **v}))
+                for i, v in enumerate(_search.probe_points(self.grid, self.random))]
+
 
 def point_id(overrides: dict) -> str:
     """A stable name for a set of overrides: the same values give the same folder."""
     text = json.dumps(overrides, sort_keys=True, separators=(",", ":"))
     return "p" + hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def _round(v: float, digits: int = 4) -> float:
-    """Random draws keep 4 significant digits: readable overrides and stable ids."""
-    return float(f"{v:.{digits}g}")
-
-
-def _draw(rng: _random.Random, spec: dict):
-    (kind, arg), = spec.items()
-    if kind == "choice":
-        return arg[rng.randrange(len(arg))]
-    lo, hi = float(arg[0]), float(arg[1])
-    if kind == "uniform":
-        return _round(rng.uniform(lo, hi))
-    return _round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -172,22 +175,26 @@ def load_sweep(path: Path, output: str | None = None, root=None) -> Sweep:
             errors.add("a grid entry is a non-empty list of values", maps["grid"].val_pos[key],
                        f"grid.{key}", expected="[v1, v2, ...]", found=repr(values))
     for key, spec in maps["random"].items():
-        _check_distribution(spec, maps["random"].val_pos[key], f"random.{key}", errors)
+        _search.check_distribution(spec, maps["random"].val_pos[key], f"random.{key}", errors)
     _check_overlaps(maps, errors)
     if not maps["grid"] and not maps["random"]:
         errors.add("nothing to sweep", root.pos, expected="a `grid:` and/or `random:` mapping",
                    hint="grid: {optimizer.lr: [0.001, 0.01]}")
     _check_scalars(root, at, errors)
+    search = _search.check_search(root, at, errors)
+    if not errors:
+        _search.check_conditions(maps["grid"], maps["random"], errors)
     errors.raise_if_any()
     located = [m for m in maps.values() if isinstance(m, YMap)]
     return Sweep(name=root.get("name") or path.stem, source=path, experiment=exp_path,
                  fixed=_plain(maps["set"]), grid=_plain(maps["grid"]),
                  random=_plain(maps["random"]),
                  samples=root.get("samples") or DEFAULT_SAMPLES, seed=root.get("seed") or 0,
-                 output=output or root.get("output") or "runs",
+                 output=output or root.get("output") or "runs", search=search,
                  positions={str(k): m.val_pos[k] for m in located for k in m},
                  key_positions={str(k): m.key_pos[k] for m in located for k in m},
-                 size_pos=at("grid" if maps["grid"] else "random", value=False))
+                 size_pos=at("grid" if maps["grid"] else "random", value=False),
+                 places={str(k): at(k) for k in root})
 
 
 def _experiment_path(root, path: Path, at, errors: ErrorCollector) -> Path | None:
@@ -254,28 +261,6 @@ def _check_overlaps(maps: dict, errors: ErrorCollector) -> None:
             seen[key] = (section, pos)
 
 
-def _check_distribution(spec, pos, where, errors):
-    expected = "{choice: [a, b]}, {uniform: [lo, hi]} or {loguniform: [lo, hi]}"
-    if not isinstance(spec, dict) or len(spec) != 1:
-        errors.add("a random entry is one distribution", pos, where, expected=expected,
-                   found=repr(spec))
-        return
-    (kind, arg), = spec.items()
-    if kind not in DISTRIBUTIONS:
-        errors.add(f"unknown distribution '{kind}'", pos, where, expected=expected,
-                   found=repr(kind), hint=did_you_mean(str(kind), DISTRIBUTIONS))
-    elif kind == "choice":
-        if not isinstance(arg, list) or not arg:
-            errors.add("choice needs a non-empty list", pos, where, found=repr(arg))
-    elif not (isinstance(arg, list) and len(arg) == 2
-              and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in arg)
-              and arg[0] <= arg[1]):
-        errors.add(f"{kind} needs [low, high] numbers, low <= high", pos, where, found=repr(arg))
-    elif kind == "loguniform" and arg[0] <= 0:
-        errors.add("loguniform needs a positive low end", pos, where, found=repr(arg),
-                   hint="draw on a log scale from e.g. [1.0e-5, 1.0e-2]")
-
-
 def _plain(x):
     if isinstance(x, dict):
         return {str(k): _plain(v) for k, v in x.items()}
@@ -291,7 +276,7 @@ def check_points(sweep: Sweep, points: list[Point]) -> None:
     from archspec.errors import ArchspecError, SpecErrors
     from archspec.experiment import load as experiment
 
-    unread = None   # key -> its error, for the keys no point so far reads
+    unread, read = {}, set()   # key -> its error; the keys some point reads
     for p in points:
         try:
             loaded = experiment.load(sweep.experiment, p.set_args())
@@ -299,9 +284,13 @@ def check_points(sweep: Sweep, points: list[Point]) -> None:
             if exc.exit_code != 2:
                 raise
             raise SpecErrors([_in_sweep_file(sweep, e, p) for e in exc.located()]) from None
-        found = {k: e for k in p.overrides if (e := _unread(sweep, k, loaded)) is not None}
-        unread = found if unread is None else {k: e for k, e in unread.items() if k in found}
-    (errors := ErrorCollector()).errors.extend((unread or {}).values())
+        for k in p.overrides:   # a conditional key counts where its condition holds
+            e = _unread(sweep, k, loaded)
+            if e is None:
+                read.add(k)
+            else:
+                unread.setdefault(k, e)
+    (errors := ErrorCollector()).errors.extend(e for k, e in unread.items() if k not in read)
     errors.raise_if_any()
 
 
@@ -316,6 +305,27 @@ def _in_sweep_file(sweep: Sweep, error, point: Point):
     error.pos = sweep.key_positions[key] if on_key else sweep.positions[key]
     error.path = f"{key} (point {point.index})"
     return error
+
+
+def objective(sweep: Sweep) -> tuple[str, str]:
+    """(metric, direction) of the search, checked against the experiment's heads: the
+    default metric is val.accuracy, or val.loss when no head is a classifier."""
+    from archspec.errors import ArchspecError, SpecErrors
+    from archspec.experiment import load as experiment
+    from archspec.experiment.expect import check_expect_heads, classifier_heads
+
+    loaded = experiment.load(sweep.experiment, Point(0, sweep.fixed, {}, "").set_args())
+    metric, direction = sweep.search.resolved(
+        bool(classifier_heads(loaded.graph, loaded.exp.loss)))
+    try:
+        check_expect_heads({metric: ">= 0"}, loaded.graph, loaded.exp.loss)
+    except ArchspecError as exc:
+        at, errors = sweep.places.get("metric"), exc.located()
+        for e in errors:
+            e.pos, e.path = at, "metric"
+            e.hint = e.hint if at else "set `metric:` (e.g. metric: val.loss) in the sweep file"
+        raise SpecErrors(errors) from None
+    return metric, direction
 
 
 def write_manifest(sweep: Sweep) -> None:
@@ -356,5 +366,5 @@ def parallel_hint(sweep: Sweep, points: list[Point], file: Path) -> list[str]:
     ]
 
 
-__all__ = ["Sweep", "Point", "DONE", "load_sweep", "check_points", "write_manifest",
+__all__ = ["Sweep", "Point", "DONE", "load_sweep", "check_points", "objective", "write_manifest",
            "point_status", "parallel_hint", "point_id"]

@@ -231,6 +231,13 @@ def restore(run_dir: Path, template_state, which: str = "latest", warn=None):
         mngr.close()
 
 
+def has_checkpoint(run_dir: Path, which: str = "latest") -> bool:
+    """Whether a run folder holds a finished checkpoint step of `which` (a run killed during
+    its first save leaves the folder without one: it starts over, it cannot resume)."""
+    directory = Path(run_dir) / "checkpoints" / which
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+
 def finished_step(run_dir: Path, setup) -> int | None:
     """The step of a run that is done: its newest 'latest' checkpoint has all the steps of
     `setup`, matches its checksums and the architecture, and the run's last summary says

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import jax
+import numpy as np
 
 from archspec.engine.epoch import EpochRunner, steps_per_execution
 from archspec.engine.health import AttemptFailed, Monitor
@@ -23,31 +25,36 @@ from archspec.train.run import Epoch, Result, Run, main_accuracy
 from archspec.train.setup import Setup
 from archspec.train.stop import StopFlag
 
+OnEpoch = Callable[[int, dict], "str | None"]   # (epoch, val record) -> reason to stop
+
 # How `archspec train` ends: 0 only when the run finished. 2 (bad input) and 1 (run-folder or
 # checkpoint problem) come from the errors raised before training.
 EXIT_CODES = {"finished": 0, "diverged": 3, "collapsed": 4, "stalled": 5, "stopped": 130}
 
 
 def fit(setup: Setup, reporter: Reporter | None = None, run_dir: Path | None = None,
-        resume: bool = False, wait: bool = False) -> Result:
+        resume: bool = False, wait: bool = False, on_epoch: OnEpoch | None = None) -> Result:
     """Train, restarting with a new seed after a collapse or divergence while restarts are
     left (health.restarts). The process owns the run folder while it trains (runs/lock.py:
     a second process on it refuses, or waits with `wait`); a new folder is owned from its
     creation, before anything is written into it. Every attempt's record stays in the run
-    folder; what a person should see goes to `reporter`."""
+    folder; what a person should see goes to `reporter`. `on_epoch(epoch, val)` hears every
+    validation record and may return a reason to stop the run there: its status is then
+    `pruned`."""
     reporter = reporter or NullReporter()
     if run_dir is None:
         run_dir = new_run_dir(setup.exp.output, setup.exp.name)
         with owning(run_dir):
             write_setup(run_dir, setup.config, setup.arch_text, setup.exp.seed,
                         experiment_file=setup.experiment_file)
-            return _attempts(setup, reporter, run_dir, resume)
+            return _attempts(setup, reporter, run_dir, resume, on_epoch)
     with owning(run_dir, wait, reporter.training_warning):
         refuse_links(run_dir)  # before anything is written (train.log included)
-        return _attempts(setup, reporter, run_dir, resume)
+        return _attempts(setup, reporter, run_dir, resume, on_epoch)
 
 
-def _attempts(setup: Setup, reporter: Reporter, run_dir: Path, resume: bool) -> Result:
+def _attempts(setup: Setup, reporter: Reporter, run_dir: Path, resume: bool,
+              on_epoch: OnEpoch | None) -> Result:
     exp = setup.exp
     attempts = read_attempts(run_dir)
     attempt = len(attempts)
@@ -57,7 +64,7 @@ def _attempts(setup: Setup, reporter: Reporter, run_dir: Path, resume: bool) -> 
         if attempt:
             setup = setup.with_lr_factor(exp.health.restart_lr_factor ** attempt)
         try:
-            result = _attempt(setup, run_dir, seed, attempt, resume, reporter)
+            result = _attempt(setup, run_dir, seed, attempt, resume, reporter, on_epoch)
         except AttemptFailed as failed:
             record = {"attempt": attempt, "seed": seed, "outcome": failed.outcome,
                       "step": failed.step, "detail": failed.detail}
@@ -77,7 +84,7 @@ def _attempts(setup: Setup, reporter: Reporter, run_dir: Path, resume: bool) -> 
             reporter.restarting(attempt + 1, exp.health.restarts + 1, exp.seed + 1000 * attempt)
             continue
         attempts.append({"attempt": attempt, "seed": seed,
-                         "outcome": "stopped" if result.stopped else "finished",
+                         "outcome": result.outcome,
                          "step": int(jax.device_get(result.state.step))})
         write_attempts(run_dir, attempts)
         reporter.finish(result, setup)
@@ -85,7 +92,7 @@ def _attempts(setup: Setup, reporter: Reporter, run_dir: Path, resume: bool) -> 
 
 
 def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
-             reporter: Reporter) -> Result:
+             reporter: Reporter, on_epoch: OnEpoch | None = None) -> Result:
     run = Run(setup, run_dir, attempt, reporter)
     at = [None if resume else 0]  # the step a stop before the first step records
 
@@ -117,9 +124,12 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 row = {"train": run.record_train(epoch, monitor.epoch_summary())}
                 if (val := run.validate(state, epoch, position)) is not None:
                     row["val"] = val
-                run.checkpoint_if_due(state, step, position, stop.requested)
+                    result.pruned = _verdict(on_epoch, index + 1, val)
+                run.checkpoint_if_due(state, step, position, stop.requested or bool(result.pruned))
                 result.history.append(row)
                 reporter.epoch_end(index + 1, setup.epochs, row)
+                if result.pruned:   # the caller's verdict stands: not judged stalled after it
+                    break
                 if epoch.complete(setup.steps_per_epoch):
                     monitor.check_chance(step, main_accuracy(row["train"]), setup.chance,
                                          row["train"].get("loss"))
@@ -136,6 +146,20 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
             run.close()
             reporter.attempt_end()
     return run.finish(result, state, step)
+
+
+def _verdict(on_epoch: OnEpoch | None, epoch: int, val: dict) -> str | None:
+    """The caller's reason to stop after this validation, if any: process 0 asks (a trial
+    hears one report per epoch), and every process stops with it."""
+    if on_epoch is None:
+        return None
+    why = on_epoch(epoch, val) if jax.process_index() == 0 else None
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        stop = int(multihost_utils.broadcast_one_to_all(np.int32(why is not None)))
+        why = why or ("stopped by process 0" if stop else None)
+    return why
 
 
 def _chunk_size(setup: Setup) -> int:

@@ -41,6 +41,7 @@ class Result:
     examples_per_s: float = 0.0
     stopped: bool = False
     outcome: str = "finished"
+    pruned: str | None = None      # why the run was stopped early by fit's on_epoch
 
 
 @dataclass
@@ -151,7 +152,8 @@ class Run:
         result.seconds = time.perf_counter() - self.started
         result.examples_per_s = self.trained / max(result.seconds, 1e-9)
         result.state = state
-        if not result.stopped and "test" in s.exp.eval_splits and len(s.dataset.test.x):
+        if not (result.stopped or result.pruned) and "test" in s.exp.eval_splits \
+                and len(s.dataset.test.x):
             scored, which, at = test_weights(self.dir, state, self.reporter.training_warning)
             scored = evaluated(scored)  # the averaged weights, when the run keeps them
             result.test_checkpoint = (which, at)
@@ -160,10 +162,11 @@ class Run:
                                       progress=self.reporter.eval_progress)
             self.log.log({"step": step, "split": "test", "checkpoint": which,
                           "checkpoint_step": at, **_clean(result.test)})
-        result.outcome = "stopped" if result.stopped else "finished"
+        result.outcome = "stopped" if result.stopped else "pruned" if result.pruned else "finished"
         self.log.log({"step": step, "split": "summary", "attempt": self.attempt,
                       "seconds": result.seconds, "examples_per_s": result.examples_per_s,
-                      "status": result.outcome})
+                      "status": result.outcome,
+                      **({"pruned_because": result.pruned} if result.pruned else {})})
         self.log.close()
         return result
 

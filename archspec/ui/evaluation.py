@@ -11,6 +11,8 @@ def eval_tables(out: dict) -> list:
     head = [["split", f"{scored_label(out['split'], out['checkpoint'], out['step'])}, "
                       f"{int(m['examples'])} examples"],
             ["loss", f"{m['loss']:.4f}"]]
+    if out.get("status") not in (None, "finished"):   # a pruned, stopped or failed run
+        head.insert(0, ["run", out["status"] + (f" ({out['why']})" if out.get("why") else "")])
     tables = []
     if "confusion" in rep:
         head.append(["accuracy", f"{100 * rep['accuracy']:.2f}%"])

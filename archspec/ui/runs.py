@@ -9,7 +9,7 @@ from archspec.ui.tables import Column, table
 
 RUNNING = "running/killed"
 STATUS_STYLE = {"finished": "green", "stopped": "yellow", "collapsed": "red", "diverged": "red",
-                "stalled": "red", RUNNING: "magenta"}
+                "stalled": "red", "pruned": "cyan", RUNNING: "magenta"}
 
 
 def fmt_metric(metric: str | None, value: float | None) -> str:

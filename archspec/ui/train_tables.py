@@ -69,7 +69,8 @@ def result_table(result) -> FitTable:
     """Where the run is, how it ended, its speed and its test score."""
     rows = [["run", str(result.run_dir)]]
     status = (f"stopped (resume with: archspec train --resume {result.run_dir})"
-              if result.outcome == "stopped" else STATUS.get(result.outcome, result.outcome))
+              if result.outcome == "stopped" else f"pruned ({result.pruned})"
+              if result.outcome == "pruned" else STATUS.get(result.outcome, result.outcome))
     rows.append(["status", status])
     if result.state is not None:
         rows.append(["time", f"{result.seconds:.1f} s  ({result.examples_per_s:,.0f} "

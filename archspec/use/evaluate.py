@@ -73,7 +73,18 @@ def run_eval(run_dir: Path, split: str = "test", which: str = "best", warn: Warn
                                                                   jnp.asarray(logits))))
     return {"split": split, "checkpoint": which, "metrics": metrics, "report": report,
             "head": head.head, "kind": head.kind, "dead_units": dead_units(setup, state, data),
-            "class_names": setup.dataset.class_names, "step": int(state.step)}
+            "class_names": setup.dataset.class_names, "step": int(state.step),
+            **run_status(run_dir)}
+
+
+def run_status(run_dir: Path) -> dict:
+    """How the run ended (its last summary record): {"status": ..., "why": ...}; "why" is
+    the reason a search pruned it."""
+    from archspec.runs.records import read_metrics
+
+    summary = [r for r in read_metrics(run_dir) if r.get("split") == "summary"]
+    last = summary[-1] if summary else {}
+    return {"status": last.get("status"), "why": last.get("pruned_because")}
 
 
 def _eval_step(setup):

@@ -38,9 +38,14 @@ def run_label(run_dir: Path) -> str:
     run_dir = Path(run_dir).resolve()
     label = f"{run_dir.parent.name}/{run_dir.name}"
     try:
-        manifest = json.loads(read_bytes(run_dir.parent / "sweep.json", 64 * 2**20))
-        point = next(p for p in manifest["points"] if p["id"] == run_dir.name)
-        values = " ".join(f"{k}={v}" for k, v in point.get("varying", {}).items())
+        if (run_dir.parent / "trials.jsonl").exists():   # a search's trials, one line each
+            text = read_bytes(run_dir.parent / "trials.jsonl", 64 * 2**20).decode()
+            points = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            points = json.loads(read_bytes(run_dir.parent / "sweep.json", 64 * 2**20))["points"]
+        point = next(p for p in points if p["id"] == run_dir.name)
+        values = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in point.get("varying", {}).items())
         return f"{label} ({values})" if values else label
     except (UnreadableFile, ValueError, KeyError, StopIteration, TypeError, AttributeError):
         return label
@@ -82,7 +87,9 @@ def load_curves(run_dir: Path) -> Curves:
         raise VizError(f"{run_dir}/metrics.jsonl has no finished epoch yet",
                        "plot again once the run has finished an epoch")
     acc_key = next((k for r in epochs for k in r if k.startswith("accuracy")), None)
-    c = Curves(run_label(run_dir), run_dir, acc_key)
+    summary = [r for r in records if r.get("split") == "summary"]
+    pruned = summary and summary[-1].get("status") == "pruned"   # a search stopped it early
+    c = Curves(run_label(run_dir) + (" [pruned]" if pruned else ""), run_dir, acc_key)
     for r in epochs:  # a resumed run may log an epoch twice: the later record wins
         e, split = int(r["epoch"]), r["split"]
         if _number(r.get("loss")):

@@ -128,6 +128,10 @@ TESTED_ELSEWHERE = {
     "weights/errors.py": "tests/weights/test_read.py",
     "weights/plan.py": "tests/weights/test_load.py",
     "weights/synthetic.py": "tests/weights/test_reference.py",
+    "experiment/samplers.py": "tests/experiment/test_study.py",
+    "experiment/storage.py": "tests/experiment/test_study.py",
+    "ui/study_table.py": "tests/commands/test_sweep_study.py",
+    "viz/study_plots.py": "tests/commands/test_sweep_study.py",
 }
 
 

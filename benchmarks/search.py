@@ -1,0 +1,156 @@
+"""Grid, random, TPE and TPE + ASHA on the digits LeNet: how many training steps each search
+spends and the best validation accuracy it finds, with 3 seeds. The target: TPE + ASHA
+reaches the best grid point's validation accuracy (within 0.5 points) in at most 40% of the
+grid's training steps.
+
+    .venv/bin/python benchmarks/search.py                       # 3 seeds: results/search.json
+    .venv/bin/python benchmarks/search.py --seeds 1 --epochs 3  # a quick look
+    .venv/bin/python benchmarks/search.py --lrs 0.0003,0.001,0.003,0.01 --batches 32,128 \
+        --trials 4,4,8 --name search_grid8                     # the smaller grid
+
+Every search is the real command, `archspec sweep FILE --worker` (one worker, so trials run
+one after the other and "steps to the target" counts the steps spent before the first trial
+that reached it). The searches share the space of the grid: learning rate (a log range for
+the samplers) and batch size. A seed sets the sampler's seed and the networks' initial
+weights (the grid's points differ between seeds only by the latter). Steps are those
+actually trained (a pruned trial stops early); the best validation accuracy is that of the
+study's best finished trial."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, save, versions  # noqa: E402
+
+EXPERIMENT = ROOT / "experiments" / "digits_lenet.yaml"
+LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
+BATCHES = [32, 64, 128]
+TRIALS = (6, 6, 10)   # random, tpe, tpe+asha
+
+
+def searches(lrs: list, batches: list, trials: tuple) -> dict:
+    """name -> sweep keys (besides experiment, set and seed). The samplers draw from the
+    grid's ranges: the learning rate on a log scale, the batch size among its values."""
+    sampled = {"optimizer.lr": {"loguniform": [lrs[0], lrs[-1]]},
+               "batch_size": {"choice": batches}}
+    return {"grid": {"grid": {"optimizer.lr": lrs, "batch_size": batches}},
+            "random": {"search": "random", "trials": trials[0], "random": sampled},
+            "tpe": {"search": "tpe", "trials": trials[1], "random": sampled},
+            "tpe+asha": {"search": "tpe", "trials": trials[2], "random": sampled,
+                         "pruner": {"name": "asha", "min_trials": 3}}}
+
+
+def sweep_file(folder: Path, name: str, keys: dict, seed: int, epochs: int) -> Path:
+    data = {"name": name, "experiment": str(EXPERIMENT), "set": {"epochs": epochs, "seed": seed},
+            "seed": seed, **keys}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run_search(folder: Path, name: str, keys: dict, seed: int, epochs: int) -> dict:
+    file = sweep_file(folder, name, keys, seed, epochs)
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "archspec", "sweep", str(file), "--worker",
+                        "--output", str(folder / "runs")], capture_output=True, text=True,
+                       cwd=ROOT, env={**os.environ, "COLUMNS": "160"})
+    if r.returncode:
+        raise SystemExit(f"{name} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return {**read_study(folder / "runs" / name), "seconds": time.perf_counter() - t0}
+
+
+def read_study(sweep_folder: Path) -> dict:
+    """Each trial, in order: its state, the steps it trained and its best val accuracy."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(sweep_folder / "study.journal")))
+    study = optuna.load_study(study_name=sweep_folder.name, storage=storage)
+    trials = []
+    for t in sorted(study.get_trials(), key=lambda t: t.number):
+        records = [json.loads(line) for line in
+                   (sweep_folder / t.user_attrs["run"] / "metrics.jsonl").read_text().splitlines()]
+        steps = max(r["step"] for r in records if r["split"] == "train")
+        best = max((v for r in records if r["split"] == "val" for k, v in r.items()
+                    if k.startswith("accuracy_")), default=None)
+        trials.append({"number": t.number, "state": t.state.name, "params": t.params,
+                       "steps": steps, "best_val": best, "value": t.value})
+    done = [t for t in trials if t["state"] == "COMPLETE"]
+    return {"trials": trials, "steps": sum(t["steps"] for t in trials),
+            "best_val": max(t["value"] for t in done) if done else None,
+            "pruned": sum(t["state"] == "PRUNED" for t in trials)}
+
+
+def steps_to(trials: list, target: float) -> int | None:
+    """Steps spent up to and including the first finished trial at or above `target`."""
+    spent = 0
+    for t in trials:
+        spent += t["steps"]
+        if t["state"] == "COMPLETE" and t["value"] >= target:
+            return spent
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--lrs", default=",".join(map(str, LRS)), help="the grid's learning rates")
+    ap.add_argument("--batches", default=",".join(map(str, BATCHES)))
+    ap.add_argument("--trials", default=",".join(map(str, TRIALS)), help="random,tpe,tpe+asha")
+    ap.add_argument("--name", default="search", help="results/NAME.json")
+    ap.add_argument("--work", help="keep the sweeps in this folder (default: a temporary one); "
+                                   "run again with it to finish an interrupted benchmark (the "
+                                   "finished studies are read, a killed worker's trial resumed)")
+    args = ap.parse_args()
+    lrs, batches = [float(v) for v in args.lrs.split(",")], [int(v) for v in args.batches.split(",")]
+    plan = searches(lrs, batches, tuple(int(v) for v in args.trials.split(",")))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="archspec-search-") as tmp:
+        tmp = args.work or tmp
+        os.environ.setdefault("ARCHSPEC_CACHE_DIR", str(Path(tmp) / "jax-cache"))
+        for seed in range(args.seeds):
+            out = {}
+            for name, keys in plan.items():
+                folder = Path(tmp) / f"seed{seed}"
+                folder.mkdir(exist_ok=True)
+                out[name] = run_search(folder, name.replace("+", "_"), keys, seed, args.epochs)
+                print(f"seed {seed} {name}: {out[name]['steps']} steps, best val "
+                      f"{out[name]['best_val']:.4f}, {out[name]['pruned']} pruned, "
+                      f"{out[name]['seconds']:.0f} s", flush=True)
+            target = out["grid"]["best_val"] - 0.005
+            for name, res in out.items():
+                res["steps_to_target"] = steps_to(res["trials"], target)
+                rows.append({"seed": seed, "search": name, **res})
+    path = save(args.name, {"epochs": args.epochs, "searches": plan,
+                            "versions": versions("jax", "optuna"), "rows": rows})
+    print(table(rows))
+    print(f"wrote {path}")
+
+
+def table(rows: list) -> str:
+    grid = {r["seed"]: r for r in rows if r["search"] == "grid"}
+    lines = ["| seed | search | trials (pruned) | steps | best val acc | steps to grid best "
+             "- 0.5 pt | of grid steps |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        g = grid[r["seed"]]["steps"]
+        reach = r["steps_to_target"]
+        lines.append(f"| {r['seed']} | {r['search']} | {len(r['trials'])} ({r['pruned']}) | "
+                     f"{r['steps']:,} | {100 * r['best_val']:.2f}% | "
+                     f"{'-' if reach is None else f'{reach:,}'} | "
+                     f"{'not reached' if reach is None else f'{100 * reach / g:.0f}%'} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
