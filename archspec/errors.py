@@ -89,6 +89,22 @@ class UsageError(ArchspecError):
     exit_code = 2
 
 
+class RunFailed(ArchspecError):
+    """An error met after steps have trained (a streamed file truncated or replaced
+    mid-epoch): the run is a failure (exit 1), not bad input; its cause is what is shown."""
+
+    exit_code = 1
+
+    def __init__(self, cause: ArchspecError):
+        super().__init__(cause.message, cause.hint, pos=cause.pos)
+        self.cause = cause
+        # where a data error happened (the file, the record in it), as the cause says it
+        self.file, self.record = getattr(cause, "file", None), getattr(cause, "record", None)
+
+    def located(self) -> list[SpecError]:
+        return self.cause.located()
+
+
 class SpecErrors(ArchspecError):
     """All the errors found in one file, raised together."""
 

@@ -105,6 +105,11 @@ def _pipeline(gather, which: range, workers: int):
     # the data set's size.
     ds = grain.MapDataset.range(which.start, which.stop).map(gather).to_iter_dataset(
         grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
+    # Batches come back pickled, not through shared memory: a segment a worker made for a
+    # batch the run never took (a stop, an error, an epoch cut short) was never unlinked
+    # ("leaked shared_memory objects" at exit, and /dev/shm filling over many runs).
+    ds = grain.experimental.WithOptionsIterDataset(
+        ds, grain.experimental.DatasetOptions(min_shm_size=2**62))
     options = grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=2)
     return iter(ds.mp_prefetch(options))  # its close() stops the worker processes
 

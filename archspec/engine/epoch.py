@@ -93,7 +93,7 @@ class EpochRunner:
         self.setup, self.multi_step, self.k = setup, multi_step, k
         self.monitor, self.reporter = monitor, reporter
         self.data_sh, self.repl = chunk_sharding(setup.mesh), shardings(setup.mesh)[1]
-        self.pending = None
+        self.pending, self.step = None, 0  # step: the last one dispatched
         exp = setup.exp
         self.stream = Stream(setup.dataset.train, exp.batch_size, seed=exp.seed,
                              epochs=-(-setup.total_steps // setup.steps_per_epoch),
@@ -126,6 +126,7 @@ class EpochRunner:
                 self._observe(totals, epoch, t0)
                 self.pending = (step, chunk.reals, sums, health)
                 step += len(chunk.reals)
+                self.step = step
                 totals.last = chunk.last
                 if stop() or step >= self.setup.total_steps:
                     break

@@ -50,6 +50,10 @@ class Reporter(Protocol):
     def attempt_end(self) -> None:
         """The steps of an attempt are over (finished, stopped or failed)."""
 
+    def failed(self, text: str) -> None:
+        """The run ends on an error while it trains (a streamed file gone bad): the
+        command prints it; the run's own log keeps it too."""
+
     def finish(self, result, setup) -> None:
         """The run is over."""
 
@@ -91,6 +95,9 @@ class NullReporter:
         pass
 
     def attempt_end(self):
+        pass
+
+    def failed(self, text):
         pass
 
     def finish(self, result, setup):

@@ -133,7 +133,14 @@ def check_expect(node, errors: ErrorCollector, eval_splits=("val", "test"),
         return  # not a mapping: the experiment's model reports it
     flag = eval_splits_pos.file if eval_splits_pos is not None and \
         eval_splits_pos.on_command_line else None
+    seen = {}
     for name, text, kpos, vpos in entries(node):
+        if name in seen:  # `test.accuracy:` and `test: {accuracy:}`: one would be ignored
+            errors.add(f"'{name}' is bounded twice", kpos, "expect",
+                       expected="one bound per metric", found=f"a second bound for '{name}'",
+                       hint=f"the first is at {seen[name]}; keep one")
+            continue
+        seen[name] = kpos
         problem = name_problem(name, eval_splits, flag)
         if problem:
             message, expected, hint = problem
@@ -150,6 +157,26 @@ def check_expect(node, errors: ErrorCollector, eval_splits=("val", "test"),
                        expected="a bound between 0 and 1", found=str(bound),
                        hint=f"write \"{bound.op} {bound.value / 100:g}\" for {bound.value:g}%"
                        if bound.value <= 100 else None)
+        elif never_met(name, bound):
+            errors.add(f"'{name}' can never be {bound}", vpos, "expect",
+                       expected=f"a bound a run can meet ({_RANGE[_scale(name)]})",
+                       found=str(bound), hint="a run judged on it would always fail")
+
+
+_RANGE = {"fraction": "accuracies and IoUs lie between 0 and 1",
+          "nonnegative": "losses and times are 0 or more"}
+
+
+def _scale(name: str) -> str:
+    return "fraction" if (".accuracy" in name or ".mean_iou" in name) else "nonnegative"
+
+
+def never_met(name: str, bound: Bound) -> bool:
+    """Whether no run can meet `bound`: a fraction above 1 or below 0, a loss or time below
+    0 (or at 0 for `<`)."""
+    lo, hi = (0.0, 1.0) if _scale(name) == "fraction" else (0.0, math.inf)
+    return not {">=": bound.value <= hi, ">": bound.value < hi,
+                "<=": bound.value >= lo, "<": bound.value > lo}[bound.op]
 
 
 def _bound_hint(text) -> str | None:

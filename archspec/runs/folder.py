@@ -36,8 +36,9 @@ def name_problem(name) -> str | None:
         return f"is '{name}'"
     if any(sep in name for sep in ("/", "\\", os.sep, os.altsep or "/")):
         return "contains a path separator"
-    if "\x00" in name:
-        return "contains a NUL character"
+    control = next((c for c in name if ord(c) < 32 or ord(c) == 127), None)
+    if control is not None:  # a newline or tab in a folder name breaks every listing of it
+        return f"contains a control character ({control!r})"
     return None
 
 

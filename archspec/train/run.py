@@ -145,6 +145,14 @@ class Run:
     def close(self) -> None:
         self.store.close()
 
+    def fail(self, exc, step: int) -> None:
+        """An error while the steps run (a streamed image truncated or replaced): the run is
+        marked failed in metrics.jsonl and train.log, never left "running/killed"."""
+        text = "\n".join(e.render_plain() for e in exc.located())
+        self.log.log({"step": step, "split": "summary", "attempt": self.attempt,
+                      "status": "failed", "error": text[:2000]})
+        self.reporter.failed(text)
+
     def finish(self, result: Result, state, step: int) -> Result:
         """Score the test split (best checkpoint, or latest when the run never validated)
         unless stopped, and write the summary record."""

@@ -71,8 +71,10 @@ def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: 
     """Everything a run needs, checked before step 1. `root` is the experiment's YAML tree:
     errors that involve the data point at its lines (None on resume: the run's own config
     was checked when it started)."""
+    from archspec.layers import onednn
     from archspec.model.build import build_model
 
+    onednn.decide()  # a bad $ARCHSPEC_CONV_BACKEND is refused before a run folder exists
     if len(graph.inputs) != 1:
         raise TrainError("training reads one input; this architecture has "
                          f"{len(graph.inputs)} ({', '.join(graph.inputs)})",

@@ -117,6 +117,10 @@ class RichReporter:
     def restarting(self, attempt, attempts, seed):
         self._say(f"restarting (attempt {attempt} of {attempts}) with seed {seed}")
 
+    def failed(self, text):
+        self._stop_progress()
+        self._log(text)  # the terminal gets it from the command's error handler
+
     def attempt_end(self):
         self._stop_progress()
         if self.rows:

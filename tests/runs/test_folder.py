@@ -200,6 +200,23 @@ def test_a_name_never_places_a_run_outside_output(tmp_path, name):
     assert not (tmp_path / "runs").exists() and not (tmp_path / "escaped").exists()
 
 
+@pytest.mark.parametrize("name,problem", [("a\nb", "'\\n'"), ("tab\there", "'\\t'"),
+                                          ("bell\x07", "'\\x07'"), ("del\x7f", "'\\x7f'")])
+def test_a_name_with_a_control_character_is_refused_before_training(tmp_path, name, problem):
+    """Before: `name: "a\\nb"` made a run folder with a newline in its name."""
+    from archspec.experiment import load as experiment
+    from archspec.errors import SpecErrors
+
+    exp = tmp_path / "e.yaml"
+    exp.write_text(f"name: {json.dumps(name)}\narchitecture: {ROOT}/architectures/"
+                   "logistic_regression.yaml\ndata: {name: digits}\n")
+    with pytest.raises(SpecErrors) as info:
+        experiment.load(exp, [])
+    (error,) = info.value.errors
+    assert error.pos.line == 1 and "bad value for 'name'" in error.message
+    assert f"contains a control character ({problem})" in error.expected
+
+
 @pytest.mark.parametrize("name", ["..", "../x", "/abs", "a\\b", ""])
 def test_new_run_dir_refuses_names_that_leave_output(tmp_path, name):
     from archspec.runs.files import RunFolderError

@@ -130,3 +130,15 @@ def test_the_first_head_scores_the_run_whatever_the_names_sort_to():
     ordered = in_head_order(metrics, heads)
     assert list(ordered) == ["loss", "accuracy/shapes", "loss/shapes", "accuracy/aux", "loss/aux"]
     assert main_accuracy(ordered) == 0.9
+
+
+def test_a_bad_convolution_backend_is_refused_before_a_run_folder_exists(tmp_path):
+    """Before: ARCHSPEC_CONV_BACKEND=bogus gave a traceback from inside the first step and
+    left a run folder that never trained."""
+    r = run_cli("train", "experiments/digits_lenet.yaml", "--smoke", "--output", tmp_path,
+                env={"ARCHSPEC_CONV_BACKEND": "bogus"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    err = " ".join(r.stderr.split())
+    assert "ARCHSPEC_CONV_BACKEND='bogus' is not a convolution backend" in err
+    assert "one of auto, onednn, xla" in err
+    assert not any(tmp_path.iterdir())

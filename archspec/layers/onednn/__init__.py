@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from archspec.errors import ArchspecError
 from archspec.layers.onednn import build, partition
 
 ENV = "ARCHSPEC_CONV_BACKEND"
@@ -45,10 +46,17 @@ DEFAULT = "auto"
 _decided: dict[str, tuple[str, str]] = {}
 
 
+class BackendError(ArchspecError):
+    """$ARCHSPEC_CONV_BACKEND names no backend, or asks for oneDNN where it cannot run."""
+
+    exit_code = 2
+
+
 def requested() -> str:
     value = (os.environ.get(ENV) or DEFAULT).strip().lower()
     if value not in CHOICES:
-        raise ValueError(f"{ENV}={value!r}: expected one of {', '.join(CHOICES)}")
+        raise BackendError(f"{ENV}={value[:40]!r} is not a convolution backend",
+                           f"set {ENV} to one of {', '.join(CHOICES)}, or unset it (auto)")
     return value
 
 
@@ -71,7 +79,8 @@ def decide() -> tuple[str, str]:
             print(f"archspec: oneDNN convolutions unavailable, using XLA's: {why}",
                   file=sys.stderr)
     if want == "onednn":
-        raise RuntimeError(f"{ENV}=onednn, but oneDNN convolutions cannot run: {why}")
+        raise BackendError(f"{ENV}=onednn, but oneDNN convolutions cannot run: {why}",
+                           f"unset {ENV} (auto) or set it to xla to use XLA's convolutions")
     _decided[want] = ("xla", why)
     return _decided[want]
 
@@ -95,8 +104,8 @@ def describe() -> str:
     """One line: the convolution backend this process uses, and why."""
     try:
         name, why = decide()
-    except (RuntimeError, ValueError) as exc:
-        return f"error: {exc}"
+    except BackendError as exc:
+        return f"error: {exc.message}"
     return f"{name} ({why})"
 
 
