@@ -38,6 +38,9 @@ class Reporter(Protocol):
     def warning(self, message: str, hint: str | None = None) -> None:
         """A problem found in the run's files that does not stop the run."""
 
+    def note(self, message: str) -> None:
+        """A line about the run a person should read once (e.g. what `init:` loaded)."""
+
     def training_warning(self, message: str) -> None:
         """Something seen while the steps run (health checks, a checkpoint fallen back)."""
 
@@ -83,6 +86,9 @@ class NullReporter:
         pass
 
     def warning(self, message, hint=None):
+        pass
+
+    def note(self, message):
         pass
 
     def training_warning(self, message):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import ConfigDict, AfterValidator, Field, model_validator
 
 from archspec.data import DataConfig
 from archspec.errors import ErrorCollector, Pos, SpecErrors, parses_as_float
@@ -88,6 +88,27 @@ class Ema(Strict):
                          "so early on the average follows the weights")
 
 
+class Init(Strict):
+    """`init:` — start a new run from a tensor file's weights (archspec/weights/load.py)."""
+
+    model_config = ConfigDict(serialize_by_alias=True)  # `from:` in a run's config.yaml
+
+    from_: str = Field(alias="from", min_length=1,
+                       description="the tensor file: .safetensors, .npz, or a PyTorch state "
+                       "dict (.pt/.pth, read without unpickling code); relative paths are "
+                       "from the working directory")
+    format: Literal["safetensors", "npz", "torch"] | None = Field(
+        None, description="the file's format (default: from its bytes)")
+    map: str = Field("torchvision", min_length=1,
+                     description="the name map: torchvision, torchvision/<family>, archspec "
+                     "(archspec's own names, as `archspec export --format safetensors` "
+                     "writes them) or a map file")
+    skip: list[str] = Field(default_factory=list, description="layer globs that keep their "
+                            "initial values, e.g. [fc] for a new head")
+    strict: bool = Field(True, description="any gap not in skip is an error (false: gaps are "
+                         "reported, those layers keep their initial values)")
+
+
 class Health(Strict):
     dead_warn: float = Field(0.9, gt=0, le=1,
                              description="warn when this fraction of a layer's ReLU units is dead")
@@ -154,6 +175,9 @@ class Experiment(Strict):
     ema: Ema | None = Field(None, description="keep an exponential moving average of the "
                             "weights, checkpointed with them, and evaluate with it, e.g. "
                             "{decay: 0.999}")
+    init: Init | None = Field(None, description="start from a tensor file's weights, e.g. "
+                              "{from: resnet18.safetensors, map: torchvision, skip: [fc]}: "
+                              "a new run only (a resume restores its own checkpoint)")
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     health: Health = Field(default_factory=Health)
     output: str = "runs"

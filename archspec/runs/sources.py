@@ -21,7 +21,7 @@ SOURCES_FILE = "sources.json"
 
 def portable_config(config: dict, cwd: Path | None = None) -> dict:
     """The experiment as it re-runs from any folder: the architecture is the run's own copy
-    (or inline), data paths are absolute."""
+    (or inline), data paths and `init: {from:}` are absolute."""
     cfg = copy.deepcopy(config)
     cwd = Path(cwd or os.getcwd())
     if isinstance(cfg.get("architecture"), str):
@@ -38,6 +38,9 @@ def portable_config(config: dict, cwd: Path | None = None) -> dict:
                 options[key] = _absolute(value, cwd, beside)
     if isinstance(cfg.get("output"), str):
         cfg["output"] = _absolute(cfg["output"], cwd)
+    init = cfg.get("init")
+    if isinstance(init, dict) and isinstance(init.get("from"), str) and init["from"]:
+        init["from"] = _absolute(init["from"], cwd)
     return cfg
 
 

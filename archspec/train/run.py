@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from archspec.engine import ema as E
 from archspec.engine.ema import evaluated
 from archspec.engine.epoch import CheckpointPolicy
 from archspec.engine.measure import evaluate, in_head_order
@@ -86,6 +87,11 @@ class Run:
         state = init_state(s.model, s.graph, s.tx, seed, s.dataset.example(),
                            ema=s.ema is not None)
         position = Position()
+        if not resume and s.init_weights is not None:  # a new attempt starts from `init:`
+            state = _initialised(state, s)
+            if self.attempt == 0:
+                self.reporter.note(s.init_weights.report.line())
+                self.log.text("init", s.init_weights.report.line())
         if not resume and self.attempt == 0:
             self.log.text("architecture", s.arch_text)
         if resume:
@@ -191,3 +197,11 @@ def _clean(metrics: dict) -> dict:
 
 def main_accuracy(record: dict):
     return next((v for k, v in record.items() if k.startswith("accuracy")), None)
+
+
+def _initialised(state, setup):
+    """A fresh state whose variables are `init:`'s where the file has them; the optimiser
+    state and the weights' average start from those values."""
+    params, stats = setup.init_weights.apply(state.params, state.batch_stats)
+    return state.replace(params=params, batch_stats=stats, opt_state=setup.tx.init(params),
+                         ema=E.start(params, stats) if state.ema is not None else None)

@@ -20,6 +20,7 @@ from archspec.errors import ArchspecError, SpecError, SpecErrors
 from archspec.experiment.config import Experiment, locate_data_error
 from archspec.layers import REGISTRY
 from archspec.spec.graph import Graph
+from archspec.train.init_weights import InitialWeights, read_initial_weights
 
 
 class TrainError(ArchspecError):
@@ -46,6 +47,7 @@ class Setup:
     experiment_file: str | None = None  # fingerprinted, so a resume names a later edit
     augment: Callable | None = None  # (key, x, y) -> (x, y): the experiment's `augment:`
     smoke: bool = False              # a few steps on a little data: `expect:` is not judged
+    init_weights: InitialWeights | None = None  # `init:`: a new attempt's first weights
 
     @property
     def ema(self) -> EmaRule | None:
@@ -93,11 +95,16 @@ def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: 
         total = min(total, 3)
     tx, lr_fn = make_optimizer(exp.optimizer, total)
     dtype = jnp.bfloat16 if exp.precision == "bf16" else None
-    return Setup(exp=exp, graph=graph, dataset=dataset,
-                 model=build_model(graph, compute_dtype=dtype), heads=heads, tx=tx,
+    model = build_model(graph, compute_dtype=dtype)
+    init = None
+    if exp.init is not None:  # read and matched now: a misfit is refused before a run folder
+        at = root.key_pos.get("init") if root is not None and hasattr(root, "key_pos") else None
+        init = read_initial_weights(exp.init, model, graph, dataset.example(), at)
+    return Setup(exp=exp, graph=graph, dataset=dataset, model=model, heads=heads, tx=tx,
                  lr_fn=lr_fn, mesh=mesh, total_steps=total, steps_per_epoch=spe,
                  config=config, arch_text=arch_text, chance=chance_rate(dataset),
-                 experiment_file=experiment_file, augment=augment, smoke=smoke)
+                 experiment_file=experiment_file, augment=augment, smoke=smoke,
+                 init_weights=init)
 
 
 def check_against(exp: Experiment, graph: Graph, dataset: Dataset, devices: int, root=None):

@@ -108,6 +108,9 @@ class RichReporter:
         print_problem("warning", message, hint)
         self._log(f"warning: {message}" + (f"\n    hint: {hint}" if hint else ""))
 
+    def note(self, message):
+        self._say(message)
+
     def training_warning(self, message):
         self._say(f"[yellow]warning:[/yellow] {message}")
 

@@ -191,14 +191,27 @@ def load_into(graph, variables, path, format: str | None = None, map: str = "tor
     archspec's own names); skip: layer globs that keep their initial values; strict: any
     gap not skipped is an error (False: gaps are listed in the report only); pos: where the
     request is written (the experiment's `init:` line), for the error."""
-    tensors = _strip_prefix(read_tensors(path, format))
-    values, report = match(graph, variables, tensors, map, skip, Path(path).name, pos)
+    values, report = fit(graph, variables, path, format, map, skip, strict, pos)
+    return replace_leaves(variables, values), report
+
+
+def fit(graph, variables, path, format: str | None = None, map: str = "torchvision",
+        skip=(), strict: bool = True, pos: Pos | None = None):
+    """(values by variable path, Coverage): load_into's reading and checking, without
+    touching `variables` (their shapes are enough: jax.eval_shape's will do)."""
+    try:
+        tensors = _strip_prefix(read_tensors(path, format))
+        values, report = match(graph, variables, tensors, map, skip, Path(path).name, pos)
+    except WeightsError as exc:
+        exc.pos = exc.pos or pos
+        raise
     if strict and report.gaps:
         raise WeightsError(mismatch_text(report), pos=pos, hint=SKIP_HINT)
     if not values:
         raise WeightsError(f"{path}: no tensor of the file fits the spec ({report.map})",
-                           pos=pos, hint="check the map and the spec")
-    return replace_leaves(variables, values), report
+                           pos=pos, hint="check the map (archspec, for a file archspec "
+                           "exported) and the spec")
+    return values, report
 
 
 def mismatch_text(report: Coverage) -> str:
