@@ -15,7 +15,7 @@ from archspec.engine.epoch import EpochRunner, steps_per_execution
 from archspec.engine.health import AttemptFailed, Monitor
 from archspec.engine.reporter import NullReporter, Reporter
 from archspec.engine.step import make_multi_step
-from archspec.errors import ArchspecError, RunFailed
+from archspec.errors import ArchspecError
 from archspec.data.lazy import is_lazy
 from archspec.runs.files import refuse_links
 from archspec.runs.folder import new_run_dir
@@ -105,12 +105,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
     with StopFlag(early_stop) as stop:  # from here: initialising and restoring compile too
         state, start = run.start(seed, resume)
         at[0] = int(state.step)
-        monitor = Monitor(setup.exp.health, [n.id for n in setup.graph.layers if n.params],
-                          reporter.training_warning)
-        runner = EpochRunner(setup, make_multi_step(setup.model, setup.heads, setup.tx,
-                                                    setup.mesh, setup.augment,
-                                                    setup.dataset.norm_stats, setup.ema),
-                             monitor, reporter, _chunk_size(setup))
+        monitor, runner = _machinery(setup, reporter)
         result, step = Result(run_dir, state), int(state.step)
         reporter.compiling(setup)
         try:
@@ -140,11 +135,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
         except KeyboardInterrupt:
             result.stopped = True
         except ArchspecError as exc:  # raised by a batch (a streamed file gone bad)
-            run.fail(exc, max(step, runner.step))
-            run.log.close()
-            if stop.stepped:  # steps trained: a failed run (exit 1), not bad input
-                raise RunFailed(exc) from None
-            raise
+            raise run.fail(exc, max(step, runner.step), stop.stepped) from None
         except BaseException:
             run.log.close()
             raise
@@ -153,6 +144,15 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
             run.close()
             reporter.attempt_end()
     return run.finish(result, state, step)
+
+
+def _machinery(setup: Setup, reporter: Reporter) -> tuple[Monitor, EpochRunner]:
+    """The attempt's health monitor and the runner of its epochs (the compiled step)."""
+    monitor = Monitor(setup.exp.health, [n.id for n in setup.graph.layers if n.params],
+                      reporter.training_warning)
+    step = make_multi_step(setup.model, setup.heads, setup.tx, setup.mesh, setup.augment,
+                           setup.dataset.norm_stats, setup.ema)
+    return monitor, EpochRunner(setup, step, monitor, reporter, _chunk_size(setup))
 
 
 def _verdict(on_epoch: OnEpoch | None, epoch: int, val: dict) -> str | None:

@@ -15,6 +15,7 @@ from archspec.engine.ema import evaluated
 from archspec.engine.epoch import CheckpointPolicy
 from archspec.engine.measure import evaluate, in_head_order
 from archspec.engine.step import init_state, make_eval_step, shardings
+from archspec.errors import ArchspecError, RunFailed
 from archspec.runs import checkpoint as ckpt
 from archspec.runs.checkpoint import test_weights
 from archspec.runs.records import MetricsLog, read_best, score_of, write_best
@@ -151,13 +152,16 @@ class Run:
     def close(self) -> None:
         self.store.close()
 
-    def fail(self, exc, step: int) -> None:
+    def fail(self, exc: ArchspecError, step: int, trained: bool) -> ArchspecError:
         """An error while the steps run (a streamed image truncated or replaced): the run is
-        marked failed in metrics.jsonl and train.log, never left "running/killed"."""
+        marked failed in metrics.jsonl and train.log, never left "running/killed". Returns
+        the error to raise: once steps have trained, a failed run (exit 1), not bad input."""
         text = "\n".join(e.render_plain() for e in exc.located())
         self.log.log({"step": step, "split": "summary", "attempt": self.attempt,
                       "status": "failed", "error": text[:2000]})
         self.reporter.failed(text)
+        self.log.close()
+        return RunFailed(exc) if trained else exc
 
     def finish(self, result: Result, state, step: int) -> Result:
         """Score the test split (best checkpoint, or latest when the run never validated)
