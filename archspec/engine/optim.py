@@ -33,10 +33,11 @@ def schedule(cfg, total_steps: int):
     return main
 
 
-def make_optimizer(cfg, total_steps: int):
+def make_optimizer(cfg, total_steps: int, frozen=frozenset()):
     """(optax transformation, learning rate as a function of the step). With
     `accumulate: k` the gradients of k batches are averaged before each update (a batch k
-    times larger than fits in memory); the schedule counts updates, not batches."""
+    times larger than fits in memory); the schedule counts updates, not batches. The
+    parameters of the `frozen` layer ids are never updated."""
     k = cfg.accumulate
     lr = schedule(cfg, max(total_steps // k, 1))
     name = cfg.name
@@ -56,10 +57,25 @@ def make_optimizer(cfg, total_steps: int):
         chain.append(optax.clip_by_global_norm(cfg.clip_norm))
     if cfg.weight_decay and name != "adamw":  # L2-style decay added to the gradient
         chain.append(optax.add_decayed_weights(cfg.weight_decay, mask=mask))
-    tx = optax.chain(*chain, opt)
+    tx = freeze(optax.chain(*chain, opt), frozen)
     if k > 1:
         return optax.MultiSteps(tx, every_k_schedule=k), lambda step: lr(step // k)
     return tx, lr
+
+
+def freeze(tx: optax.GradientTransformation, frozen) -> optax.GradientTransformation:
+    """`tx` for every parameter but those of the `frozen` layer ids (the first key of a
+    parameter's path), whose updates are zero and which hold no optimiser state."""
+    if not frozen:
+        return tx
+    frozen = frozenset(frozen)
+
+    def labels(params):
+        return {layer: jax.tree_util.tree_map(
+            lambda _, f=layer in frozen: "frozen" if f else "trained", tree)
+            for layer, tree in params.items()}
+
+    return optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()}, labels)
 
 
 def decay_group(path: tuple[str, ...], siblings) -> str | None:

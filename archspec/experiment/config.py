@@ -178,6 +178,10 @@ class Experiment(Strict):
     init: Init | None = Field(None, description="start from a tensor file's weights, e.g. "
                               "{from: resnet18.safetensors, map: torchvision, skip: [fc]}: "
                               "a new run only (a resume restores its own checkpoint)")
+    freeze: list[str] = Field(default_factory=list, description="layer globs trained as in "
+                              "evaluation and never updated, e.g. [conv1, bn1, stage1] (a "
+                              "block's name covers its layers; a batchnorm keeps its running "
+                              "statistics)")
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     health: Health = Field(default_factory=Health)
     output: str = "runs"

@@ -186,6 +186,11 @@ class SpecModel(nn.Module):
     remat_blocks: bool = False  # with scan_blocks: recompute each block in the backward pass
     shapes_only: bool = False   # set by abstract_variables: only shapes are wanted
     in_loop: bool = False       # traced inside a loop body (train.step.make_multi_step)
+    # Layers an experiment freezes (`freeze:`): they run as in evaluation while training (a
+    # batchnorm normalises with its running statistics and keeps them; dropout is off), as
+    # PyTorch's module.eval() and timm's freeze_batch_norm_2d do. Their updates are zero
+    # (engine/optim.py).
+    frozen: frozenset = frozenset()
 
     @nn.compact
     def __call__(self, inputs, train: bool = False):
@@ -220,8 +225,9 @@ class SpecModel(nn.Module):
                 continue
             xs = [values[i] for i in node.inputs]
             with jax.named_scope(node.id):  # names the layer of every traced operation
-                y = REGISTRY[node.kind].build(node.opts, xs, train=train, name=node.id,
-                                              defaults=defaults)
+                y = REGISTRY[node.kind].build(node.opts, xs,
+                                              train=train and node.id not in self.frozen,
+                                              name=node.id, defaults=defaults)
             self.sow("intermediates", OUT + node.id, y)  # no-op unless asked for (summary, maps)
             if node.id in watch:
                 self.sow("health", DEAD + node.id, dead_fraction(y))
@@ -230,8 +236,8 @@ class SpecModel(nn.Module):
 
 
 def build_model(graph: Graph, compute_dtype=None, scan_blocks: bool = False,
-                remat_blocks: bool = False) -> SpecModel:
-    return SpecModel(graph, compute_dtype, scan_blocks, remat_blocks)
+                remat_blocks: bool = False, frozen=frozenset()) -> SpecModel:
+    return SpecModel(graph, compute_dtype, scan_blocks, remat_blocks, frozen=frozenset(frozen))
 
 
 def example_inputs(graph: Graph, batch: int = 1, abstract: bool = True):

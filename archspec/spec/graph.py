@@ -2,6 +2,8 @@
 whose shapes, parameter counts, MACs and receptive fields are known before any compilation."""
 from __future__ import annotations
 
+import fnmatch
+
 from dataclasses import dataclass, field
 
 from archspec.errors import Pos
@@ -50,3 +52,9 @@ class Graph:
 
     def total(self, attr: str) -> int:
         return sum(getattr(n, attr) for n in self.nodes.values())
+
+
+def matches(node_id: str, globs) -> bool:
+    """Whether a layer glob names this layer: a layer (`fc`, `stage4.*`, fnmatch), or every
+    layer inside a block (`stage4`). `init: {skip:}` and `freeze:` read globs this way."""
+    return any(fnmatch.fnmatchcase(node_id, g) or node_id.startswith(g + ".") for g in globs)

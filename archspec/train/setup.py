@@ -16,10 +16,10 @@ from archspec.engine.ema import EmaRule
 from archspec.engine.head_losses import chance_rate, head_losses
 from archspec.engine.optim import make_optimizer
 from archspec.engine.step import HeadLoss, make_mesh
-from archspec.errors import ArchspecError, SpecError, SpecErrors
+from archspec.errors import ArchspecError, SpecError, SpecErrors, did_you_mean
 from archspec.experiment.config import Experiment, locate_data_error
 from archspec.layers import REGISTRY
-from archspec.spec.graph import Graph
+from archspec.spec.graph import Graph, matches
 from archspec.train.init_weights import InitialWeights, read_initial_weights
 
 
@@ -48,6 +48,7 @@ class Setup:
     augment: Callable | None = None  # (key, x, y) -> (x, y): the experiment's `augment:`
     smoke: bool = False              # a few steps on a little data: `expect:` is not judged
     init_weights: InitialWeights | None = None  # `init:`: a new attempt's first weights
+    frozen: frozenset = frozenset()  # the layer ids `freeze:` names: never updated
 
     @property
     def ema(self) -> EmaRule | None:
@@ -64,7 +65,7 @@ class Setup:
         """The same run with its learning rate scaled (a restart after a failed attempt)."""
         opt = self.exp.optimizer
         tx, lr_fn = make_optimizer(opt.model_copy(update={"lr": opt.lr * factor}),
-                                   self.total_steps)
+                                   self.total_steps, self.frozen)
         return replace(self, tx=tx, lr_fn=lr_fn)
 
 
@@ -93,9 +94,10 @@ def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: 
     total = exp.steps if exp.steps is not None else exp.epochs * spe
     if smoke:
         total = min(total, 3)
-    tx, lr_fn = make_optimizer(exp.optimizer, total)
+    frozen = frozen_layers(exp.freeze, graph, root)
+    tx, lr_fn = make_optimizer(exp.optimizer, total, frozen)
     dtype = jnp.bfloat16 if exp.precision == "bf16" else None
-    model = build_model(graph, compute_dtype=dtype)
+    model = build_model(graph, compute_dtype=dtype, frozen=frozen)
     init = None
     if exp.init is not None:  # read and matched now: a misfit is refused before a run folder
         at = root.key_pos.get("init") if root is not None and hasattr(root, "key_pos") else None
@@ -104,7 +106,7 @@ def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: 
                  lr_fn=lr_fn, mesh=mesh, total_steps=total, steps_per_epoch=spe,
                  config=config, arch_text=arch_text, chance=chance_rate(dataset),
                  experiment_file=experiment_file, augment=augment, smoke=smoke,
-                 init_weights=init)
+                 init_weights=init, frozen=frozen)
 
 
 def check_against(exp: Experiment, graph: Graph, dataset: Dataset, devices: int, root=None):
@@ -194,6 +196,20 @@ def _loss_positions(root) -> dict:
 def _fit_batch(n_train: int, n_dev: int) -> int:
     """The largest batch that fits the split and divides across the devices."""
     return max(n_dev, n_train // n_dev * n_dev)
+
+
+def frozen_layers(globs, graph: Graph, root) -> frozenset:
+    """The ids of the layers `freeze:` names; a glob that names no layer is a located error
+    (a typo would otherwise train everything)."""
+    at = root.val_pos.get("freeze") if root is not None and hasattr(root, "val_pos") else None
+    ids = [n.id for n in graph.layers]
+    for glob in globs:
+        if not any(matches(i, [glob]) for i in ids):
+            more = f" and {len(ids) - 12} more (archspec summary)" if len(ids) > 12 else ""
+            raise TrainError(f"freeze: '{glob}' names no layer of {graph.name}", pos=at,
+                             hint=did_you_mean(glob, ids) or "a layer's name or path, or a "
+                             f"block's (it covers its layers): {', '.join(ids[:12])}{more}")
+    return frozenset(i for i in ids if matches(i, globs))
 
 
 def prepare_loaded(loaded, smoke: bool = False) -> Setup:

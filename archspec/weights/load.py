@@ -11,7 +11,6 @@ path, the file's key and both shapes); with `strict` any gap not declared in `sk
 error, without it the gaps are in the report and the layers keep their initial values."""
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from archspec.errors import Pos
 from archspec.fmt import fmt_shape
+from archspec.spec.graph import matches
 from archspec.weights import plan
 from archspec.weights.errors import WeightsError
 from archspec.weights.maps import OWN, NameMap, resolve_map
@@ -71,7 +71,7 @@ class Coverage:
 
 def skipped(node_id: str, skip) -> bool:
     """A glob names a layer (`fc`, `stage4.*`) and everything inside a block (`stage4`)."""
-    return any(fnmatch.fnmatchcase(node_id, g) or node_id.startswith(g + ".") for g in skip)
+    return matches(node_id, skip)
 
 
 def _strip_prefix(tensors: dict) -> dict:
