@@ -33,6 +33,7 @@ class Row:
     parent: str = ""             # the header row this row sits under ("" at the top level)
     function: str | None = None  # an activation row's function: relu, elu(beta=2)
     train_only: bool = False     # computed only for training-only heads
+    frozen: bool = False         # an experiment's `freeze:` names it: never updated
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Summary:
     extra: dict = field(default_factory=dict)
     inference_macs: int = 0      # without the layers only training-only heads need
     inference_params: int = 0
+    frozen: int = 0              # parameters of frozen layers (not in `trainable`)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -67,7 +69,9 @@ def _sizes(tree) -> dict[str, int]:
             for k, v in (tree or {}).items()}
 
 
-def summarize(graph: Graph, depth: int | None = None) -> Summary:
+def summarize(graph: Graph, depth: int | None = None, frozen=frozenset()) -> Summary:
+    """The summary of a network; `frozen`: the layer ids an experiment freezes (their
+    parameters are counted apart from the trainable ones)."""
     from archspec.model.build import OUT, abstract_variables, build_model
 
     model = build_model(graph)
@@ -84,19 +88,21 @@ def summarize(graph: Graph, depth: int | None = None) -> Summary:
         rows.append(Row(node.id, node.kind, flax_shape, params.get(node.id, 0),
                         state.get(node.id, 0), node.macs, node.rf, node.jump,
                         node.id.count("."), function=function_of(node),
-                        train_only=node.id in training))
+                        train_only=node.id in training, frozen=node.id in frozen))
     act = sum(math.prod(n.shape) for n in graph.nodes.values()) * BYTES_PER_VALUE
-    trainable, st = sum(params.values()), sum(state.values())
+    held = sum(n for k, n in params.items() if k in frozen)
+    trainable, st = sum(params.values()) - held, sum(state.values())
     macs = sum(r.macs for r in rows)
     return Summary(
         graph.name, tree(rows, depth, head_scopes(graph)), trainable, st,
-        (trainable + st) * BYTES_PER_VALUE, act, macs,
+        (trainable + held + st) * BYTES_PER_VALUE, act, macs,
         {k: {"shape": list(n.shape), "dtype": n.dtype} for k, n in graph.inputs.items()},
         {k: {"shape": list(h.shape or ()), "output": h.output, "loss_weight": h.loss_weight,
              "node": h.node, "train_only": h.train_only} for k, h in graph.heads.items()},
         graph.source,
         inference_macs=macs - sum(r.macs for r in rows if r.train_only),
-        inference_params=trainable - sum(r.params for r in rows if r.train_only))
+        inference_params=trainable + held - sum(r.params for r in rows if r.train_only),
+        frozen=held)
 
 
 def training_only(graph: Graph) -> set[str]:

@@ -34,7 +34,7 @@ SUM = "Σ "  # marks a header row's numbers: totals of the rows under it, not ad
 
 def _kind(r) -> str:
     if r.kind not in ("block", "head"):
-        return r.function or r.kind
+        return (r.function or r.kind) + (", frozen" if r.frozen else "")
     kind = r.kind if r.header else f"{r.kind} ({r.children})"
     return kind + (", training only" if r.train_only and r.kind == "head" else "")
 
@@ -66,6 +66,8 @@ def summary_table(s):
 def summary_totals(s):
     aux = [name for name, h in s.heads.items() if h.get("train_only")]
     rows = [["trainable parameters", f"{s.trainable:,}"]]
+    if s.frozen:
+        rows.append(["frozen parameters", f"{s.frozen:,}  (freeze: never updated)"])
     if aux:
         rows.append(["  at inference", f"{s.inference_params:,}  (without {', '.join(aux)})"])
     rows += [["non-trainable state", f"{s.state:,}" + ("  (batch statistics)" if s.state else "")],

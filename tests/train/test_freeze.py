@@ -72,3 +72,20 @@ def test_a_glob_that_names_no_layer_is_refused_at_its_line(tmp_path):
     assert f"{exp}:4:9" in err and "freeze: 'f7' names no layer of lenet5" in err
     assert "f6" in err  # did you mean
     assert not (tmp_path / "runs").exists()
+
+
+def test_summary_of_an_experiment_marks_frozen_layers_and_counts_them_apart(tmp_path):
+    """LeNet-5 with c1 and c3 frozen: c1 holds 5·5·1·6 + 6 = 156 parameters and c3
+    5·5·6·16 + 16 = 2,416 (LeCun et al.'s full connection table), 61,706 in all."""
+    import json
+
+    exp = tmp_path / "e.yaml"
+    exp.write_text(f"name: e\narchitecture: {ARCH}\ndata: {{name: digits}}\n"
+                   "freeze: [c1, c3]\n")
+    r = run_cli("summary", exp, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(r.stdout)
+    assert (s["frozen"], s["trainable"]) == (156 + 2416, 61706 - 156 - 2416)
+    assert [row["name"] for row in s["rows"] if row["frozen"]] == ["c1", "c3"]
+    table = run_cli("summary", exp)
+    assert "conv, frozen" in table.stdout and "frozen parameters" in table.stdout
