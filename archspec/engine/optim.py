@@ -33,13 +33,30 @@ def schedule(cfg, total_steps: int):
     return main
 
 
-def make_optimizer(cfg, total_steps: int, frozen=frozenset()):
+def make_optimizer(cfg, total_steps: int, frozen=frozenset(), groups=()):
     """(optax transformation, learning rate as a function of the step). With
     `accumulate: k` the gradients of k batches are averaged before each update (a batch k
     times larger than fits in memory); the schedule counts updates, not batches. The
-    parameters of the `frozen` layer ids are never updated."""
+    parameters of the `frozen` layer ids are never updated; `groups`, (layer ids, lr
+    scale) pairs, train their layers at the schedule's rate times the scale. Gradient
+    clipping is over every parameter at once, as without groups."""
     k = cfg.accumulate
     lr = schedule(cfg, max(total_steps // k, 1))
+    tx = _update(cfg, lr)
+    if frozen or groups:
+        parts = {"trained": tx, "frozen": optax.set_to_zero()}
+        for i, (_, scale) in enumerate(groups):
+            parts[f"group{i}"] = _update(cfg, lambda step, s=scale: lr(step) * s)
+        tx = optax.multi_transform(parts, _labels(frozenset(frozen), groups))
+    if cfg.clip_norm:
+        tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
+    if k > 1:
+        return optax.MultiSteps(tx, every_k_schedule=k), lambda step: lr(step // k)
+    return tx, lr
+
+
+def _update(cfg, lr) -> optax.GradientTransformation:
+    """The optimiser at rate `lr` (a schedule), with its weight decay."""
     name = cfg.name
     mask = decay_mask(cfg.weight_decay_exclude)
     if name == "sgd":
@@ -52,30 +69,25 @@ def make_optimizer(cfg, total_steps: int, frozen=frozenset()):
         opt = optax.adamw(lr, weight_decay=cfg.weight_decay, mask=mask)
     else:
         opt = optax.rmsprop(lr)
-    chain = []
-    if cfg.clip_norm:
-        chain.append(optax.clip_by_global_norm(cfg.clip_norm))
     if cfg.weight_decay and name != "adamw":  # L2-style decay added to the gradient
-        chain.append(optax.add_decayed_weights(cfg.weight_decay, mask=mask))
-    tx = freeze(optax.chain(*chain, opt), frozen)
-    if k > 1:
-        return optax.MultiSteps(tx, every_k_schedule=k), lambda step: lr(step // k)
-    return tx, lr
+        return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=mask), opt)
+    return opt
 
 
-def freeze(tx: optax.GradientTransformation, frozen) -> optax.GradientTransformation:
-    """`tx` for every parameter but those of the `frozen` layer ids (the first key of a
-    parameter's path), whose updates are zero and which hold no optimiser state."""
-    if not frozen:
-        return tx
-    frozen = frozenset(frozen)
+def _labels(frozen: frozenset, groups):
+    """The label of each parameter, by its layer id (the first key of its path): frozen,
+    else the first group naming the layer, else trained."""
+    def label(layer: str) -> str:
+        if layer in frozen:
+            return "frozen"
+        return next((f"group{i}" for i, (ids, _) in enumerate(groups) if layer in ids),
+                    "trained")
 
     def labels(params):
-        return {layer: jax.tree_util.tree_map(
-            lambda _, f=layer in frozen: "frozen" if f else "trained", tree)
-            for layer, tree in params.items()}
+        return {layer: jax.tree_util.tree_map(lambda _, t=label(layer): t, tree)
+                for layer, tree in params.items()}
 
-    return optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()}, labels)
+    return labels
 
 
 def decay_group(path: tuple[str, ...], siblings) -> str | None:

@@ -61,6 +61,12 @@ def _distinct(groups: list[str]) -> list[str]:
     return groups
 
 
+class LayerGroup(Strict):
+    layers: list[str] = Field(min_length=1, description="layer globs (a block's name covers "
+                              "its layers)")
+    lr_scale: float = Field(gt=0, description="the group's rate: the schedule's times this")
+
+
 class Optimizer(Strict):
     name: Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"] = "adam"
     lr: float = Field(1e-3, gt=0, description="learning rate (the peak, with a schedule)")
@@ -79,6 +85,9 @@ class Optimizer(Strict):
                                                  "before each update (effective batch = "
                                                  "accumulate × batch_size)")
     schedule: Schedule = Field(default_factory=Schedule)
+    groups: list[LayerGroup] = Field(default_factory=list, description="layers trained at a "
+                                     "scaled rate, e.g. [{layers: [stage4], lr_scale: 0.1}]; "
+                                     "the first group naming a layer sets its rate")
 
 
 class Ema(Strict):

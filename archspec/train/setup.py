@@ -49,6 +49,7 @@ class Setup:
     smoke: bool = False              # a few steps on a little data: `expect:` is not judged
     init_weights: InitialWeights | None = None  # `init:`: a new attempt's first weights
     frozen: frozenset = frozenset()  # the layer ids `freeze:` names: never updated
+    groups: tuple = ()               # (layer ids, lr scale) of `optimizer.groups`
 
     @property
     def ema(self) -> EmaRule | None:
@@ -65,7 +66,7 @@ class Setup:
         """The same run with its learning rate scaled (a restart after a failed attempt)."""
         opt = self.exp.optimizer
         tx, lr_fn = make_optimizer(opt.model_copy(update={"lr": opt.lr * factor}),
-                                   self.total_steps, self.frozen)
+                                   self.total_steps, self.frozen, self.groups)
         return replace(self, tx=tx, lr_fn=lr_fn)
 
 
@@ -95,7 +96,8 @@ def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: 
     if smoke:
         total = min(total, 3)
     frozen = frozen_layers(exp.freeze, graph, root)
-    tx, lr_fn = make_optimizer(exp.optimizer, total, frozen)
+    groups = layer_groups(exp.optimizer.groups, graph, root)
+    tx, lr_fn = make_optimizer(exp.optimizer, total, frozen, groups)
     dtype = jnp.bfloat16 if exp.precision == "bf16" else None
     model = build_model(graph, compute_dtype=dtype, frozen=frozen)
     init = None
@@ -106,7 +108,7 @@ def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: 
                  lr_fn=lr_fn, mesh=mesh, total_steps=total, steps_per_epoch=spe,
                  config=config, arch_text=arch_text, chance=chance_rate(dataset),
                  experiment_file=experiment_file, augment=augment, smoke=smoke,
-                 init_weights=init, frozen=frozen)
+                 init_weights=init, frozen=frozen, groups=groups)
 
 
 def check_against(exp: Experiment, graph: Graph, dataset: Dataset, devices: int, root=None):
@@ -202,11 +204,24 @@ def frozen_layers(globs, graph: Graph, root) -> frozenset:
     """The ids of the layers `freeze:` names; a glob that names no layer is a located error
     (a typo would otherwise train everything)."""
     at = root.val_pos.get("freeze") if root is not None and hasattr(root, "val_pos") else None
+    return _named_layers(globs, graph, at, "freeze")
+
+
+def layer_groups(groups, graph: Graph, root) -> tuple:
+    """(layer ids, lr scale) of each `optimizer.groups` entry, its globs checked as
+    freeze's are."""
+    opt = root.get("optimizer") if root is not None and hasattr(root, "get") else None
+    at = opt.val_pos.get("groups") if opt is not None and hasattr(opt, "val_pos") else None
+    return tuple((_named_layers(g.layers, graph, at, "optimizer.groups"), g.lr_scale)
+                 for g in groups)
+
+
+def _named_layers(globs, graph: Graph, at, key: str) -> frozenset:
     ids = [n.id for n in graph.layers]
     for glob in globs:
         if not any(matches(i, [glob]) for i in ids):
             more = f" and {len(ids) - 12} more (archspec summary)" if len(ids) > 12 else ""
-            raise TrainError(f"freeze: '{glob}' names no layer of {graph.name}", pos=at,
+            raise TrainError(f"{key}: '{glob}' names no layer of {graph.name}", pos=at,
                              hint=did_you_mean(glob, ids) or "a layer's name or path, or a "
                              f"block's (it covers its layers): {', '.join(ids[:12])}{more}")
     return frozenset(i for i in ids if matches(i, globs))

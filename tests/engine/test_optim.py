@@ -119,3 +119,40 @@ def test_bad_exclusions_are_located_errors(value, message):
     (error,) = exc.value.errors
     assert str(error.pos) == f"--set {override}"
     assert message in error.render_plain(), error.render_plain()
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_groups_scale_their_layers_rate_and_frozen_layers_never_move(clip):
+    """sgd at 0.1 on gradients of 3 everywhere: `a` moves by 0.1·3, the group `b` (scale
+    0.5) by 0.05·3, the frozen `c` not at all. With clip_norm 1 the gradient is clipped over
+    every parameter together (norm 3·√8 over the 8 values, frozen ones included, as PyTorch's
+    clip_grad_norm_ sees them), then scaled per group."""
+    import jax.numpy as jnp
+
+    from archspec.engine.optim import make_optimizer
+    from archspec.experiment.config import Optimizer
+
+    params = {"a": {"kernel": jnp.ones((2, 2))}, "b": {"kernel": jnp.ones(2)},
+              "c": {"kernel": jnp.ones(2), "bias": jnp.ones(0)}}
+    cfg = Optimizer(name="sgd", lr=0.1, clip_norm=clip, weight_decay_exclude=["bias"])
+    tx, lr = make_optimizer(cfg, 10, frozen={"c"}, groups=((frozenset({"b"}), 0.5),))
+    grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, 3.0), params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    g = 3.0 if clip is None else 3.0 / (3.0 * np.sqrt(8))
+    np.testing.assert_allclose(updates["a"]["kernel"], -0.1 * g, rtol=1e-6)
+    np.testing.assert_allclose(updates["b"]["kernel"], -0.05 * g, rtol=1e-6)
+    np.testing.assert_array_equal(updates["c"]["kernel"], 0.0)
+    assert float(lr(0)) == pytest.approx(0.1)
+
+
+def test_a_group_naming_no_layer_is_located(tmp_path):
+    from helpers import run_cli
+
+    exp = tmp_path / "e.yaml"
+    exp.write_text(f"name: e\narchitecture: {ROOT}/architectures/lenet5.yaml\n"
+                   "data: {name: digits}\noptimizer:\n  name: sgd\n"
+                   "  groups: [{layers: [c5], lr_scale: 0.1}, {layers: [c9], lr_scale: 2}]\n")
+    r = run_cli("train", exp, "--output", tmp_path / "runs")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    err = " ".join(r.stderr.split())
+    assert f"{exp}:6:11" in err and "optimizer.groups: 'c9' names no layer of lenet5" in err
