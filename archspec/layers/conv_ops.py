@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from archspec.layers import onednn
+from archspec.layers.onednn import choice
 
 FAST_GRAD = False    # True: patch-matmul weight gradients for small fan-in (see above)
 SMALL_FAN_IN = 32    # measured: 3×3×3 and 3×3×1 gain, 3×3×8 and 7×7×3 lose
@@ -69,11 +70,17 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                        dimension_numbers, feature_group_count, batch_group_count,
                        preferred_element_type) and onednn.active():
         dil = tuple(rhs_dilation) if rhs_dilation is not None else (1,) * n
-        if lhs_dilation is not None and set(lhs_dilation) != {1}:
-            return onednn.conv_transpose(lhs, rhs, lhs_dilation, padding, dil,
-                                         feature_group_count)
-        pads = onednn.explicit_padding(lhs.shape, rhs.shape, tuple(window_strides), padding, dil)
-        return onednn.conv(lhs, rhs, window_strides, pads, dil, feature_group_count)
+        transposed = lhs_dilation is not None and set(lhs_dilation) != {1}
+        strides = tuple(lhs_dilation) if transposed else tuple(window_strides)
+        pads = (tuple((int(a), int(b)) for a, b in padding) if transposed else
+                onednn.explicit_padding(lhs.shape, rhs.shape, strides, padding, dil))
+        k = choice.key(lhs.shape, rhs.shape, strides, pads, dil, feature_group_count,
+                       transposed)
+        choice.met(k)
+        if onednn.requested() == "onednn" or choice.prefers_onednn(k):
+            if transposed:
+                return onednn.conv_transpose(lhs, rhs, strides, pads, dil, feature_group_count)
+            return onednn.conv(lhs, rhs, strides, pads, dil, feature_group_count)
     mode = None
     if preferred_element_type is None and precision is None:
         if uses_patch_grad(lhs.shape, rhs.shape, padding, lhs_dilation, dimension_numbers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import jax.numpy as jnp
 import optax
@@ -50,6 +51,7 @@ class Setup:
     init_weights: InitialWeights | None = None  # `init:`: a new attempt's first weights
     frozen: frozenset = frozenset()  # the layer ids `freeze:` names: never updated
     groups: tuple = ()               # (layer ids, lr scale) of `optimizer.groups`
+    conv_choice: dict | None = None  # `auto`: convolutions measured for oneDNN or XLA
 
     @property
     def ema(self) -> EmaRule | None:
@@ -104,11 +106,13 @@ def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: 
     if exp.init is not None:  # read and matched now: a misfit is refused before a run folder
         at = root.key_pos.get("init") if root is not None and hasattr(root, "key_pos") else None
         init = read_initial_weights(exp.init, model, graph, dataset.example(), at)
+    choice = choose_convolutions(model, graph, exp.batch_size,
+                                 exp.eval_batch_size or exp.batch_size)
     return Setup(exp=exp, graph=graph, dataset=dataset, model=model, heads=heads, tx=tx,
                  lr_fn=lr_fn, mesh=mesh, total_steps=total, steps_per_epoch=spe,
                  config=config, arch_text=arch_text, chance=chance_rate(dataset),
                  experiment_file=experiment_file, augment=augment, smoke=smoke,
-                 init_weights=init, frozen=frozen, groups=groups)
+                 init_weights=init, frozen=frozen, groups=groups, conv_choice=choice)
 
 
 def check_against(exp: Experiment, graph: Graph, dataset: Dataset, devices: int, root=None):
@@ -198,6 +202,38 @@ def _loss_positions(root) -> dict:
 def _fit_batch(n_train: int, n_dev: int) -> int:
     """The largest batch that fits the split and divides across the devices."""
     return max(n_dev, n_train // n_dev * n_dev)
+
+
+def choose_convolutions(model, graph: Graph, batch: int, eval_batch: int) -> dict | None:
+    """Under `auto` with oneDNN available: measure, once per machine, which of the step's
+    convolutions oneDNN runs faster than XLA (layers/onednn/choice.py), before the step is
+    compiled. Counts of the verdicts, or None when there is no choice to make."""
+    import jax
+
+    from archspec.layers import onednn
+    from archspec.layers.onednn import choice
+
+    if onednn.requested() != "auto" or not onednn.active():
+        return None
+    (inp,) = graph.inputs.values()
+    dtype = jnp.int32 if inp.dtype == "int32" else jnp.float32
+    keys = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+    one = jax.ShapeDtypeStruct((1, *inp.shape), dtype)
+    variables = jax.eval_shape(lambda x: model.init(keys, x, train=False), one)
+
+    def total(variables, x, train):
+        out = model.apply(variables, x, train=train, rngs={"dropout": keys["dropout"]},
+                          mutable=["batch_stats"] if train else False)
+        outs = out[0] if train else out
+        return sum(jnp.sum(v.astype(jnp.float32)) for v in outs.values())
+
+    def trace():  # the train step's convolutions and their gradients, and evaluation's
+        jax.eval_shape(jax.grad(partial(total, train=True)), variables,
+                       jax.ShapeDtypeStruct((batch, *inp.shape), dtype))
+        jax.eval_shape(partial(total, train=False), variables,
+                       jax.ShapeDtypeStruct((eval_batch, *inp.shape), dtype))
+
+    return choice.calibrate(trace)
 
 
 def frozen_layers(globs, graph: Graph, root) -> frozenset:

@@ -48,6 +48,8 @@ class RichReporter:
             self._say(f"resuming [bold]{run_dir}[/bold]")
         elif self.summary:
             self._say(header_line(setup))
+            if setup.conv_choice:
+                self._say(conv_choice_line(setup.conv_choice))
             notice = slow_step_notice(setup)
             if notice:
                 self._say(notice)
@@ -182,3 +184,10 @@ def _expectations(result, setup):
     from archspec.ui.check_table import expectations_table
 
     return expectations_table(judge(setup.exp.expect, facts_of_result(result, setup)))
+
+
+def conv_choice_line(c: dict) -> str:
+    """Which convolutions took oneDNN under `auto` (layers/onednn/choice.py)."""
+    now = f"; {c['measured']} measured now" if c["measured"] else ""
+    return (f"convolutions: oneDNN for {c['onednn']} of {c['onednn'] + c['xla']} shapes, "
+            f"XLA for {c['xla']} (measured on this machine{now})")

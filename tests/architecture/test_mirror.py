@@ -82,6 +82,7 @@ TESTED_ELSEWHERE = {
     "layers/norm.py": "tests/model/test_numerics_edges.py",
     "layers/onednn/build.py": "tests/layers/test_onednn.py",
     "layers/onednn/partition.py": "tests/layers/test_onednn.py",
+    "layers/onednn/choice.py": "tests/layers/test_onednn.py",
     "layers/pool.py": "tests/model/test_build.py",
     "layers/reference.py": "tests/docs/test_docs.py",
     "layers/shape.py": "tests/contract/test_kinds.py",
