@@ -19,6 +19,10 @@ def pytest_configure(config):
         return  # a worker inherits the controller's folder
     folder = tempfile.mkdtemp(prefix="archspec-suite-jax-")
     os.environ["ARCHSPEC_CACHE_DIR"] = folder
+    # `auto` takes oneDNN for every convolution it can, unmeasured: the same backend on every
+    # machine, and no time spent timing convolutions (tests/layers/test_onednn.py turns the
+    # measuring on where it tests it)
+    os.environ.setdefault("ARCHSPEC_CONV_MEASURE", "0")
     config._archspec_cache = folder
 
 

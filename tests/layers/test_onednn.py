@@ -412,6 +412,7 @@ def test_auto_takes_onednn_where_it_was_measured_faster(monkeypatch, tmp_path):
     are kept in the cache file, and a second calibration measures nothing."""
     from archspec.layers.onednn import choice
 
+    monkeypatch.setenv(choice.MEASURE_ENV, "1")  # the suite turns it off elsewhere
     monkeypatch.setattr(choice, "_path", lambda: tmp_path / "choices.json")
     monkeypatch.setattr(choice, "_verdicts", None)
     measured = []
@@ -437,6 +438,8 @@ def test_auto_takes_onednn_where_it_was_measured_faster(monkeypatch, tmp_path):
     monkeypatch.setattr(choice, "_verdicts", None)  # a new process reads the file
     assert choice.calibrate(trace) == {"measured": 0, "onednn": 1, "xla": 1}
     assert len(measured) == 2
+    monkeypatch.setenv(choice.MEASURE_ENV, "0")
+    assert choice.calibrate(trace) is None
     monkeypatch.setenv(onednn.ENV, "onednn")
     assert calls() == 2
 
