@@ -34,7 +34,7 @@ expect:
 {expect}
 """
 GOOD = '  test.accuracy: ">= 0.2"\n  test.loss: "<= 5"\n  time_s: "<= 600"'
-MISSING = '  test.accuracy: ">= 0.2"\n  test.loss: "< 0"\n  time_s: "<= 0.001"'
+MISSING = '  test.accuracy: ">= 0.2"\n  test.loss: "<= 0.0001"\n  time_s: "<= 0.001"'
 INVALID = '  test.acuracy: ">= 0.9"\n  test.loss: "=< 0.1"'
 
 
@@ -76,7 +76,7 @@ def test_check_table_and_exit_code(suite):
                       "invalid.yaml": "invalid", "missing.yaml": "missed"}
     assert list(rows) == sorted(rows)  # every *.yaml inside, recursively, sorted
     missed = rows[str(folder / "nested" / "missing.yaml")]
-    assert "test.loss" in missed and "expected < 0" in missed
+    assert "test.loss" in missed and "expected <= 0.0001" in missed
     assert "expected <= 0.001" in missed and "time_s" in missed
     assert "test.accuracy" not in missed  # met, so not among the misses
     assert "2 passed" in r.stdout and "1 missed" in r.stdout and "1 invalid" in r.stdout
@@ -101,7 +101,7 @@ def test_check_junit_report(suite):
     assert "did you mean 'test.accuracy'?" in bad.text
     miss = cases["missing.yaml"].find("failure")
     assert miss.get("type") == "missed"
-    assert "test.loss" in miss.get("message") and "expected < 0" in miss.get("message")
+    assert "test.loss" in miss.get("message") and "expected <= 0.0001" in miss.get("message")
     assert "time_s" in miss.text
 
 
