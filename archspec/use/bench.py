@@ -65,7 +65,8 @@ def _random_batch(graph, batch: int, seed: int = 0):
     first = next(iter(graph.heads.values()))
     kind = DEFAULT_FOR_OUTPUT[first.output]
     if kind == "categorical_crossentropy":
-        y = rng.integers(0, first.shape[-1], batch).astype(np.int32)
+        # a class per example, or per position for a per-pixel head (a U-Net's (H, W, C))
+        y = rng.integers(0, first.shape[-1], (batch, *first.shape[:-1])).astype(np.int32)
     else:
         y = rng.uniform(size=(batch, *first.shape)).astype(np.float32)
     # Every head that can share the first head's targets trains; others are left out.

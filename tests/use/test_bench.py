@@ -92,3 +92,30 @@ def test_bad_options(spec, args):
     proc = run_cli("bench", spec, *args)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+PER_PIXEL = """
+name: seg
+input: {shape: [8, 8, 1]}
+layers:
+  - conv: {maps: 4, kernel: 3, padding: same, activation: relu}
+  - conv: {maps: 3, kernel: 1, activation: linear, name: out}
+heads:
+  mask: {from: out, output: softmax}
+"""
+
+
+def test_a_per_pixel_head_is_benched_with_a_class_per_position(tmp_path):
+    """Before: `archspec bench architectures/unet.yaml` stopped with "axis 3 is out of
+    bounds": its random targets were one class per image for a head with one per pixel."""
+    from archspec.spec.resolve import load_architecture_text
+    from archspec.use.bench import _random_batch, bench
+
+    graph = load_architecture_text(PER_PIXEL)
+    x, y, heads = _random_batch(graph, 2)
+    assert x.shape == (2, 8, 8, 1) and y.shape == (2, 8, 8) and y.max() < 3
+    assert [h.head for h in heads] == ["mask"]
+    spec = tmp_path / "seg.yaml"
+    spec.write_text(PER_PIXEL)
+    result = bench(spec, batch=2, steps=1, warmup=0, matmul_size=64)
+    assert result.step_s > 0
