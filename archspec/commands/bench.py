@@ -45,4 +45,8 @@ def bench(*, spec: Path, batch: int, steps: int, precision: str, warmup: int, ma
         return
     console.print(bench_table(result))
     console.print(f"convolutions: {backend}")
+    if result.conv_choice:
+        from archspec.ui.progress import conv_choice_line
+
+        console.print(conv_choice_line(result.conv_choice))
     console.print(f"memory pages: {pages}")

@@ -45,6 +45,7 @@ class BenchResult:
     memory_source: str            # "device" (memory_stats) or "process RSS"
     step_memory_bytes: int | None  # XLA's memory analysis: arguments + outputs + temporaries
     flops_note: str = "training FLOPs = 3 x forward MACs x 2 FLOPs per MAC per example"
+    conv_choice: dict | None = None  # `auto`: the verdicts of the step's convolutions
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +124,9 @@ def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float3
         raise ValueError(f"batch {batch} does not divide across {n_dev} devices")
     dtype = jnp.bfloat16 if precision == "bf16" else None
     model = build_model(graph, compute_dtype=dtype, scan_blocks=scan_blocks)
+    from archspec.train.setup import choose_convolutions
+
+    choice = choose_convolutions(model, graph, batch, batch)  # before the step is traced
     tx, _ = make_optimizer(Optimizer(name="adam", lr=1e-3), 1000)
     data_sh, repl = shardings(mesh)
     x, y, heads = _random_batch(graph, batch)
@@ -152,7 +156,7 @@ def bench(spec: Path, batch: int = 32, steps: int = 10, precision: str = "float3
         steps=steps, examples_per_s=batch / step_s, forward_macs_per_example=macs,
         train_flops_per_step=train_flops, achieved_flops=achieved, peak_matmul_flops=peak,
         matmul_size=matmul_size, utilisation=achieved / peak, peak_memory_bytes=mem,
-        memory_source=source, step_memory_bytes=_step_memory(compiled))
+        memory_source=source, step_memory_bytes=_step_memory(compiled), conv_choice=choice)
 
 
 def _time_steps(compiled, state, args, warmup: int, steps: int) -> list[float]:
