@@ -1,8 +1,10 @@
 """Shared test helpers: run the CLI as a user would."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -100,23 +102,17 @@ class Hang(Exception):
     """Raised by time_limit when the guarded code does not return in time."""
 
 
+@contextlib.contextmanager
 def time_limit(seconds: float):
-    """A context manager that turns a hang into a failure (SIGALRM: main thread only); an
-    open() blocked on a FIFO is interrupted too."""
-    import contextlib
-    import signal
+    """Turns a hang into a failure (SIGALRM: main thread only); an open() blocked on a FIFO
+    is interrupted too."""
+    def alarm(signum, frame):
+        raise Hang(f"no answer within {seconds} s")
 
-    @contextlib.contextmanager
-    def guard():
-        def alarm(signum, frame):
-            raise Hang(f"no answer within {seconds} s")
-
-        old = signal.signal(signal.SIGALRM, alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
-
-    return guard()
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
-
 from archspec.errors import Pos
 from archspec.weights.load import Coverage, fit, replace_leaves
 
@@ -25,13 +23,9 @@ class InitialWeights:
         return out["params"], out["batch_stats"]
 
 
-def read_initial_weights(init, model, graph, example, pos: Pos | None) -> InitialWeights:
-    """The values of `init:` matched to the model's variables (their shapes only: nothing
-    is initialised here), or a WeightsError located at `pos`."""
-    shapes = jax.eval_shape(lambda: model.init({"params": jax.random.key(0),
-                                                "dropout": jax.random.key(1)},
-                                               example, train=False))
-    variables = {"params": shapes["params"], "batch_stats": shapes.get("batch_stats", {})}
+def read_initial_weights(init, graph, variables, pos: Pos | None) -> InitialWeights:
+    """The values of `init:` matched to the model's variables (`variables`: their shapes,
+    model.build.abstract_variables), or a WeightsError located at `pos`."""
     values, report = fit(graph, variables, init.from_, init.format, init.map, init.skip,
                          init.strict, pos)
     return InitialWeights(values, report)

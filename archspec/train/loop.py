@@ -15,7 +15,7 @@ from archspec.engine.epoch import EpochRunner, steps_per_execution
 from archspec.engine.health import AttemptFailed, Monitor
 from archspec.engine.reporter import NullReporter, Reporter
 from archspec.engine.step import make_multi_step
-from archspec.errors import ArchspecError
+from archspec.data import DataError
 from archspec.data.lazy import is_lazy
 from archspec.runs.files import refuse_links
 from archspec.runs.folder import new_run_dir
@@ -134,7 +134,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                     break
         except KeyboardInterrupt:
             result.stopped = True
-        except ArchspecError as exc:  # raised by a batch (a streamed file gone bad)
+        except DataError as exc:  # raised by a batch (a streamed file gone bad)
             raise run.fail(exc, max(step, runner.step), stop.stepped) from None
         except BaseException:
             run.log.close()

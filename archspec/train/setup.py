@@ -78,7 +78,7 @@ def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: 
     errors that involve the data point at its lines (None on resume: the run's own config
     was checked when it started)."""
     from archspec.layers import onednn
-    from archspec.model.build import build_model
+    from archspec.model.build import abstract_variables, build_model
 
     onednn.decide()  # a bad $ARCHSPEC_CONV_BACKEND is refused before a run folder exists
     if len(graph.inputs) != 1:
@@ -105,7 +105,7 @@ def prepare(exp: Experiment, graph: Graph, arch_text: str, config: dict, smoke: 
     init = None
     if exp.init is not None:  # read and matched now: a misfit is refused before a run folder
         at = root.key_pos.get("init") if root is not None and hasattr(root, "key_pos") else None
-        init = read_initial_weights(exp.init, model, graph, dataset.example(), at)
+        init = read_initial_weights(exp.init, graph, abstract_variables(model, graph), at)
     choice = choose_convolutions(model, graph, exp.batch_size,
                                  exp.eval_batch_size or exp.batch_size)
     return Setup(exp=exp, graph=graph, dataset=dataset, model=model, heads=heads, tx=tx,
@@ -212,17 +212,16 @@ def choose_convolutions(model, graph: Graph, batch: int, eval_batch: int) -> dic
 
     from archspec.layers import onednn
     from archspec.layers.onednn import choice
+    from archspec.model.build import abstract_variables
 
-    if onednn.requested() != "auto" or not onednn.active():
+    if onednn.requested() != "auto" or not choice.measuring() or not onednn.active():
         return None
     (inp,) = graph.inputs.values()
     dtype = jnp.int32 if inp.dtype == "int32" else jnp.float32
-    keys = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
-    one = jax.ShapeDtypeStruct((1, *inp.shape), dtype)
-    variables = jax.eval_shape(lambda x: model.init(keys, x, train=False), one)
+    variables = abstract_variables(model, graph)
 
     def total(variables, x, train):
-        out = model.apply(variables, x, train=train, rngs={"dropout": keys["dropout"]},
+        out = model.apply(variables, x, train=train, rngs={"dropout": jax.random.key(1)},
                           mutable=["batch_stats"] if train else False)
         outs = out[0] if train else out
         return sum(jnp.sum(v.astype(jnp.float32)) for v in outs.values())

@@ -9,12 +9,10 @@ fixed where it happens and kept as a case in tests/corpus/.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import re
 import resource
-import signal
 import subprocess
 import sys
 import time
@@ -34,7 +32,7 @@ from archspec.layers.activation import PARAMS as ACTIVATIONS
 from archspec.layers.base import kinds
 from archspec.layers.init import PARAMETERISED
 from archspec.spec.resolve import load_architecture, load_architecture_text
-from helpers import ROOT, run_cli
+from helpers import ROOT, run_cli, time_limit
 
 # A bound that only a hang or a real expansion would cross (expanding a billion-laughs
 # file or a huge repeat takes minutes or all memory); speed itself lives in benchmarks/.
@@ -47,24 +45,6 @@ KINDS = sorted(kinds())
 HANG_S = 20            # an example this slow is a hang: fail it instead of blocking CI
 SUMMARY_LAYERS = 60    # summarise (build the Flax model abstractly) graphs up to this size
 EXAMPLES = 150
-
-
-class Hang(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    def alarm(signum, frame):
-        raise Hang(f"no answer within {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def check(text: str, filename: str = "hostile.yaml", input_shape=None) -> str:

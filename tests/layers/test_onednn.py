@@ -451,6 +451,6 @@ def test_a_measurement_times_both_backends_of_one_configuration(monkeypatch):
 
     monkeypatch.setenv(onednn.ENV, "auto")
     k = choice.key((4, 8, 8, 3), (3, 3, 3, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, False)
-    assert choice._measure(k) in (True, False)
+    assert isinstance(choice._measure(k), bool)
     assert choice.key((None, 8, 8, 3), (3, 3, 3, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), 1,
                       False) is None  # a symbolic batch is never measured

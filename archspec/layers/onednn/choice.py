@@ -52,6 +52,11 @@ def prefers_onednn(k: str | None) -> bool:
     return k is None or _load().get(k, True)
 
 
+def measuring() -> bool:
+    """False with $ARCHSPEC_CONV_MEASURE=0."""
+    return os.environ.get(MEASURE_ENV, "1").strip() != "0"
+
+
 def calibrate(trace) -> dict | None:
     """Measure every configuration `trace()` (a jax.eval_shape of the step, say) meets that
     has no verdict yet. Returns {"measured", "onednn", "xla"} counts over all it met, or
@@ -60,7 +65,7 @@ def calibrate(trace) -> dict | None:
     `trace` must trace a new function: JAX keeps traces by function, and a kept trace
     calls no convolution."""
     global _seen
-    if os.environ.get(MEASURE_ENV, "1").strip() == "0":
+    if not measuring():
         return None
     with _lock:
         _seen = set()
