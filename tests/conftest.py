@@ -19,6 +19,8 @@ def pytest_configure(config):
         return  # a worker inherits the controller's folder
     folder = tempfile.mkdtemp(prefix="archspec-suite-jax-")
     os.environ["ARCHSPEC_CACHE_DIR"] = folder
+    # generated data sets (archspec/data/cache.py) are kept in the suite's folder too
+    os.environ["ARCHSPEC_DATA_CACHE_DIR"] = os.path.join(folder, "data")
     # `auto` takes oneDNN for every convolution it can, unmeasured: the same backend on every
     # machine, and no time spent timing convolutions (tests/layers/test_onednn.py turns the
     # measuring on where it tests it)

@@ -157,11 +157,34 @@ class EpochRunner:
 
 class CheckpointPolicy:
     """When `latest` is written: every `every_steps` steps and every `every_minutes`
-    minutes (checked at chunk boundaries); the loop adds the end of training and a stop."""
+    minutes (checked at chunk boundaries); the loop adds the end of training and a stop.
+    When `best` is written: at once, unless a best was written less than
+    `best_every_minutes` ago; then the new best is held in host memory (a later one replaces
+    it) and written once due, at the end of training, on a stop and before the test. A run
+    of tiny epochs that improves at most of them writes a few bests, not hundreds."""
 
     def __init__(self, store, config):
         self.store, self.every, self.seconds = store, config.every_steps, config.every_minutes * 60
         self.last = time.monotonic()
+        self.best_seconds, self.best_at, self.held = config.best_every_minutes * 60, None, None
+
+    def best(self, state, position: dict, then=None) -> None:
+        """A new best. Several processes write each one at once: their shards are not all
+        on one host, so none is held."""
+        if self.best_at is not None and time.monotonic() - self.best_at < self.best_seconds \
+                and jax.process_count() == 1:
+            self.held = (jax.device_get(state), position, then)  # the step donates `state`
+            return
+        self.held, self.best_at = None, time.monotonic()
+        self.store.save("best", state, position, then=then)
+
+    def write_held(self, force: bool = False) -> None:
+        """Write the best held back, when due (or `force`: the end, a stop, closing)."""
+        if self.held is None or not (force or time.monotonic() - self.best_at >= self.best_seconds):
+            return
+        (state, position, then), self.held = self.held, None
+        self.best_at = time.monotonic()
+        self.store.save("best", state, position, then=then)
 
     def due(self, step: int) -> bool:
         return bool(self.every and step % self.every == 0) or \

@@ -132,8 +132,7 @@ class Health(Strict):
                                                     "still at chance after this many epochs "
                                                     "and the loss has stopped improving "
                                                     "(0: never)")
-    chance_min_steps: int = Field(100, ge=0, description="declare no stall before this many "
-                                                         "steps")
+    chance_min_steps: int = Field(100, ge=0, description="declare no stall before this many steps")
     restarts: int = Field(0, ge=0, description="re-initialise with a new seed after "
                                                "collapse/divergence, up to N times")
     restart_lr_factor: float = Field(1.0, gt=0, description="multiply the learning rate by this "
@@ -146,6 +145,9 @@ class Checkpoint(Strict):
                                  "have passed since the last save (checked after every "
                                  "dispatch; 0: after every one); always at the end and on a stop")
     keep: int = Field(2, ge=1, description="checkpoints kept (the newest; 'best' is kept apart)")
+    best_every_minutes: float = Field(0.5, ge=0, description="write a new `best` at most this "
+                                      "often while validation keeps improving (held in memory "
+                                      "meanwhile); always at the end and on a stop; 0: each one")
 
 
 def _run_folder_name(name: str) -> str:

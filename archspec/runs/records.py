@@ -4,7 +4,10 @@ reported through `warn` (a `Warn`: message, hint), never printed here."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+
+import numpy as np
 
 from archspec.engine.reporter import Warn, ignore
 from archspec.reading import UnreadableFile, read_bytes
@@ -16,11 +19,13 @@ class MetricsLog:
     """Append-only JSON lines, flushed and fsynced per record so a kill loses nothing written."""
 
     HINT = "check free disk space; the last checkpoint is intact"
+    FLUSH_SECONDS = 5.0
 
     def __init__(self, run_dir: Path, tensorboard: bool = True, warn: Warn = ignore):
         self.warn = warn
         self.path = Path(run_dir) / "metrics.jsonl"
         self.writer = None
+        self._flushed, self._last_per_step = time.monotonic(), {}
         self._resumed = None  # (restored step, step and epoch of the last train record kept)
         refuse_links(run_dir)
         if tensorboard and not _process_index():
@@ -57,14 +62,32 @@ class MetricsLog:
                             self.writer.add_scalar(f"{split}/{k}/{layer}", x, step)
                 elif _number(v) and k not in ("step", "epoch", "checkpoint_step"):
                     self.writer.add_scalar(f"{split}/{k}", v, step)
-            self.writer.flush()  # a full disk is found here, not at the end of the run
+            self._flush_when_due()
 
     def per_step(self, tag: str, values, first_step: int) -> None:
-        """One TensorBoard scalar per step (the learning rate), from `first_step` on."""
+        """A TensorBoard scalar per step (the learning rate), from `first_step` on: every
+        step where the value changes and the last one (TensorBoard draws the flat stretch
+        between them; a constant rate is not 6,000 equal points)."""
         if self.writer and not _process_index():
-            for i, v in enumerate(values):
-                self.writer.add_scalar(tag, float(v), first_step + i)
+            values = np.asarray(values, dtype=np.float64)
+            keep = np.ones(len(values), bool)
+            keep[1:-1] = values[1:-1] != values[:-2]
+            if self._last_per_step.get(tag) == (first_step - 1, values[0]) and len(values) > 1:
+                keep[0] = False  # the same value as the step before, already written
+            for i in np.flatnonzero(keep):
+                self.writer.add_scalar(tag, float(values[i]), first_step + int(i))
+            if len(values):
+                self._last_per_step[tag] = (first_step + len(values) - 1, values[-1])
+            self._flush_when_due()
+
+    def _flush_when_due(self) -> None:
+        """Events reach the file at most every FLUSH_SECONDS (and at close): a flush is a
+        write call, and a run of tiny epochs would make hundreds. A full disk is still found
+        here, within seconds, not at the end of the run; metrics.jsonl has every record."""
+        now = time.monotonic()
+        if now - self._flushed >= self.FLUSH_SECONDS:
             self.writer.flush()
+            self._flushed = now
 
     def text(self, tag: str, text: str) -> None:
         """A text panel in TensorBoard (the architecture), shown as written."""

@@ -123,7 +123,7 @@ class Run:
 
     def validate(self, state, epoch: Epoch, position: Position) -> dict | None:
         """Val metrics (None when the run does not validate, or not this epoch: see
-        `eval_every`); a new best is checkpointed. A run that keeps an average of its
+        `eval_every`); a new best is checkpointed (now, or once due: CheckpointPolicy). A run that keeps an average of its
         weights is validated with the average."""
         s = self.setup
         if "val" not in s.exp.eval_splits or not len(s.dataset.val.x):
@@ -140,17 +140,24 @@ class Run:
         if self.best is None or score > self.best:
             self.best = score
             # best.json names the best checkpoint only once it is on disk
-            self.saver.save(state, position.as_dict(), "best",
+            self.saver.best(state, position.as_dict(),
                             then=lambda s=score, k=epoch.step: write_best(self.dir, s, k))
         return val
 
     def checkpoint_if_due(self, state, step: int, position: Position, stopping: bool) -> None:
         """`latest` by the checkpoint policy, at the end of training and on a stop."""
-        if self.saver.due(step) or step >= self.setup.total_steps or stopping:
+        end = step >= self.setup.total_steps or stopping
+        if self.saver.due(step) or end:
             self.saver.save(state, position.as_dict())
+        self.saver.write_held(force=end)
 
     def close(self) -> None:
-        self.store.close()
+        """Write the best held back (unless a write failed), then finish every write."""
+        try:
+            if not self.store.failed:
+                self.saver.write_held(force=True)
+        finally:
+            self.store.close()
 
     def fail(self, exc: ArchspecError, step: int, trained: bool) -> ArchspecError:
         """An error while the steps run (a streamed image truncated or replaced): the run is

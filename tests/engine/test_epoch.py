@@ -178,3 +178,32 @@ def test_a_train_only_head_is_trained_but_not_evaluated_or_predicted(tmp_path):
     r = run_cli("predict", run, ROOT / "docs/img/three.png", "--json")
     assert r.returncode == 0, r.stderr + r.stdout
     assert set(json.loads(r.stdout)["heads"]) == {"digit"}
+
+
+def test_a_best_within_best_every_minutes_is_held_then_written_when_due_or_forced():
+    """CheckpointPolicy: the first best is written at once; one that comes sooner than
+    `best_every_minutes` after the last write is held as a host copy (a later one replaces
+    it) and written once due, or at the end."""
+    import types
+
+    import jax.numpy as jnp
+
+    from archspec.engine.epoch import CheckpointPolicy
+
+    written = []
+    store = types.SimpleNamespace(save=lambda which, state, position, then=None:
+                                  written.append((which, float(state["w"]), position)))
+    config = types.SimpleNamespace(every_steps=None, every_minutes=1.0, best_every_minutes=1.0)
+    policy = CheckpointPolicy(store, config)
+    policy.best({"w": jnp.float32(1)}, {"epoch": 1})
+    policy.best({"w": jnp.float32(2)}, {"epoch": 2})
+    policy.best({"w": jnp.float32(3)}, {"epoch": 3})
+    policy.write_held()                       # not due yet
+    assert written == [("best", 1.0, {"epoch": 1})]
+    assert isinstance(policy.held[0]["w"], np.ndarray)  # off the device: safe from donation
+    policy.best_at -= 61                      # a minute later
+    policy.write_held()
+    assert written[-1] == ("best", 3.0, {"epoch": 3}) and policy.held is None
+    policy.best({"w": jnp.float32(4)}, {"epoch": 4})
+    policy.write_held(force=True)             # the end of training
+    assert [w[1] for w in written] == [1.0, 3.0, 4.0]

@@ -105,7 +105,7 @@ def test_tensorboard_past_the_limit_is_an_error_not_a_hang(tmp_path):
         from archspec.runs.records import MetricsLog
         log = MetricsLog({str(tmp_path)!r})
         try:
-            log.per_step("train/lr_per_step", [0.1] * 1000, 1)
+            log.per_step("train/lr_per_step", [0.1 + i * 1e-4 for i in range(1000)], 1)
         except DiskFullError as exc:
             print(exc.message)
         log.close()

@@ -428,3 +428,18 @@ def test_tensorboard_gets_test_metrics_per_layer_health_lr_per_step_and_the_arch
     for layer, norm in train[-1]["grad_norms"].items():
         assert scalars[f"train/grad_norms/{layer}"][total] == pytest.approx(norm, rel=1e-6)
     assert "layers:" in texts["architecture/text_summary"]
+
+
+def test_a_constant_learning_rate_is_written_where_it_changes_and_at_each_epochs_end(tmp_path):
+    """TensorBoard's per-step rate: a step is written where the value changes and at the
+    end of each batch of steps, so the curve TensorBoard draws is the same, from a handful
+    of points instead of one per step."""
+    from archspec.runs.records import MetricsLog
+
+    log = MetricsLog(tmp_path)
+    log.per_step("lr", [0.1] * 5, 1)             # steps 1-5
+    log.per_step("lr", [0.1] * 3 + [0.01] * 2, 6)  # steps 6-10: drops at step 9
+    log.per_step("lr", [0.01] * 4, 11)           # steps 11-14
+    log.close()
+    scalars, _ = _tensorboard(tmp_path)
+    assert scalars["lr"] == pytest.approx({1: 0.1, 5: 0.1, 9: 0.01, 10: 0.01, 14: 0.01})

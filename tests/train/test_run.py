@@ -3,6 +3,7 @@ validation is the best checkpoint."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from helpers import ROOT, only_run, read_records, run_cli
 
@@ -53,3 +54,27 @@ def test_a_flat_validation_accuracy_keeps_the_checkpoint_of_the_lowest_loss(tmp_
     (test,) = [x for x in records if x["split"] == "test"]
     assert test["checkpoint"] == "best"
     assert test["checkpoint_step"] == vals[-1]["step"]        # the lowest loss, the last one
+
+
+def test_bests_between_writes_are_held_and_the_true_best_is_on_disk_at_the_end(tmp_path):
+    """With `best_every_minutes` longer than the run, the first best is written at once and
+    every later one is held in memory: the best checkpoint at the end is the best validation
+    of the run (best.json names its step), and evaluating it on val gives that record."""
+    import json
+
+    r = run_cli("train", ROOT / "experiments/digits_logistic.yaml", "--epochs", "6",
+                "--set", "checkpoint.best_every_minutes=60", "--output", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = only_run(tmp_path)
+    vals = [x for x in read_records(run) if x["split"] == "val"]
+    key = next(k for k in vals[0] if k.startswith("accuracy_"))
+    best = max(vals, key=lambda v: (v[key], -v["loss"]))
+    assert best is not vals[0]  # improved after the first write: that best was held
+    assert json.loads((run / "best.json").read_text())["step"] == best["step"]
+    assert sorted(p.name for p in (run / "checkpoints/best").iterdir()
+                  if p.name.isdigit()) == [str(best["step"])]
+    e = run_cli("eval", run, "--split", "val", "--checkpoint", "best", "--json")
+    assert e.returncode == 0, e.stdout + e.stderr
+    measured = json.loads(e.stdout)["metrics"]
+    assert measured["loss"] == pytest.approx(best["loss"], rel=1e-5)
+    assert measured[key.replace("_", "/")] == pytest.approx(best[key], rel=1e-6)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from ..cache import cached_arrays
 from ..dataset import Raw
 from ..errors import DataError
 from ..options import SourceOptions
@@ -39,7 +40,21 @@ def load(cfg, options: Options, input_shape, seed) -> Raw:
 
 def generate(options: Options):
     """(x, y, x_test, y_test): float32 (N, 40, 1) series and int32 labels, the same for
-    the same options on every machine."""
+    the same options on every machine. Generating takes seconds (importing the package
+    too): the arrays are kept in archspec's data cache, keyed by the options and the
+    package's version."""
+    key = {**options.model_dump(), "mnist1d": _version()}
+    made = cached_arrays("mnist1d", key, lambda: _generate(options))
+    x, x_test = (made[k].astype(np.float32)[..., None] for k in ("x", "x_test"))
+    y, y_test = (made[k].astype(np.int32) for k in ("y", "y_test"))
+    if not len(y) or not len(y_test):
+        raise DataError(f"{options.samples} examples with train_split {options.train_split} "
+                        "leave an empty split", file="mnist1d", option="train_split",
+                        hint="use more samples or a train_split nearer 0.5")
+    return x, y, x_test, y_test
+
+
+def _generate(options: Options) -> dict:
     data = _module()
     args = data.get_dataset_args()
     args.num_samples = options.samples
@@ -52,13 +67,17 @@ def generate(options: Options):
         made = data.make_dataset(args)
     finally:
         np.random.set_state(saved)
-    x, x_test = (made[k].astype(np.float32)[..., None] for k in ("x", "x_test"))
-    y, y_test = (made[k].astype(np.int32) for k in ("y", "y_test"))
-    if not len(y) or not len(y_test):
-        raise DataError(f"{options.samples} examples with train_split {options.train_split} "
-                        "leave an empty split", file="mnist1d", option="train_split",
-                        hint="use more samples or a train_split nearer 0.5")
-    return x, y, x_test, y_test
+    return {k: np.asarray(made[k]) for k in ("x", "y", "x_test", "y_test")}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mnist1d")
+    except PackageNotFoundError:
+        _module()  # the error that says how to install it
+        raise
 
 
 def _module():

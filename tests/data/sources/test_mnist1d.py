@@ -71,6 +71,39 @@ def test_too_few_samples_for_a_split_is_a_data_error():
         _load(options={"samples": 20, "train_split": 0.01})
 
 
+@needs_mnist1d
+def test_generated_once_then_read_from_the_data_cache(tmp_path, monkeypatch):
+    """The second load reads the arrays the first one generated (no mnist1d call), and they
+    are the generator's own; other options are another entry."""
+    from mnist1d import data
+
+    monkeypatch.setenv("ARCHSPEC_DATA_CACHE_DIR", str(tmp_path))
+    first = _load(options={"samples": 300})
+    assert len(list(tmp_path.glob("mnist1d-*.npz"))) == 1
+    monkeypatch.setattr(data, "make_dataset", lambda *a: pytest.fail("generated again"))
+    again = _load(options={"samples": 300})
+    np.testing.assert_array_equal(first.train.x, again.train.x)
+    np.testing.assert_array_equal(first.test.y, again.test.y)
+    monkeypatch.undo()
+    monkeypatch.setenv("ARCHSPEC_DATA_CACHE_DIR", str(tmp_path))
+    _load(options={"samples": 300, "generator_seed": 1})
+    assert len(list(tmp_path.glob("mnist1d-*.npz"))) == 2
+
+
+def test_a_cut_short_cache_entry_is_made_again(tmp_path, monkeypatch):
+    from archspec.data.cache import cached_arrays
+
+    monkeypatch.setenv("ARCHSPEC_DATA_CACHE_DIR", str(tmp_path))
+    made = cached_arrays("t", {"a": 1}, lambda: {"x": np.arange(5)})
+    entry, = tmp_path.glob("t-*.npz")
+    entry.write_bytes(entry.read_bytes()[:40])
+    again = cached_arrays("t", {"a": 1}, lambda: {"x": np.arange(5) * 2})
+    np.testing.assert_array_equal(made["x"], np.arange(5))
+    np.testing.assert_array_equal(again["x"], np.arange(5) * 2)  # made, not the broken file
+    monkeypatch.setenv("ARCHSPEC_NO_DATA_CACHE", "1")
+    assert cached_arrays("t", {"a": 1}, lambda: {"x": np.zeros(1)})["x"].tolist() == [0.0]
+
+
 def test_without_the_package_the_error_says_how_to_install_it(tmp_path):
     """An `mnist1d` that cannot be imported (as when it is not installed) ends the run
     with exit 2 and the pip command, never a traceback."""
@@ -81,7 +114,7 @@ def test_without_the_package_the_error_says_how_to_install_it(tmp_path):
     exp.write_text(f"name: m\narchitecture: {ROOT / 'architectures' / 'mnist1d_cnn.yaml'}\n"
                    "data: {name: mnist1d}\nepochs: 1\n")
     r = run_cli("train", exp, "--output", tmp_path / "runs",
-                env={"PYTHONPATH": f"{fake.parent}:{ROOT}"})
+                env={"PYTHONPATH": f"{fake.parent}:{ROOT}", "ARCHSPEC_NO_DATA_CACHE": "1"})
     assert r.returncode == 2, r.stdout + r.stderr
     assert "pip install mnist1d" in r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
