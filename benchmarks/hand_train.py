@@ -11,6 +11,7 @@ the generated MNIST-1D pickle, as archspec keeps its own.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 T0 = time.perf_counter()
@@ -84,6 +85,7 @@ def main():
                         "and of the generated data")
     args = parser.parse_args()
     if args.cache:
+        os.makedirs(args.cache, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", args.cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     model_cls, load, make_tx, epochs, batch = WORKLOADS[args.workload]

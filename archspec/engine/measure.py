@@ -10,24 +10,27 @@ import jax
 import numpy as np
 
 from archspec.data import batches, prefetch
+from archspec.data.lazy import is_lazy
 from archspec.engine import losses
 from archspec.engine.step import fetch, make_eval_step, pad_batch, put_batch, shardings
 
 
 def evaluate(setup, state, split, eval_step=None, batch_size=None,
-             progress: Callable[[int], None] | None = None, outputs: bool = True):
+             progress: Callable[[int], None] | None = None, outputs: bool = True,
+             kept: "KeptSplit | None" = None):
     """Loss and accuracy over a whole split (every example exactly once), the mean IoU of
     per-pixel heads (`mean_iou/<head>`), and the heads' outputs (`outputs=False`: none, as
     validation during training needs). `progress(examples_done)` is called after each
     batch. The metrics are fetched once, at the end, so batches are dispatched without
-    waiting for each other."""
+    waiting for each other. `kept` keeps the split's batches on the devices for the next
+    call (validation after every epoch)."""
     eval_step = eval_step or make_eval_step(setup.model, setup.heads, setup.mesh,
                                             setup.dataset.norm_stats)
     bs = batch_size or setup.exp.eval_batch_size or setup.exp.batch_size
     data_sh, _ = shardings(setup.mesh)
     per_batch, n, outs, ious = [], 0, [], {}
     pixel = _per_pixel_heads(setup)
-    fed = _fed(split, bs, data_sh)
+    fed = kept.batches(split, bs, data_sh) if kept is not None else _fed(split, bs, data_sh)
     for placed, y, real in fed:
         metrics, out = eval_step(state, *placed)
         per_batch.append((metrics, real))
@@ -52,10 +55,31 @@ def evaluate(setup, state, split, eval_step=None, batch_size=None,
 
 def _fed(split, bs: int, data_sh):
     """(batch on the device, labels, real examples), read, padded and copied on a prefetch
-    thread: decoding a streamed split overlaps the device's work, as in training."""
+    thread for a streamed split: decoding overlaps the device's work, as in training. An
+    in-memory split is sliced in place (a thread per validation costs more than it saves)."""
     padded = ((pad_batch(x, y, bs), y, len(x))
               for x, y in batches(split, bs, shuffle=False, seed=0, epoch=0))
-    return prefetch(padded, 2, put=lambda b: (put_batch(b[0], data_sh), b[1], b[2]))
+    return prefetch(padded, 2 if is_lazy(split.x) else 0,
+                    put=lambda b: (put_batch(b[0], data_sh), b[1], b[2]))
+
+
+class KeptSplit:
+    """A split measured again and again (validation after each epoch): its padded batches
+    are copied to the devices once and reused, when the split is in memory and at most
+    LIMIT bytes; a streamed or larger split is read and copied at each measurement."""
+
+    LIMIT = 256 << 20
+
+    def __init__(self):
+        self.placed = None
+
+    def batches(self, split, bs: int, data_sh):
+        if self.placed is None:
+            fed = _fed(split, bs, data_sh)
+            if is_lazy(split.x) or split.x.nbytes > self.LIMIT:
+                return fed
+            self.placed = list(fed)
+        return self.placed
 
 
 def _per_pixel_heads(setup) -> list:

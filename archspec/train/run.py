@@ -13,7 +13,7 @@ import numpy as np
 from archspec.engine import ema as E
 from archspec.engine.ema import evaluated
 from archspec.engine.epoch import CheckpointPolicy
-from archspec.engine.measure import evaluate, in_head_order
+from archspec.engine.measure import KeptSplit, evaluate, in_head_order
 from archspec.engine.step import init_state, make_eval_step, shardings
 from archspec.errors import ArchspecError, RunFailed
 from archspec.runs import checkpoint as ckpt
@@ -81,6 +81,7 @@ class Run:
         self.eval_step = make_eval_step(setup.model, setup.heads, setup.mesh,
                                         setup.dataset.norm_stats, setup.exp.eval_flip)
         self.best, self.trained, self.started = None, 0, time.perf_counter()
+        self.val = KeptSplit()  # the val batches, copied to the devices once
 
     def start(self, seed: int, resume: bool):
         """(state on the devices, Position): a new state, or the latest checkpoint's."""
@@ -133,7 +134,7 @@ class Run:
             return None
         self.reporter.evaluating("val", len(s.dataset.val.x))
         val, _ = evaluate(s, evaluated(state), s.dataset.val, self.eval_step,
-                          progress=self.reporter.eval_progress, outputs=False)
+                          progress=self.reporter.eval_progress, outputs=False, kept=self.val)
         self.log.log({"step": epoch.step, "epoch": epoch.index + 1, "split": "val",
                       **_clean(val)})
         score = score_of(_clean(val))  # ties of accuracy: the lower loss is better

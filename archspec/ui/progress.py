@@ -34,7 +34,8 @@ class RichReporter:
                  summary: bool = True, keep_log: bool = True):
         self.console = console or default_console
         self.keep_log = keep_log
-        self.show_progress = progress
+        # bars only where a person watches: rich lays them out even when nothing shows them
+        self.show_progress = progress and self.console.is_terminal
         self.summary = summary
         self.progress = None
         self.log: Console | None = None
@@ -86,6 +87,8 @@ class RichReporter:
         self._say(epoch_line(epoch, epochs, row))
 
     def evaluating(self, split, examples):
+        if not self.show_progress:  # no bars to draw (rich would still lay them out)
+            return
         if self.progress is None:  # after training (the test split): a bar of its own
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -149,4 +149,7 @@ def _hidden_caption(headers: list[str]) -> str | None:
 
 def plain(cell) -> str:
     """A cell's text as the reader sees it (markup removed)."""
-    return cell.plain if isinstance(cell, Text) else Text.from_markup(str(cell)).plain
+    if isinstance(cell, Text):
+        return cell.plain
+    text = str(cell)
+    return Text.from_markup(text).plain if "[" in text else text  # no markup: itself

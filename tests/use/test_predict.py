@@ -131,3 +131,20 @@ def test_predict_regression_from_csv(tmp_path):
                              jnp.asarray(xs, jnp.float32)[:, None])["y"]
     got = np.array([p["heads"]["y"]["values"] for p in preds])
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
+def test_a_kept_split_is_copied_to_the_devices_once_and_measures_the_same(digits_run):
+    """Validation after every epoch reuses the val batches placed on the devices by the
+    first one (engine/measure.KeptSplit); the metrics are those of a fresh copy."""
+    from archspec.engine.measure import KeptSplit, evaluate
+    from archspec.use.evaluate import load_state
+
+    setup, state, _ = load_state(digits_run)
+    kept = KeptSplit()
+    fresh, _ = evaluate(setup, state, setup.dataset.test, outputs=False)
+    first, _ = evaluate(setup, state, setup.dataset.test, outputs=False, kept=kept)
+    placed = kept.placed
+    assert placed and len(placed) == -(-len(setup.dataset.test.x) // setup.exp.batch_size)
+    again, _ = evaluate(setup, state, setup.dataset.test, outputs=False, kept=kept)
+    assert kept.placed is placed  # not copied again
+    assert fresh == first == again

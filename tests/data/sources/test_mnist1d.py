@@ -90,20 +90,6 @@ def test_generated_once_then_read_from_the_data_cache(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("mnist1d-*.npz"))) == 2
 
 
-def test_a_cut_short_cache_entry_is_made_again(tmp_path, monkeypatch):
-    from archspec.data.cache import cached_arrays
-
-    monkeypatch.setenv("ARCHSPEC_DATA_CACHE_DIR", str(tmp_path))
-    made = cached_arrays("t", {"a": 1}, lambda: {"x": np.arange(5)})
-    entry, = tmp_path.glob("t-*.npz")
-    entry.write_bytes(entry.read_bytes()[:40])
-    again = cached_arrays("t", {"a": 1}, lambda: {"x": np.arange(5) * 2})
-    np.testing.assert_array_equal(made["x"], np.arange(5))
-    np.testing.assert_array_equal(again["x"], np.arange(5) * 2)  # made, not the broken file
-    monkeypatch.setenv("ARCHSPEC_NO_DATA_CACHE", "1")
-    assert cached_arrays("t", {"a": 1}, lambda: {"x": np.zeros(1)})["x"].tolist() == [0.0]
-
-
 def test_without_the_package_the_error_says_how_to_install_it(tmp_path):
     """An `mnist1d` that cannot be imported (as when it is not installed) ends the run
     with exit 2 and the pip command, never a traceback."""
