@@ -181,7 +181,7 @@ def test_second_check_is_served_from_the_compilation_cache(suite):
 
     folder, first, _, base = suite
     written = cache_entries(base / "cache")
-    assert written > 5 and f"{written} compiled and written" in first.stdout
+    assert written >= 3 and f"{written} compiled and written" in first.stdout  # init, train, eval
     again = run_cli("check", folder, "--full", "--json", "--junit", base / "again.xml",
                     env=_cache_env(base), timeout=240)
     assert again.returncode == 2, again.stderr

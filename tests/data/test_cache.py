@@ -26,3 +26,23 @@ def test_an_unwritable_cache_folder_only_costs_the_time(tmp_path, monkeypatch):
     blocked.write_text("not a folder")
     monkeypatch.setenv("ARCHSPEC_DATA_CACHE_DIR", str(blocked / "data"))
     assert cached_arrays("t", {}, lambda: {"x": np.ones(2)})["x"].tolist() == [1.0, 1.0]
+
+
+def test_sklearns_digits_come_from_the_cache_as_sklearn_gives_them(tmp_path, monkeypatch):
+    """The second load of `digits` reads the cached arrays (scikit-learn is not asked
+    again); both equal sklearn's own load_digits()."""
+    import sklearn.datasets
+    from sklearn.datasets import load_digits
+
+    from archspec.data.sources.builtin import load_digits as archspec_digits
+
+    monkeypatch.setenv("ARCHSPEC_DATA_CACHE_DIR", str(tmp_path))
+    ref = load_digits()
+    first = archspec_digits(None, None, None, 0)
+    monkeypatch.setattr(sklearn.datasets, "load_digits",
+                        lambda: (_ for _ in ()).throw(AssertionError("asked sklearn again")))
+    again = archspec_digits(None, None, None, 0)
+    for raw in (first, again):
+        np.testing.assert_array_equal(raw.x[..., 0], ref.images.astype(np.float32))
+        np.testing.assert_array_equal(raw.y, ref.target)
+        assert raw.class_names == [str(n) for n in ref.target_names]

@@ -8,6 +8,7 @@ from pathlib import Path
 from helpers import ROOT, only_run, read_records, run_cli, start_cli, wait_for_owner
 
 EXP = ROOT / "experiments" / "digits_logistic.yaml"
+EPOCHS = 40  # enough steps left after the kill that the resume still runs when the others start
 RUN_FILES = ("config.yaml", "architecture.yaml", "sources.json", "env.json", "train.log",
              "metrics.jsonl", "attempts.json", "best.json", "checkpoints/latest",
              "checkpoints/best")
@@ -18,19 +19,19 @@ def assert_complete_once(run: Path) -> None:
         assert (run / name).exists(), name
     records = read_records(run)
     assert [r["status"] for r in records if r["split"] == "summary"] == ["finished"]
-    assert [r["epoch"] for r in records if r["split"] == "train"] == list(range(1, 7))
+    assert [r["epoch"] for r in records if r["split"] == "train"] == list(range(1, EPOCHS + 1))
 
 
 def test_resume_twice_the_second_refuses_or_waits(tmp_path):
-    # a run killed at its checkpoint of step 6, 114 steps left to resume
-    killed = run_cli("train", EXP, "--epochs", "6", "--set", "checkpoint.every_steps=3",
+    # a run killed at its checkpoint of step 6, 794 steps left to resume
+    killed = run_cli("train", EXP, "--epochs", str(EPOCHS), "--set", "checkpoint.every_steps=3",
                      "--output", tmp_path, env={"ARCHSPEC_FAULT_KILL": "committed:latest:6"})
     assert killed.returncode == -9, killed.stderr
     run = only_run(tmp_path)
     first = start_cli("train", "--resume", run)
     wait_for_owner(run, first.pid)
-    second = run_cli("train", "--resume", run, timeout=120)
     waiter = start_cli("train", "--resume", run, "--wait")
+    second = run_cli("train", "--resume", run, timeout=120)
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, out + err
     assert second.returncode == 1, second.stdout + second.stderr
