@@ -13,23 +13,20 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+
+from archspec import cachedirs
+from archspec.cachedirs import switched_off
 
 ENV_FOLDER = "ARCHSPEC_DATA_CACHE_DIR"
 ENV_OFF = "ARCHSPEC_NO_DATA_CACHE"
 
 
 def folder() -> Path | None:
-    if os.environ.get(ENV_OFF, "").strip().lower() not in ("", "0", "false", "no"):
-        return None
-    given = os.environ.get(ENV_FOLDER)
-    if given:
-        return Path(given).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "archspec" / "data"
+    return None if switched_off(ENV_OFF) else cachedirs.folder(ENV_FOLDER, "data")
 
 
 def cached_arrays(name: str, key: dict, make: Callable[[], dict]) -> dict:

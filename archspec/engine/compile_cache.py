@@ -10,9 +10,10 @@ by side (CI jobs, `parallel` sweep points) share it safely. The cache is trusted
 the folder private to the user (or CI job) that runs archspec."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from archspec.cachedirs import folder, switched_off
 
 ENV_FOLDER = "ARCHSPEC_CACHE_DIR"
 ENV_OFF = "ARCHSPEC_NO_COMPILE_CACHE"
@@ -47,15 +48,11 @@ _stats: CacheStats | None = None
 
 
 def disabled_by_env() -> bool:
-    return os.environ.get(ENV_OFF, "").strip().lower() not in ("", "0", "false", "no")
+    return switched_off(ENV_OFF)
 
 
 def default_folder() -> Path:
-    given = os.environ.get(ENV_FOLDER)
-    if given:
-        return Path(given).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "archspec" / "jax"
+    return folder(ENV_FOLDER, "jax")
 
 
 def enable_compilation_cache(folder: str | Path | None = None) -> CacheStats | None:

@@ -33,7 +33,6 @@ class Monitor:
     steps: int = 0
     skipped: int = 0
     start_losses: list = field(default_factory=list)
-    start: float = 1e-3     # the mean of start_losses (at least 1e-3)
     smoothed: float | None = None
     chance_run: int = 0
     best_loss: float | None = None
@@ -65,8 +64,8 @@ class Monitor:
         MLP's loss climbs to 1e20 without ever overflowing."""
         if len(self.start_losses) < self.START_STEPS:
             self.start_losses.append(loss)
-            self.start = max(float(np.mean(self.start_losses)), 1e-3)
-        start = self.start
+        # a plain mean: np.mean on a short list costs more than the rest of this check
+        start = max(sum(self.start_losses) / len(self.start_losses), 1e-3)
         a = self.SMOOTHING
         self.smoothed = loss if self.smoothed is None else (1 - a) * self.smoothed + a * loss
         if self.smoothed > self.cfg.explode_factor * start:

@@ -124,8 +124,8 @@ class Run:
 
     def validate(self, state, epoch: Epoch, position: Position) -> dict | None:
         """Val metrics (None when the run does not validate, or not this epoch: see
-        `eval_every`); a new best is checkpointed (now, or once due: CheckpointPolicy). A run that keeps an average of its
-        weights is validated with the average."""
+        `eval_every`); a new best is checkpointed (now, or once due: CheckpointPolicy). A
+        run that keeps an average of its weights is validated with the average."""
         s = self.setup
         if "val" not in s.exp.eval_splits or not len(s.dataset.val.x):
             return None
@@ -147,10 +147,9 @@ class Run:
 
     def checkpoint_if_due(self, state, step: int, position: Position, stopping: bool) -> None:
         """`latest` by the checkpoint policy, at the end of training and on a stop."""
-        end = step >= self.setup.total_steps or stopping
-        if self.saver.due(step) or end:
+        if self.saver.due(step) or step >= self.setup.total_steps or stopping:
             self.saver.save(state, position.as_dict())
-        self.saver.write_held(force=end)
+        self.saver.write_held()  # when due; close() writes what is still held at the end
 
     def close(self) -> None:
         """Write the best held back (unless a write failed), then finish every write."""

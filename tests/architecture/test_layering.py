@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "archspec"
 # The pipeline, in order. A module belongs to the first stage whose prefix it has.
 STAGES = [
     ("core", ("archspec.errors", "archspec.fmt", "archspec.jsonout", "archspec.hugepages",
-              "archspec.reading")),
+              "archspec.reading", "archspec.cachedirs")),
     ("layers", ("archspec.layers",)),
     ("spec", ("archspec.spec",)),
     ("model", ("archspec.model",)),

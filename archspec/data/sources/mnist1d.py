@@ -43,8 +43,9 @@ def generate(options: Options):
     the same options on every machine. Generating takes seconds (importing the package
     too): the arrays are kept in archspec's data cache, keyed by the options and the
     package's version."""
-    key = {**options.model_dump(), "mnist1d": _version()}
-    made = cached_arrays("mnist1d", key, lambda: _generate(options))
+    version = _version()
+    made = _generate(options) if version is None else cached_arrays(
+        "mnist1d", {**options.model_dump(), "mnist1d": version}, lambda: _generate(options))
     x, x_test = (made[k].astype(np.float32)[..., None] for k in ("x", "x_test"))
     y, y_test = (made[k].astype(np.int32) for k in ("y", "y_test"))
     if not len(y) or not len(y_test):
@@ -70,14 +71,17 @@ def _generate(options: Options) -> dict:
     return {k: np.asarray(made[k]) for k in ("x", "y", "x_test", "y_test")}
 
 
-def _version() -> str:
+def _version() -> str | None:
+    """The installed package's version; None for a copy without package metadata (a
+    source checkout on the path: generated every time, since no version keys its cache).
+    Neither: the error that says how to install it."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("mnist1d")
     except PackageNotFoundError:
-        _module()  # the error that says how to install it
-        raise
+        _module()
+        return None
 
 
 def _module():

@@ -18,6 +18,8 @@ import sys
 import threading
 from pathlib import Path
 
+from archspec.cachedirs import cache_home
+
 SOURCE = Path(__file__).resolve().with_name("conv.cc")
 TARGETS = (("archspec_onednn_conv_fwd", "OnednnConvFwd"),
            ("archspec_onednn_conv_bwd_data", "OnednnConvBwdData"),
@@ -43,8 +45,7 @@ def find_onednn() -> tuple[Path, Path] | None:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "archspec"
+    return cache_home()
 
 
 def build() -> Path | str:

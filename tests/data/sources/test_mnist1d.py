@@ -90,6 +90,22 @@ def test_generated_once_then_read_from_the_data_cache(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("mnist1d-*.npz"))) == 2
 
 
+@needs_mnist1d
+def test_a_copy_without_package_metadata_is_generated_not_cached(tmp_path, monkeypatch):
+    """mnist1d importable but without its metadata (a source checkout on the path): no
+    version keys the cache, so the data is generated, and nothing is cached."""
+    import importlib.metadata
+
+    def no_metadata(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setenv("ARCHSPEC_DATA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(importlib.metadata, "version", no_metadata)
+    ds = _load(options={"samples": 200})
+    assert (len(ds.train) + len(ds.val), len(ds.test)) == (160, 40)
+    assert not list(tmp_path.glob("mnist1d-*"))
+
+
 def test_without_the_package_the_error_says_how_to_install_it(tmp_path):
     """An `mnist1d` that cannot be imported (as when it is not installed) ends the run
     with exit 2 and the pip command, never a traceback."""
