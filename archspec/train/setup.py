@@ -209,6 +209,7 @@ def choose_convolutions(model, graph: Graph, batch: int, eval_batch: int) -> dic
     convolutions oneDNN runs faster than XLA (layers/onednn/choice.py), before the step is
     compiled. Counts of the verdicts, or None when there is no choice to make."""
     import jax
+    import numpy as np
 
     from archspec.layers import onednn
     from archspec.layers.onednn import choice
@@ -232,7 +233,19 @@ def choose_convolutions(model, graph: Graph, batch: int, eval_batch: int) -> dic
         jax.eval_shape(partial(total, train=False), variables,
                        jax.ShapeDtypeStruct((eval_batch, *inp.shape), dtype))
 
-    return choice.calibrate(trace)
+    arrays = []
+
+    def compile_step():  # the forward and backward pass on fixed arrays, compiled afresh
+        if not arrays:
+            rng = np.random.default_rng(0)
+            arrays[:] = [jax.tree.map(lambda s: jnp.asarray(
+                0.1 * rng.standard_normal(s.shape), s.dtype), variables),
+                jnp.zeros((batch, *inp.shape), dtype) if dtype == jnp.int32 else
+                jnp.asarray(rng.standard_normal((batch, *inp.shape)), dtype)]
+        step = jax.jit(jax.grad(partial(total, train=True))).lower(*arrays).compile()
+        return lambda: jax.block_until_ready(step(*arrays))
+
+    return choice.calibrate(trace, compile_step)
 
 
 def frozen_layers(globs, graph: Graph, root) -> frozenset:

@@ -192,5 +192,8 @@ def _expectations(result, setup):
 def conv_choice_line(c: dict) -> str:
     """Which convolutions took oneDNN under `auto` (layers/onednn/choice.py)."""
     now = f"; {c['measured']} measured now" if c["measured"] else ""
+    if c.get("network") == "xla":
+        return (f"convolutions: XLA for all {c['xla']} shapes (oneDNN won {c['alone']} of "
+                f"them alone but slowed this network's step; measured on this machine{now})")
     return (f"convolutions: oneDNN for {c['onednn']} of {c['onednn'] + c['xla']} shapes, "
             f"XLA for {c['xla']} (measured on this machine{now})")

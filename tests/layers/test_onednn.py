@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -442,6 +443,60 @@ def test_auto_takes_onednn_where_it_was_measured_faster(monkeypatch, tmp_path):
     assert choice.calibrate(trace) is None
     monkeypatch.setenv(onednn.ENV, "onednn")
     assert calls() == 2
+
+
+@needs_onednn
+@pytest.mark.parametrize("slower", ["onednn", "xla"])
+def test_a_network_slower_with_onednn_runs_on_xla(slower, monkeypatch, tmp_path):
+    """A convolution oneDNN wins alone can still slow the step it runs in (the MNIST-1D
+    CNN). calibrate() then times the compiled step with the per-convolution plan against
+    XLA everywhere, and keeps the faster: here a step whose time is set by how many oneDNN
+    calls its compiled program holds. The network's verdict is kept like the others."""
+    from archspec.layers.onednn import choice
+    from archspec.ui.progress import conv_choice_line
+
+    monkeypatch.setenv(choice.MEASURE_ENV, "1")
+    monkeypatch.setenv(onednn.ENV, "auto")
+    monkeypatch.setattr(choice, "_path", lambda: tmp_path / "choices.json")
+    monkeypatch.setattr(choice, "_verdicts", None)
+    monkeypatch.setattr(choice, "_on_xla", set())
+    monkeypatch.setattr(choice, "_measure", lambda k: "[3, 3, 2, 4]" in k)
+    x, w3, w1 = jnp.ones((2, 6, 6, 2)), jnp.ones((3, 3, 2, 4)), jnp.ones((1, 1, 2, 4))
+    dn = onednn.channels_last_numbers(4)
+
+    def net(x, w3, w1):
+        return (conv_ops.conv_general_dilated(x, w3, (1, 1), "SAME", dimension_numbers=dn),
+                conv_ops.conv_general_dilated(x, w1, (1, 1), "SAME", dimension_numbers=dn))
+
+    def calls():
+        text = jax.jit(lambda *a: net(*a)).lower(x, w3, w1).as_text()  # traced afresh
+        return text.count("archspec_onednn_conv_fwd")
+
+    compiled = []
+
+    def compile_step():
+        n = calls()
+        compiled.append(n)
+        with_onednn = n > 0
+        return lambda: time.sleep(0.004 if with_onednn == (slower == "onednn") else 0.001)
+
+    trace = lambda: jax.eval_shape(lambda *a: net(*a), x, w3, w1)  # noqa: E731
+    counts = choice.calibrate(trace, compile_step)
+    assert sorted(compiled) == [0, 1]  # the plan (the 3x3 on oneDNN) and XLA everywhere
+    if slower == "onednn":
+        assert counts == {"measured": 3, "onednn": 0, "xla": 2, "network": "xla", "alone": 1}
+        assert calls() == 0
+        assert conv_choice_line(counts).startswith(
+            "convolutions: XLA for all 2 shapes (oneDNN won 1 of them alone but slowed")
+    else:
+        assert counts == {"measured": 3, "onednn": 1, "xla": 1}
+        assert calls() == 1
+    kept = json.loads((tmp_path / "choices.json").read_text())
+    assert [v for k, v in kept.items() if k.startswith("net:")] == [slower == "xla"]
+    monkeypatch.setattr(choice, "_verdicts", None)  # a new process: nothing timed again
+    monkeypatch.setattr(choice, "_on_xla", set())
+    assert choice.calibrate(trace, compile_step)["measured"] == 0 and len(compiled) == 2
+    assert calls() == (0 if slower == "onednn" else 1)
 
 
 @needs_onednn

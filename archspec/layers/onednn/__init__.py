@@ -7,8 +7,8 @@ Which backend runs is decided once per process and value of $ARCHSPEC_CONV_BACKE
   auto    oneDNN when it can be used (the default JAX backend is the CPU and the library
           builds) and where it is faster: before a run's step is compiled, each of its
           convolution configurations is timed on both backends, once per machine, and keeps
-          oneDNN only where it wins (choice.py; the run's header says how many); one never
-          measured takes oneDNN. Else XLA. Over a mesh of several devices each device runs
+          oneDNN only where it wins, alone and in the network's step (choice.py; the run's
+          header says how many); one never measured takes oneDNN. Else XLA. Over a mesh of several devices each device runs
           its shard of the batch (partition.py).
   onednn  oneDNN on the CPU, an error (with the reason) if it cannot be built.
   xla     XLA's own convolution, as without this package.

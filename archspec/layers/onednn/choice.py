@@ -4,16 +4,26 @@ oneDNN wins on large 2-D convolutions and loses on small ones (the MNIST-1D CNN'
 convolutions train 1.5x slower through it), so availability is not a reason to use it.
 `calibrate` collects the convolutions a function traces (their shapes and geometry), times
 each one's forward and both gradients on either backend, and keeps oneDNN for those where it
-is faster by more than 5%. The verdicts are kept in a JSON file in the cache folder, keyed by
-the configuration, the CPU, the thread count and the versions, so a configuration is measured
-once per machine. A configuration never measured takes oneDNN (the `onednn` backend, and
-`auto` before any calibration, or with $ARCHSPEC_CONV_MEASURE=0)."""
+is faster by more than 5%.
+
+A convolution alone is not the step it runs in: between XLA's fused ops a custom call costs
+layout copies and lost fusions, so a network whose convolutions are small can train slower
+with the ones oneDNN wins alone (the MNIST-1D CNN: 1.47 against 1.07 ms a step). Where the
+per-convolution plan uses oneDNN at all, `calibrate` then times the whole forward and backward
+pass both ways, that plan against XLA everywhere, and keeps oneDNN only if the network is
+faster with it (the `net:` verdicts, keyed by the network's set of configurations).
+
+The verdicts are kept in a JSON file in the cache folder, keyed by the configuration, the CPU,
+the thread count and the versions, so a configuration is measured once per machine. A
+configuration never measured takes oneDNN (the `onednn` backend, and `auto` before any
+calibration, or with $ARCHSPEC_CONV_MEASURE=0)."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import platform
+import sys
 import threading
 import time
 
@@ -24,10 +34,13 @@ import numpy as np
 MEASURE_ENV = "ARCHSPEC_CONV_MEASURE"  # "0": no measuring (auto takes oneDNN wherever it can)
 MARGIN = 0.95       # oneDNN is kept when its time is below 95% of XLA's
 REPEATS = 5         # timed runs per backend (the minimum counts), after one warm-up
+STEP_BUDGET_S = 3.0  # a network's plans are timed for 2+ rounds, then until this is spent
 
 _lock = threading.Lock()
 _verdicts: dict[str, bool] | None = None   # key -> oneDNN faster, from the cache file
 _seen: set | None = None                   # configurations met while collecting
+_on_xla: set[str] = set()   # configurations whose network is faster without oneDNN
+_xla_only = False           # set while the all-XLA plan of a network is traced
 
 
 def key(xs, ws, strides, pads, dil, groups, transposed) -> str | None:
@@ -48,7 +61,10 @@ def met(k: str | None) -> None:
 
 
 def prefers_onednn(k: str | None) -> bool:
-    """The verdict for a configuration: oneDNN unless measured slower."""
+    """The verdict for a configuration: oneDNN unless measured slower, alone or in its
+    network."""
+    if _xla_only or k in _on_xla:
+        return False
     return k is None or _load().get(k, True)
 
 
@@ -57,13 +73,16 @@ def measuring() -> bool:
     return os.environ.get(MEASURE_ENV, "1").strip() != "0"
 
 
-def calibrate(trace) -> dict | None:
+def calibrate(trace, compile_step=None) -> dict | None:
     """Measure every configuration `trace()` (a jax.eval_shape of the step, say) meets that
-    has no verdict yet. Returns {"measured", "onednn", "xla"} counts over all it met, or
-    None with $ARCHSPEC_CONV_MEASURE=0 (the test suite: the same backend on every machine,
-    and no time spent measuring).
+    has no verdict yet, then, given `compile_step`, the network's plan in context (see the
+    module's doc). Returns {"measured", "onednn", "xla"} counts over all it met, and
+    "network": "xla" where the network overruled oneDNN; or None with
+    $ARCHSPEC_CONV_MEASURE=0 (the test suite: the same backend on every machine, and no
+    time spent measuring).
     `trace` must trace a new function: JAX keeps traces by function, and a kept trace
-    calls no convolution."""
+    calls no convolution. `compile_step()` traces and compiles a new function too, and
+    returns one that runs it once on fixed arrays and waits for the result."""
     global _seen
     if not measuring():
         return None
@@ -76,12 +95,57 @@ def calibrate(trace) -> dict | None:
             _seen = None
     verdicts = _load()
     new = [k for k in found if k not in verdicts]
+    if new:
+        _say(f"timing {len(new)} convolution shape(s) on oneDNN and on XLA")
     for k in new:
         verdicts[k] = _measure(k)
     if new:
         _save(verdicts)
     faster = sum(verdicts[k] for k in found)
-    return {"measured": len(new), "onednn": faster, "xla": len(found) - faster}
+    counts = {"measured": len(new), "onednn": faster, "xla": len(found) - faster}
+    if compile_step is None or not faster:
+        return counts
+    net = "net:" + hashlib.sha256(json.dumps(found).encode()).hexdigest()[:16]
+    if net not in verdicts:
+        _say("timing this network's step with and without oneDNN")
+        verdicts[net] = _faster_in_context(compile_step)
+        counts["measured"] += 1
+        _save(verdicts)
+    if not verdicts[net]:
+        _on_xla.update(found)
+        counts.update(onednn=0, xla=len(found), network="xla", alone=faster)
+    return counts
+
+
+def _say(what: str) -> None:
+    """A note on stderr: a first run on a machine waits for these measurements."""
+    sys.stderr.write(f"{what} (once on this machine)...\n")
+    sys.stderr.flush()
+
+
+def _faster_in_context(compile_step) -> bool:
+    """Whether the network's step with the per-convolution plan beats XLA everywhere: both
+    compiled, then timed in alternation (drift on a shared machine hits both alike)."""
+    global _xla_only
+    plan = compile_step()
+    with _lock:
+        _xla_only = True
+        try:
+            xla = compile_step()
+        finally:
+            _xla_only = False
+    runs, best = (plan, xla), [float("inf")] * 2
+    for run in runs:
+        run()  # warm-up: first-call allocations
+    start = time.perf_counter()
+    for i in range(REPEATS):
+        if i >= 2 and time.perf_counter() - start > STEP_BUDGET_S:
+            break
+        for j, run in enumerate(runs):
+            t0 = time.perf_counter()
+            run()
+            best[j] = min(best[j], time.perf_counter() - t0)
+    return best[0] < MARGIN * best[1]
 
 
 def _measure(k: str) -> bool:
