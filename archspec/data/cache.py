@@ -1,5 +1,6 @@
 """Arrays that cost seconds to make and never change for the same inputs (a generated data
-set), kept on disk so that every later run, resume and sweep point reads them instead.
+set; a streamed folder's header check and normalisation statistics, keyed by its `listing`),
+kept on disk so that every later run, resume and sweep point reads them instead.
 
 The folder: $ARCHSPEC_DATA_CACHE_DIR, else $XDG_CACHE_HOME/archspec/data (~/.cache/...).
 ARCHSPEC_NO_DATA_CACHE=1 turns it off. An entry is named by a hash of everything that
@@ -43,6 +44,20 @@ def cached_arrays(name: str, key: dict, make: Callable[[], dict]) -> dict:
     arrays = make()
     _write(path, arrays)
     return arrays
+
+
+def listing(paths) -> str | None:
+    """A digest of files' names, sizes and modification times, in order: what a result
+    read from them is keyed by (a file changed, added or removed gives another key). None
+    when one cannot be read: nothing is cached then."""
+    digest = hashlib.sha256()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except (OSError, TypeError, ValueError):
+            return None
+        digest.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _read(path: Path) -> dict | None:

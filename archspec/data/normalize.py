@@ -6,8 +6,15 @@ they can be saved with a checkpoint and applied again at prediction time.
 """
 from __future__ import annotations
 
+import json
+import sys
+from functools import partial
+
 import numpy as np
 
+from archspec import __version__
+
+from .cache import cached_arrays, listing
 from .lazy import is_lazy, mean_std_streaming, min_max_streaming
 
 PIXELS = np.dtype(np.uint8)  # the dtype of a batch still in raw pixels (see to_network)
@@ -24,18 +31,51 @@ def compute_stats(x: np.ndarray, kind: str) -> dict:
     if kind == "none" or is_tokens(x):
         return {"kind": "none"}  # token ids are indices: scaling them would break lookups
     if is_lazy(x):  # one streaming pass; the data need not fit in memory
+        a, b = _streamed_stats(x, kind)
         if kind == "minmax":
-            lo, hi = min_max_streaming(x)
-            return {"kind": "minmax", "min": lo.astype(float).tolist(),
-                    "max": hi.astype(float).tolist()}
-        mean, std = mean_std_streaming(x)
-        return {"kind": "standard", "mean": mean.tolist(), "std": std.tolist()}
+            return {"kind": "minmax", "min": a.astype(float).tolist(),
+                    "max": b.astype(float).tolist()}
+        return {"kind": "standard", "mean": a.tolist(), "std": b.tolist()}
     rows = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(-1, 1)
     if kind == "minmax":
         return {"kind": "minmax", "min": rows.min(0).astype(float).tolist(),
                 "max": rows.max(0).astype(float).tolist()}
     mean, std = _mean_std(rows)
     return {"kind": "standard", "mean": mean.tolist(), "std": std.tolist()}
+
+
+def _streamed_stats(x, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) or (min, max) of a streamed split: one pass decoding every example,
+    which on a large folder takes minutes, so the result is kept in the data cache keyed by
+    the files' listing and every step that makes an example of a file (a file changed,
+    added or removed, or another size or mode, is a new pass)."""
+    def one_pass():
+        sys.stderr.write(f"normalisation statistics: decoding {len(x):,} training examples "
+                         "once (kept for later runs)...\n")
+        a, b = (min_max_streaming if kind == "minmax" else mean_std_streaming)(x)
+        return {"a": a, "b": b}
+
+    how = _steps_key(x)
+    names = x.records if x.index is None else [x.records[int(i)] for i in x.index]
+    key = listing(names) if how is not None else None
+    found = (cached_arrays("streamed-stats", {"kind": kind, "listing": key, "steps": how,
+                                              "archspec": __version__}, one_pass)
+             if key else one_pass())
+    return found["a"], found["b"]
+
+
+def _steps_key(x) -> list | None:
+    """How an example is made from its file, as text; None when a step cannot be named
+    exactly (a closure): such a split is never cached."""
+    def name(f):
+        if isinstance(f, partial):
+            return [name(f.func), [repr(a) for a in f.args],
+                    {k: repr(v) for k, v in sorted(f.keywords.items())}]
+        return f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}"
+
+    described = [name(f) for f in (x.decode, *x.steps)]
+    text = json.dumps(described)
+    return None if " at 0x" in text or "<locals>" in text or "<lambda>" in text else described
 
 
 def _mean_std(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,13 +9,19 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from helpers import ROOT
 from PIL import Image
 
-from archspec.data import DataConfig, DataError, Stream, batches, load_dataset, to_network
+from archspec.data import (
+    DataConfig,
+    DataError,
+    Stream,
+    batches,
+    load_dataset,
+    to_network,
+)
 from archspec.data import lazy as lazy_mod
 from archspec.data.lazy import LazyExamples
-
-from helpers import ROOT
 
 
 def folder(root, n=60, size=(20, 24), classes=3, mode="RGB"):
@@ -172,11 +178,11 @@ def test_training_on_streamed_pixels_equals_training_on_the_normalised_arrays(im
     """The streamed run's raw pixels are decoded in grain workers kept over its two
     epochs and normalised inside the jitted steps (train with augmentation, validation,
     test); it must end where the in-memory run ends."""
+    from archspec.engine.reporter import NullReporter
     from archspec.experiment import load as experiment
+    from archspec.runs.records import read_metrics
     from archspec.train.loop import fit
     from archspec.train.setup import prepare_loaded
-    from archspec.engine.reporter import NullReporter
-    from archspec.runs.records import read_metrics
 
     ends = {}
     for in_memory in (True, False):
@@ -209,3 +215,39 @@ def test_training_on_streamed_pixels_equals_training_on_the_normalised_arrays(im
     for split, want in ends[True].items():
         for key in ("loss", "accuracy_out"):
             np.testing.assert_allclose(ends[False][split][key], want[key], rtol=1e-5)
+
+
+def test_a_streamed_folder_is_checked_and_measured_once_until_a_file_changes(tmp_path,
+                                                                              monkeypatch,
+                                                                              capfd):
+    """A large folder's header check and statistics pass took minutes at every start
+    (200,000 JPEGs). Both are kept in the data cache, keyed by the listing: a second load
+    opens no header and decodes nothing, with the same statistics; a changed file makes
+    both again. The pass says what it does."""
+    from archspec.data import normalize
+    from archspec.data.sources import image_folder
+
+    root = folder(tmp_path / "imgs", n=12)
+    first = load(root, False)
+    assert "decoding 9 training examples once" in capfd.readouterr().err
+
+    def never(*a, **k):
+        raise AssertionError("read again")
+
+    with monkeypatch.context() as m:
+        m.setattr(image_folder, "_peek", never)
+        m.setattr(normalize, "mean_std_streaming", never)
+        again = load(root, False)
+    assert again.norm_stats == first.norm_stats
+    assert "decoding" not in capfd.readouterr().err
+    np.testing.assert_array_equal(again.train.x[:], first.train.x[:])
+
+    changed = min(root.glob("class0/*.png"))
+    Image.fromarray(np.full((20, 24, 3), 255, np.uint8)).save(changed)
+    peeks = []
+    real_peek = image_folder._peek
+    monkeypatch.setattr(image_folder, "_peek", lambda *a: peeks.append(a) or real_peek(*a))
+    third = load(root, False)
+    assert len(peeks) == 12 and third.norm_stats != first.norm_stats
+    eager = load(root, True)
+    np.testing.assert_allclose(third.norm_stats["mean"], eager.norm_stats["mean"], rtol=1e-12)

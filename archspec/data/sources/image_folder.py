@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from ..cache import cached_arrays, listing
 from ..dataset import Raw
 from ..errors import DataError
 from ..files import require_folder
@@ -85,21 +86,34 @@ def _decode_all(files, size, options: Options, resize: bool) -> np.ndarray:
 
 
 def _index(files, size, options: Options, resize: bool) -> LazyExamples:
-    """Check every header (size bound, channels, kind) without decoding any pixel."""
+    """Check every header (size bound, channels, kind) without decoding any pixel. A folder
+    that passed is remembered in the data cache by its listing (names, sizes, modification
+    times), so a re-run, resume or sweep point over it opens no header again."""
+    key = listing(p for p, _ in files)
+    check = partial(_check_headers, files, size, options.mode, resize)
+    found = (cached_arrays("image-headers", {"listing": key, "size": size, "mode": options.mode,
+                                             "resize": resize}, check) if key else check())
+    size, channels, units = tuple(int(v) for v in found["size"]), int(found["channels"]), \
+        str(found["units"])
+    return LazyExamples([str(p) for p, _ in files],
+                        partial(decode, size=size, mode=options.mode, resize=resize,
+                                kind=(channels, units)),
+                        (size[1], size[0], channels),
+                        dtype=np.dtype(np.float32 if units in (SIXTEEN, "F") else
+                                       np.int32 if units == "I" else np.uint8))
+
+
+def _check_headers(files, size, mode, resize: bool) -> dict:
+    """(W, H), channels and units of every image, all alike; else a DataError."""
     first = None
     for path, _ in files:
-        channels, units, wh = _peek(path, options.mode)
+        channels, units, wh = _peek(path, mode)
         size = size or wh
         first = first or (path, channels, units)
         _same_kind(path, channels, units, first)
         if wh != size and not resize:
             _fit_size(wh, size, resize, path)
-    return LazyExamples([str(p) for p, _ in files],
-                        partial(decode, size=size, mode=options.mode, resize=resize,
-                                kind=first[1:]),
-                        (size[1], size[0], first[1]),
-                        dtype=np.dtype(np.float32 if first[2] in (SIXTEEN, "F") else
-                                       np.int32 if first[2] == "I" else np.uint8))
+    return {"size": np.array(size), "channels": np.array(first[1]), "units": np.array(first[2])}
 
 
 def decode(path, size, mode, resize, kind=None) -> np.ndarray:
