@@ -19,15 +19,18 @@ class Upsample(Layer):
     feature_maps = True
     example = Example({"factor": [2, 3], "method": "bilinear"}, [(3, 4, 2)])
     doc = ("Enlarges a feature map by `factor` (or to `size`) per spatial axis, channels "
-           "unchanged: `nearest` repeats values, `linear` (`bilinear`, `trilinear`) "
-           "interpolates between the nearest input values with half-pixel centres "
-           "(PyTorch's `align_corners=False`).")
+           "unchanged: `nearest` repeats values (PyTorch's `nearest-exact`; `nearest_floor` "
+           "is PyTorch's `nearest`), `linear` (`bilinear`, `trilinear`) interpolates between "
+           "the nearest input values with half-pixel centres (PyTorch's "
+           "`align_corners=False`).")
 
     class Options(Options):
         factor: IntOrList | None = Field(None, description="output = input × factor, per axis")
         size: IntOrList | None = Field(None, description="the output's spatial size")
-        method: Literal["nearest", "linear", "bilinear", "trilinear"] = Field(
-            "nearest", description="`linear` works on any number of axes")
+        method: Literal["nearest", "nearest_floor", "linear", "bilinear", "trilinear"] = Field(
+            "nearest", description="`nearest`: the input nearest to each output's centre; "
+            "`nearest_floor`: input index floor(i · in / out), PyTorch's `nearest` (the same "
+            "for an integer factor); `linear` works on any number of axes")
 
     def _size(self, o, shape) -> tuple:
         n = len(shape) - 1
@@ -56,12 +59,12 @@ class Upsample(Layer):
 
     def macs(self, o, shapes, out):
         # linear: each output value weighs 2 inputs per axis; nearest only copies
-        return 0 if o.method == "nearest" else prod(out) * 2 ** (len(out) - 1)
+        return 0 if o.method.startswith("nearest") else prod(out) * 2 ** (len(out) - 1)
 
     def window(self, o, shapes):
         # an output value reads 1 (nearest) or 2 (linear) neighbouring inputs per axis, and
         # neighbouring outputs are input/output input steps apart: the jump shrinks
-        k = 1 if o.method == "nearest" else 2
+        k = 1 if o.method.startswith("nearest") else 2
         return [(k, Fraction(i, s)) for i, s in zip(shapes[0], self._size(o, shapes[0]))]
 
     def label(self, o, rank, default_activation=None):
@@ -74,6 +77,18 @@ class Upsample(Layer):
 
         x = xs[0]
         size = self._size(o, x.shape[1:])
+        if o.method == "nearest_floor":
+            return _nearest_floor(x, size)
         method = "nearest" if o.method == "nearest" else "linear"
         return jax.image.resize(x, (x.shape[0], *size, x.shape[-1]), method=method,
                                 antialias=False)
+
+
+def _nearest_floor(x, size):
+    """PyTorch's `nearest`: output i of each spatial axis reads input floor(i · in / out)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    for axis, (n_in, n_out) in enumerate(zip(x.shape[1:-1], size), start=1):
+        x = jnp.take(x, np.arange(n_out) * n_in // n_out, axis=axis)
+    return x

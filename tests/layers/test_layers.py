@@ -141,6 +141,8 @@ def going_up():
           - upsample: {factor: 2, name: nearest}
           - upsample: {inputs: input, factor: [2, 3], method: bilinear, name: bilinear}
           - upsample: {inputs: input, size: [7, 3], method: linear, name: sized}
+          - upsample: {inputs: input, size: [7, 8], name: exact}
+          - upsample: {inputs: input, size: [7, 8], method: nearest_floor, name: floor}
           - conv_transpose: {inputs: input, maps: 4, kernel: 2, stride: 2, name: unet}
           - conv_transpose: {inputs: input, maps: 4, kernel: 3, stride: 2, padding: 1,
                              output_padding: 1, groups: 2, name: grouped}
@@ -158,6 +160,22 @@ def test_upsample_nearest_and_linear():
     close(outs["nearest"], X.repeat(2, 1).repeat(2, 2))
     close(outs["bilinear"], np_linear_resize(X, (8, 15)))
     close(outs["sized"], np_linear_resize(X, (7, 3)))
+
+
+def test_upsample_nearest_is_pytorchs_nearest_exact_and_nearest_floor_its_nearest():
+    """To a size that is no multiple, the two differ: `nearest` reads the input under each
+    output's centre, floor((i + 0.5) · in / out) (PyTorch's `nearest-exact`); `nearest_floor`
+    floor(i · in / out) (PyTorch's `nearest`)."""
+    _, outs = going_up()
+    (h, w), (oh, ow) = X.shape[1:3], (7, 8)
+    def centre(n_in, n_out):
+        return np.floor((np.arange(n_out) + 0.5) * n_in / n_out).astype(int)
+
+    exact = X[:, centre(h, oh)][:, :, centre(w, ow)]
+    floor = X[:, np.arange(oh) * h // oh][:, :, np.arange(ow) * w // ow]
+    close(outs["exact"], exact)
+    close(outs["floor"], floor)
+    assert not np.allclose(exact, floor)
 
 
 @pytest.mark.parametrize("node, stride, pad, out_pad, dilation, groups", [
