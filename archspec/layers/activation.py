@@ -19,11 +19,12 @@ from archspec.layers.base import Example, Layer, Options, ShapeError
 class Function:
     """One activation. `apply(bx, x, p, nn, jnp)`: bx is βx, p the parameters, nn jax.nn."""
 
-    params: dict[str, float]
+    params: dict[str, float | str]  # defaults; a text parameter's default is its first choice
     apply: Callable
     formula: str               # f(x), for docs/spec.md
     zeroing: bool = False      # exactly 0 below 0: units can die, logits can't be negative
     head_output: str | None = None  # the head `output:` that applies this function again
+    choices: dict[str, tuple[str, ...]] | None = None  # the values of each text parameter
 
 
 ACTIVATIONS: dict[str, Function] = {
@@ -46,7 +47,10 @@ ACTIVATIONS: dict[str, Function] = {
         x, p["slope"]), "x if x ≥ 0 else slope·x"),
     "relu6": Function({}, lambda bx, x, p, nn, jnp: nn.relu6(x), "min(max(0, x), 6)",
                       zeroing=True),
-    "gelu": Function({}, lambda bx, x, p, nn, jnp: nn.gelu(x, approximate=False), "x·Φ(x)"),
+    "gelu": Function({"approximate": "none"}, lambda bx, x, p, nn, jnp: nn.gelu(
+        x, approximate=p["approximate"] == "tanh"),
+        "x·Φ(x); `approximate: tanh`: x·(1 + tanh(√(2/π)(x + 0.044715x³)))/2 (PyTorch's "
+        "GELU(approximate='tanh'), timm's gelu_tanh)", choices={"approximate": ("none", "tanh")}),
     "swish": Function({"beta": 1.0}, lambda bx, x, p, nn, jnp: x * nn.sigmoid(bx),
                       "x·sigmoid(βx)"),
     "hard_sigmoid": Function({}, lambda bx, x, p, nn, jnp: nn.relu6(x + 3.0) / 6.0,
@@ -65,10 +69,10 @@ def alias_of(name: str) -> str | None:
     return None if first == name else first
 
 
-PARAMS: dict[str, dict[str, float]] = {k: f.params for k, f in ACTIVATIONS.items()}
+PARAMS: dict[str, dict[str, float | str]] = {k: f.params for k, f in ACTIVATIONS.items()}
 
 ActivationName = Literal[tuple(ACTIVATIONS)]
-ActivationSpec = Union[ActivationName, dict[str, dict[str, float] | None]]
+ActivationSpec = Union[ActivationName, dict[str, dict[str, float | str] | None]]
 
 
 def parse(spec: ActivationSpec) -> tuple[str, dict[str, float]]:
@@ -95,6 +99,13 @@ def parse(spec: ActivationSpec) -> tuple[str, dict[str, float]]:
         if key not in params:
             raise ShapeError(f"activation '{name}' has no parameter '{key}'",
                              expected=", ".join(params) or "no parameters", found=repr(key))
+        choices = (ACTIVATIONS[name].choices or {}).get(key)
+        if choices is not None:
+            if value not in choices:
+                raise ShapeError(f"activation parameter '{key}' of {name} is one of a few "
+                                 "names", expected=" or ".join(choices), found=repr(value))
+            params[key] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ShapeError(f"activation parameter '{key}' must be a number", found=repr(value))
         params[key] = float(value)
@@ -167,8 +178,10 @@ class Activation(Layer):
 def _named(fn: str) -> type[Layer]:
     fields = PARAMS[fn]
 
+    choices = ACTIVATIONS[fn].choices or {}
     Opts = create_model(f"{fn.title().replace('_', '')}Options", __base__=Options,
-                        **{k: (float, v) for k, v in fields.items()})
+                        **{k: (Literal[choices[k]] if k in choices else float, v)
+                           for k, v in fields.items()})
 
     class Named(Layer):
         kind: ClassVar[str] = fn

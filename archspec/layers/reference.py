@@ -99,7 +99,9 @@ def activations_table() -> str:
 
     rows = ["| function | parameters (default) | f(x) |", "|---|---|---|"]
     for name, fn in ACTIVATIONS.items():
-        params = ", ".join(f"`{k}` ({v:g})" for k, v in fn.params.items()) or "–"
+        params = ", ".join(f"`{k}` ({v:g})" if isinstance(v, float) else
+                           f"`{k}` ({v}; or {', '.join(c for c in fn.choices[k] if c != v)})"
+                           for k, v in fn.params.items()) or "–"
         alias = alias_of(name)
         rows.append(f"| `{name}` | {params} | "
                     + (f"another name for `{alias}`" if alias else fn.formula) + " |")

@@ -143,7 +143,8 @@ def function_of(node) -> str | None:
     if spec is None:
         return node.kind  # a learned activation (prelu)
     name, p = parse(spec)
-    changed = [f"{k}={v:g}" for k, v in p.items() if v != PARAMS[name][k]]
+    changed = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+               for k, v in p.items() if v != PARAMS[name][k]]
     return name + (f"({', '.join(changed)})" if changed else "")
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from archspec.model.build import OUT, build_model
 from archspec.spec.resolve import load_architecture_text
+from helpers import run_cli
 
 KEY = jax.random.key(0)
 RTOL, ATOL = 1e-5, 1e-5
@@ -222,6 +223,8 @@ def np_act(name, x, **p):
         return np.where(x >= 0, x, p.get("slope", 0.01) * x)
     if name == "relu6":
         return np.clip(x, 0.0, 6.0)
+    if name == "gelu" and p.get("approximate") == "tanh":  # PyTorch's GELU(approximate='tanh')
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
     if name == "gelu":
         return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
     raise AssertionError(name)
@@ -525,6 +528,9 @@ def act_net():
         "  - relu",
         "  - activation: {name: plain, inputs: input, function: relu}",
         "  - activation: {name: short, inputs: input, function: {swish: null}}",
+        "  - gelu: {name: gelu_tanh, inputs: input, approximate: tanh}",
+        "  - activation: {name: fn_gelu_tanh, inputs: input, function: {gelu: {approximate: "
+        "tanh}}}",
     ]
     net = Net("name: acts\ninput: {shape: [8]}\nlayers:\n" + "\n".join(layers)
               + "\nheads: {out: {from: plain}}\n", XA)
@@ -549,6 +555,22 @@ def test_activation_layer_forms():
     close(outs["relu1"], np.maximum(outs["activation1"], 0.0))
     close(outs["plain"], np.maximum(XA, 0.0))
     close(outs["short"], np_act("swish", XA))
+    tanh_gelu = np_act("gelu", XA, approximate="tanh")
+    close(outs["gelu_tanh"], tanh_gelu)
+    close(outs["fn_gelu_tanh"], tanh_gelu)
+    assert np.abs(tanh_gelu - np_act("gelu", XA)).max() > 1e-4  # not the exact gelu
+
+
+@pytest.mark.parametrize("text, found", [
+    ("- gelu: {approximate: tahn}", "'tahn'"),
+    ("- dense: {units: 2, activation: {gelu: {approximate: 1}}}", "1"),
+])
+def test_a_text_parameter_is_one_of_its_names(text, found, tmp_path):
+    spec = tmp_path / "a.yaml"
+    spec.write_text(f"name: a\ninput: {{shape: [4]}}\nlayers:\n  {text}\n")
+    done = run_cli("validate", str(spec))
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
+    assert "a.yaml:4" in done.stdout + done.stderr and found in done.stdout + done.stderr
 
 
 def test_activation_option_of_dense_and_conv_and_defaults():
