@@ -12,7 +12,7 @@ from archspec.fmt import BYTES_PER_VALUE, fmt_bytes
 from archspec.layers.base import REGISTRY
 from archspec.spec.frame import Frame, Scope
 from archspec.spec.graph import Graph, Node
-from archspec.spec.expr import IN
+from archspec.spec.expr import BLOCK_INDEX, IN
 from archspec.spec.infer import infer
 from archspec.spec.inshape import input_of
 from archspec.spec.limits import MAX_DEPTH, MAX_EXPANSIONS, MAX_LAYERS, MAX_REPEAT
@@ -30,6 +30,7 @@ class Expander:
         self.refs = References(graph, errors)
         self.env: dict = {}    # the architecture's variables: every block starts from them
         self.expanded = 0      # layer and block instances visited, against MAX_EXPANSIONS
+        self.instances: dict[str, int] = {}  # block -> its instances so far (`block_index`)
         # subst(value, env, node, loc, path): evaluate expressions, reporting to `errors`
         self.subst = functools.partial(subst, errors)
 
@@ -210,7 +211,9 @@ class Expander:
         start = self.refs.inputs(frame, value.get("inputs"), value, vpos, scope.prefix + name,
                                  None)
         # `in` is the start's shape, known since nodes are inferred as they are added
-        benv = {**self.env, IN: input_of(self.graph, start[0] if start else None)}
+        benv = {**self.env, IN: input_of(self.graph, start[0] if start else None),
+                BLOCK_INDEX: self.instances.get(key, 0)}
+        self.instances[key] = benv[BLOCK_INDEX] + 1
         pnode = bnode.get("params") or YMap()
         for p, default in block.params.items():
             benv[p] = args[p] if p in args else self.subst(default, benv, pnode, (p,), path)

@@ -31,6 +31,7 @@ MAX_BITS = 4096       # integers beyond 2**4096 (about 10**1233) are refused, no
 MAX_TEXT = 10_000     # longest string an expression may build (`'a' * n`)
 MAX_SOURCE = 10_000   # longest expression text
 IN = "in"             # the name of the input's shape (`${in.channels}`)
+BLOCK_INDEX = "block_index"  # inside a block: its instances before this one, network-wide
 _IN_ID = "__in__"     # what `in` is parsed as: `in` is a Python keyword
 _HAS_IN = re.compile(r"\bin\b")
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from archspec.spec.expand import Expander
 
 COMMON = ("name", "inputs", "repeat")  # options every item takes
+SHORTCUTS = ("auto", "identity", "projection")  # besides `none` and a list of layers
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,14 @@ def residual(ex: "Expander", value: YMap, vpos, frame: Frame):
                        value.val_pos["body"])
     short = _shortcut(ex, value, frame, inner, start[0], body)
     rate = ex.subst(value.get("drop_path"), frame.env, value, ("drop_path",), frame.path)
-    if rate:  # stochastic depth: the body is dropped per example, the shortcut never
-        body = ex.synth(inner, "drop_path", {"rate": rate}, value.val_pos["drop_path"],
-                        "drop_path", inputs=[body])
-    out = ex.synth(inner, "add", {"inputs": [short, body]},
-                   value.val_pos.get("shortcut", value.pos), "add")
+    if short is None:  # `shortcut: none`: the body alone, nothing to drop it to (timm's noskip)
+        out = body
+    else:
+        if rate:  # stochastic depth: the body is dropped per example, the shortcut never
+            body = ex.synth(inner, "drop_path", {"rate": rate}, value.val_pos["drop_path"],
+                            "drop_path", inputs=[body])
+        out = ex.synth(inner, "add", {"inputs": [short, body]},
+                       value.val_pos.get("shortcut", value.pos), "add")
     act = ex.subst(value.get("activation"), frame.env, value, ("activation",), frame.path)
     if act is not None:
         out = ex.synth(inner, "activation", {"function": act},
@@ -75,16 +79,19 @@ def residual(ex: "Expander", value: YMap, vpos, frame: Frame):
 
 
 def _shortcut(ex: "Expander", value: YMap, frame: Frame, inner, start: str, body: str):
-    """The path around the body: identity, a 1x1 projection where shapes differ, or layers."""
+    """The path around the body: identity, a 1x1 projection where shapes differ, or layers;
+    None for `none` (no path: the residual is its body)."""
     path, spec = frame.path, value.get("shortcut", "auto")
     if isinstance(spec, YList):
         return ex.sequence(spec, frame.nested(inner, start, f"{path}.shortcut"))
-    if spec not in ("auto", "identity", "projection"):
+    spec = ex.subst(spec, frame.env, value, ("shortcut",), path)  # may be an expression
+    if spec == "none":
+        return None
+    if spec not in SHORTCUTS:
         ex.errors.add(f"unknown shortcut {spec!r}", value.val_pos.get("shortcut"),
                       inner.prefix[:-1],
-                      expected="auto, identity, projection or a list of layers",
-                      found=repr(spec),
-                      hint=did_you_mean(spec, ("auto", "identity", "projection")))
+                      expected=", ".join(SHORTCUTS) + ", none or a list of layers",
+                      found=repr(spec), hint=did_you_mean(str(spec), (*SHORTCUTS, "none")))
         return ex.unknown(f"{path}.shortcut", value.val_pos.get("shortcut"))
     src, dst = ex.graph.nodes[start], ex.graph.nodes.get(body)
     if spec == "identity" or dst is None or dst.shape is None or src.shape is None or (

@@ -60,3 +60,54 @@ def test_a_new_macro_is_one_decorated_function():
         del MACROS["twice"]
     with pytest.raises(SpecErrors, match="unknown layer kind 'twice'"):
         load_architecture_text(ARCH)
+
+
+MBCONV = """
+name: mb
+input: {shape: [8, 8, 4]}
+blocks:
+  mb:
+    params: {maps: 4, stride: 1}
+    layers:
+      - residual:
+          body:
+            - conv: {maps: $maps, kernel: 3, stride: $stride, padding: 1, name: conv}
+          shortcut: "${'identity' if stride == 1 and in.channels == maps else 'none'}"
+          drop_path: "${0.3 * block_index / 3}"
+          activation: relu
+  stage:
+    params: {maps: 4, blocks: 1, stride: 1}
+    layers:
+      - mb: {maps: $maps, stride: "${stride if i == 0 else 1}", repeat: $blocks}
+layers:
+  - stage: {maps: 4, blocks: 1}
+  - stage: {maps: 8, blocks: 2, stride: 2}
+  - stage: {maps: 8, blocks: 1}
+"""
+
+
+def test_shortcut_none_is_the_body_alone_and_block_index_counts_network_wide():
+    """MobileNet/EfficientNet blocks skip only where the shape is kept: `shortcut: none`
+    (an expression may choose it per instance) leaves the body alone, with no add and no
+    drop_path (timm's blocks without a skip). `block_index` numbers a block's instances over
+    the whole network, across stages and repeats, for stochastic-depth rates that grow
+    with depth (timm's and torchvision's `rate * block_id / total`)."""
+    g = load_architecture_text(MBCONV)
+    n = g.nodes
+    adds = sorted(k for k in n if k.endswith(".add"))
+    assert adds == ["stage1.mb1.residual1.add", "stage2.mb2.residual1.add",
+                    "stage3.mb1.residual1.add"]  # stage 2's first block changes the shape
+    first = "stage2.mb1.residual1"
+    assert n[f"{first}.activation"].inputs == [f"{first}.conv"]
+    assert not any(k.startswith(f"{first}.drop_path") for k in n)
+    rates = {k: n[k].opts.rate for k in n if k.endswith(".drop_path")}
+    assert rates == pytest.approx({"stage2.mb2.residual1.drop_path": 0.2,
+                                   "stage3.mb1.residual1.drop_path": 0.3})  # 0.3 · 2/3, 3/3
+    assert n["stage3.mb1.residual1.add"].inputs[0] == "stage2.mb2.residual1.activation"
+
+
+def test_an_unknown_shortcut_names_none_among_the_choices():
+    with pytest.raises(SpecErrors) as e:
+        load_architecture_text(MBCONV.replace("else 'none'", "else 'nothing'"))
+    text = str(e.value)
+    assert "unknown shortcut 'nothing'" in text and "none" in text
