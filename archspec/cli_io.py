@@ -39,7 +39,7 @@ def weights_convert(
     file: Path = _file("the tensor file to convert"),
     spec: Path = typer.Option(..., "--spec", exists=True, dir_okay=False,
                               help="the architecture (or experiment) the weights are for"),
-    namemap: str = typer.Option("torchvision", "--map", help="torchvision, torchvision/resnet, "
+    namemap: str = typer.Option("torchvision", "--map", help="torchvision, timm, torchvision/resnet, "
                                 "a map .yaml file, or archspec (archspec's own names)"),
     output: Path = typer.Option(..., "-o", "--output", help="file to write: .safetensors or "
                                                              ".npz"),
@@ -63,7 +63,7 @@ def export(
     batch: str = typer.Option("dynamic", "--batch", help="dynamic (any batch size) or a fixed "
                                                          "batch size"),
     namemap: str = typer.Option("archspec", "--map", help="safetensors: the names to write "
-                                "(archspec, torchvision, a map .yaml file)"),
+                                "(archspec, torchvision, timm, a map .yaml file)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ):
     """A trained run as a StableHLO program, an ONNX model or a safetensors file, read back

@@ -1,5 +1,6 @@
 """Reference fixtures for the weight loaders (tests/weights/): PyTorch's logits for its own
-models with seeded weights. Needs torch and torchvision's model code (not the test suite):
+models with seeded weights. Needs torch and torchvision's model code, and timm for the
+timm_* models (not the test suite):
 
     python tools/make_weight_fixtures.py [resnet18 convnext_tiny vit_b_16 layout_net ...]
 
@@ -41,6 +42,12 @@ MODELS = {
                         (64, 64, 3), "torchvision"),
     "layout_net": (None, {}, "tests/weights/specs/layout_net.yaml", (8, 8, 4),
                    "tests/weights/specs/layout_net_map.yaml"),
+    # timm's models (`timm:<name>`, timm.create_model; needs timm as well)
+    "timm_resnet18": ("timm:resnet18", {}, "architectures/resnet18.yaml", (64, 64, 3), "timm"),
+    "timm_convnext_tiny": ("timm:convnext_tiny", {}, "architectures/convnext_tiny.yaml",
+                           (64, 64, 3), "timm"),
+    "timm_vit_b_16": ("timm:vit_base_patch16_224", {"img_size": 32},
+                      "architectures/vit_b_16.yaml", (32, 32, 3), "timm"),
 }
 
 
@@ -85,8 +92,14 @@ def make(name: str) -> None:
     import torch
 
     builder, kwargs, spec, hwc, namemap = MODELS[name]
-    model = layout_net() if builder is None else getattr(torchvision_models(), builder)(
-        weights=None, **kwargs)
+    if builder is None:
+        model = layout_net()
+    elif builder.startswith("timm:"):
+        torchvision_models()  # timm imports torchvision's transforms: its pure-Python code
+        import timm
+        model = timm.create_model(builder[5:], pretrained=False, **kwargs)
+    else:
+        model = getattr(torchvision_models(), builder)(weights=None, **kwargs)
     manifest = {k: list(v.shape) for k, v in model.state_dict().items()}
     tensors = synthetic.state_dict(manifest, SEED)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
@@ -95,7 +108,7 @@ def make(name: str) -> None:
     with torch.no_grad():
         logits = model(torch.from_numpy(x)).numpy()
     OUT.mkdir(parents=True, exist_ok=True)
-    meta = {"model": name, "torch": torch.__version__, "seed": SEED, "input_seed": INPUT_SEED,
+    meta = {"model": name, "builder": builder, "torch": torch.__version__, "seed": SEED, "input_seed": INPUT_SEED,
             "input_nchw": list(x.shape), "spec": spec, "input_shape": list(hwc),
             "map": namemap, "manifest": manifest}
     (OUT / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")

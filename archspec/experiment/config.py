@@ -109,9 +109,9 @@ class Init(Strict):
     format: Literal["safetensors", "npz", "torch"] | None = Field(
         None, description="the file's format (default: from its bytes)")
     map: str = Field("torchvision", min_length=1,
-                     description="the name map: torchvision, torchvision/<family>, archspec "
-                     "(archspec's own names, as `archspec export --format safetensors` "
-                     "writes them) or a map file")
+                     description="the name map: torchvision or timm (or <source>/<family>), "
+                     "archspec (archspec's own names, as `archspec export --format "
+                     "safetensors` writes them) or a map file")
     skip: list[str] = Field(default_factory=list, description="layer globs that keep their "
                             "initial values, e.g. [fc] for a new head")
     strict: bool = Field(True, description="any gap not in skip is an error (false: gaps are "

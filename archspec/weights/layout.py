@@ -96,9 +96,17 @@ def layernorm() -> list[Piece]:
     return [plain("weight", P, ("scale",)), plain("bias", P, ("bias",))]
 
 
-def attention(heads: int) -> list[Piece]:
-    """nn.MultiheadAttention: one in_proj of 3·D rows (query, key, value) split into Flax's
-    (D_in, heads, D/heads) kernels; out_proj's (D_out, D) into (heads, D/heads, D_out)."""
+# the tensors of one attention module: (the fused q/k/v weight, its bias, the output
+# projection's module): nn.MultiheadAttention's, and timm's `Attention` (the same packing)
+ATTENTION_NAMES = {"torchvision": ("in_proj_weight", "in_proj_bias", "out_proj"),
+                   "timm": ("qkv.weight", "qkv.bias", "proj")}
+
+
+def attention(heads: int, source: str = "torchvision") -> list[Piece]:
+    """nn.MultiheadAttention (timm's Attention: the same rows under other names): one
+    in_proj of 3·D rows (query, key, value) split into Flax's (D_in, heads, D/heads)
+    kernels; out_proj's (D_out, D) into (heads, D/heads, D_out)."""
+    w_name, b_name, out = ATTENTION_NAMES.get(source, ATTENTION_NAMES["torchvision"])
     names = ("query", "key", "value")
 
     def load_w(w, xp):
@@ -123,10 +131,10 @@ def attention(heads: int) -> list[Piece]:
         k = v[0]
         return k.reshape(-1, k.shape[-1]).T
 
-    return [Piece("in_proj_weight", tuple((P, (n, "kernel")) for n in names), load_w, save_w),
-            Piece("in_proj_bias", tuple((P, (n, "bias")) for n in names), load_b, save_b),
-            Piece("out_proj.weight", ((P, ("out", "kernel")),), load_out, save_out),
-            plain("out_proj.bias", P, ("out", "bias"))]
+    return [Piece(w_name, tuple((P, (n, "kernel")) for n in names), load_w, save_w),
+            Piece(b_name, tuple((P, (n, "bias")) for n in names), load_b, save_b),
+            Piece(f"{out}.weight", ((P, ("out", "kernel")),), load_out, save_out),
+            plain(f"{out}.bias", P, ("out", "bias"))]
 
 
 def bare(path: tuple, torch_shape: Callable) -> list[Piece]:
@@ -137,8 +145,9 @@ def bare(path: tuple, torch_shape: Callable) -> list[Piece]:
         torch_shape(v[0].shape)), loose=True)]
 
 
-def pieces(node, graph) -> list[Piece] | None:
-    """The pieces of one node; None for a kind that holds tensors no converter knows."""
+def pieces(node, graph, source: str = "torchvision") -> list[Piece] | None:
+    """The pieces of one node, in the layout of `source` (the map's: torchvision, timm);
+    None for a kind that holds tensors no converter knows."""
     kind, o = node.kind, node.opts
     n_in = len(graph.nodes[node.inputs[0]].shape) - 1 if node.inputs else 0  # spatial axes
     if kind == "conv":
@@ -152,11 +161,13 @@ def pieces(node, graph) -> list[Piece] | None:
     if kind == "layernorm":
         return layernorm()
     if kind == "attention":
-        return attention(o.heads)
+        return attention(o.heads, source)
     if kind == "parameter":
         return bare(("value",), lambda s: (1, *s))
     if kind == "positional":
         return bare(("embedding",), lambda s: (1, *s))
+    if kind == "scale" and source == "timm":
+        return bare(("scale",), tuple)  # timm's `gamma`: (C,)
     if kind == "scale":
         return bare(("scale",), lambda s: (*s, *(1,) * n_in))  # (C, 1, 1) on an H×W map
     if kind == "embedding":

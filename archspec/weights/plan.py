@@ -75,7 +75,7 @@ def slots(graph, specvars: dict, namemap: NameMap) -> list[Slot]:
     out, unknown = [], []
     for node_id, held in by_node.items():
         node = graph.nodes[node_id]
-        pieces = layout.pieces(node, graph)
+        pieces = layout.pieces(node, graph, namemap.source)
         if pieces is None:
             unknown.append(f"{node_id} ({node.kind})")
             continue

@@ -50,14 +50,15 @@ def logits_error(name: str, tmp_path) -> float:
     return float(np.abs(np.asarray(y) - ref).max() / np.abs(ref).max())
 
 
-@pytest.mark.parametrize("name", ["resnet18", "convnext_tiny", "layout_net"])
+@pytest.mark.parametrize("name", ["resnet18", "convnext_tiny", "layout_net", "timm_resnet18",
+                                  "timm_convnext_tiny"])
 def test_logits_equal_torch(name, tmp_path):
     assert logits_error(name, tmp_path) <= 1e-4
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet50", "vit_b_16", "efficientnet_b0", "googlenet",
-                                  "alexnet", "vgg11_bn"])
+                                  "alexnet", "vgg11_bn", "timm_vit_b_16"])
 def test_logits_equal_torch_slow(name, tmp_path):
     assert logits_error(name, tmp_path) <= 1e-4
 
@@ -78,7 +79,7 @@ def test_round_trip_gives_torch_state_dict_back(tmp_path):
     ConvNeXt's (C, 1, 1) layer scale too)."""
     from archspec.weights import load, synthetic
 
-    for name in ("layout_net", "resnet18", "convnext_tiny"):
+    for name in ("layout_net", "resnet18", "convnext_tiny", "timm_convnext_tiny"):
         meta = fixture(name)
         graph, _, variables, _ = port(name, tmp_path)
         back = load.export_tensors(graph, variables, meta["map"])
@@ -87,3 +88,16 @@ def test_round_trip_gives_torch_state_dict_back(tmp_path):
         for k, v in original.items():
             assert back[k].shape == v.shape and back[k].dtype == v.dtype, k
             assert np.array_equal(back[k], v), k
+
+
+@pytest.mark.slow
+def test_timm_vit_round_trip_packs_qkv_back(tmp_path):
+    """timm's ViT: `qkv` rows split into query/key/value and packed back bit for bit."""
+    from archspec.weights import load, synthetic
+
+    meta = fixture("timm_vit_b_16")
+    graph, _, variables, _ = port("timm_vit_b_16", tmp_path)
+    back = load.export_tensors(graph, variables, meta["map"])
+    original = synthetic.state_dict(meta["manifest"], meta["seed"])
+    assert sorted(back) == sorted(original)
+    assert all(np.array_equal(back[k], v) for k, v in original.items())
