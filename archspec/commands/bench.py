@@ -49,4 +49,8 @@ def bench(*, spec: Path, batch: int, steps: int, precision: str, warmup: int, ma
         from archspec.ui.progress import conv_choice_line
 
         console.print(conv_choice_line(result.conv_choice))
+        for backend_name, key in (("oneDNN", "onednn"), ("XLA", "xla")):
+            names = result.conv_choice.get("layers", {}).get(key)
+            if names:
+                console.print(f"  {backend_name}: {', '.join(names)}", highlight=False)
     console.print(f"memory pages: {pages}")

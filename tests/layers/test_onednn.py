@@ -433,11 +433,12 @@ def test_auto_takes_onednn_where_it_was_measured_faster(monkeypatch, tmp_path):
     assert calls() == 2  # nothing measured yet: oneDNN
     # a new function each time: JAX keeps traces by function, and a kept trace meets nothing
     trace = lambda: jax.eval_shape(lambda *a: net(*a), x, w3, w1)  # noqa: E731
-    assert choice.calibrate(trace) == {"measured": 2, "onednn": 1, "xla": 1}
+    layers = {"onednn": [], "xla": []}  # no Flax layers here: see the bench test for names
+    assert choice.calibrate(trace) == {"measured": 2, "onednn": 1, "xla": 1, "layers": layers}
     assert calls() == 1  # the 3x3 on oneDNN, the 1x1 on XLA
     assert len(json.loads((tmp_path / "choices.json").read_text())) == 2
     monkeypatch.setattr(choice, "_verdicts", None)  # a new process reads the file
-    assert choice.calibrate(trace) == {"measured": 0, "onednn": 1, "xla": 1}
+    assert choice.calibrate(trace) == {"measured": 0, "onednn": 1, "xla": 1, "layers": layers}
     assert len(measured) == 2
     monkeypatch.setenv(choice.MEASURE_ENV, "0")
     assert choice.calibrate(trace) is None
@@ -484,12 +485,14 @@ def test_a_network_slower_with_onednn_runs_on_xla(slower, monkeypatch, tmp_path)
     counts = choice.calibrate(trace, compile_step)
     assert sorted(compiled) == [0, 1]  # the plan (the 3x3 on oneDNN) and XLA everywhere
     if slower == "onednn":
-        assert counts == {"measured": 3, "onednn": 0, "xla": 2, "network": "xla", "alone": 1}
+        assert counts == {"measured": 3, "onednn": 0, "xla": 2, "network": "xla", "alone": 1,
+                          "layers": {"onednn": [], "xla": []}}  # no Flax layers here
         assert calls() == 0
         assert conv_choice_line(counts).startswith(
             "convolutions: XLA for all 2 shapes (oneDNN won 1 of them alone but slowed")
     else:
-        assert counts == {"measured": 3, "onednn": 1, "xla": 1}
+        assert counts == {"measured": 3, "onednn": 1, "xla": 1,
+                          "layers": {"onednn": [], "xla": []}}
         assert calls() == 1
     kept = json.loads((tmp_path / "choices.json").read_text())
     assert [v for k, v in kept.items() if k.startswith("net:")] == [slower == "xla"]
@@ -509,3 +512,33 @@ def test_a_measurement_times_both_backends_of_one_configuration(monkeypatch):
     assert isinstance(choice._measure(k), bool)
     assert choice.key((None, 8, 8, 3), (3, 3, 3, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), 1,
                       False) is None  # a symbolic batch is never measured
+
+
+@needs_onednn
+def test_the_choice_names_the_layers_each_backend_runs(monkeypatch, tmp_path):
+    """`archspec bench` lists which layers' convolutions run on oneDNN and which on XLA:
+    the names come from the Flax modules the trace meets (the spec's node ids)."""
+    from archspec.layers.onednn import choice
+    from archspec.model.build import build_model
+    from archspec.spec.resolve import load_architecture_text
+    from archspec.train.setup import choose_convolutions
+
+    monkeypatch.setenv(choice.MEASURE_ENV, "1")
+    monkeypatch.setenv(onednn.ENV, "auto")
+    monkeypatch.setattr(choice, "_path", lambda: tmp_path / "choices.json")
+    monkeypatch.setattr(choice, "_verdicts", None)
+    monkeypatch.setattr(choice, "_on_xla", set())
+    monkeypatch.setattr(choice, "_measure", lambda k: "[3, 3, 2, 4]" in k)
+    monkeypatch.setattr(choice, "_faster_in_context", lambda compile_step: True)
+    graph = load_architecture_text("""
+        name: two
+        input: {shape: [6, 6, 2]}
+        layers:
+          - conv: {maps: 4, kernel: 3, padding: 1, name: wide}
+          - conv: {maps: 4, kernel: 1, inputs: input, name: point}
+          - add: {inputs: [wide, point]}
+          - flatten
+          - dense: 3
+        """)
+    counts = choose_convolutions(build_model(graph), graph, 2, 2)
+    assert counts["layers"] == {"onednn": ["wide"], "xla": ["point"]}

@@ -40,6 +40,7 @@ _lock = threading.Lock()
 _verdicts: dict[str, bool] | None = None   # key -> oneDNN faster, from the cache file
 _seen: set | None = None                   # configurations met while collecting
 _on_xla: set[str] = set()   # configurations whose network is faster without oneDNN
+_layers: dict[str, set] = {}  # configuration -> the layers it was met in (while collecting)
 _xla_only = False           # set while the all-XLA plan of a network is traced
 
 
@@ -55,9 +56,16 @@ def key(xs, ws, strides, pads, dil, groups, transposed) -> str | None:
 
 
 def met(k: str | None) -> None:
-    """A convolution traced with this configuration (recorded while collecting)."""
+    """A convolution traced with this configuration (recorded while collecting), and the
+    layer it is in (the Flax module being applied: its name is the node's id)."""
     if _seen is not None and k is not None:
         _seen.add(k)
+        from flax.linen import module as flax_module
+
+        stack = flax_module._context.module_stack
+        name = getattr(stack[-1], "name", None) if stack else None
+        if name:
+            _layers.setdefault(k, set()).add(name)
 
 
 def prefers_onednn(k: str | None) -> bool:
@@ -88,9 +96,11 @@ def calibrate(trace, compile_step=None) -> dict | None:
         return None
     with _lock:
         _seen = set()
+        _layers.clear()
         try:
             trace()
             found = sorted(_seen)
+            layers = {k: sorted(v) for k, v in _layers.items()}
         finally:
             _seen = None
     verdicts = _load()
@@ -102,7 +112,8 @@ def calibrate(trace, compile_step=None) -> dict | None:
     if new:
         _save(verdicts)
     faster = sum(verdicts[k] for k in found)
-    counts = {"measured": len(new), "onednn": faster, "xla": len(found) - faster}
+    counts = {"measured": len(new), "onednn": faster, "xla": len(found) - faster,
+              "layers": _by_backend(found, layers, lambda k: verdicts[k])}
     if compile_step is None or not faster:
         return counts
     net = "net:" + hashlib.sha256(json.dumps(found).encode()).hexdigest()[:16]
@@ -113,8 +124,17 @@ def calibrate(trace, compile_step=None) -> dict | None:
         _save(verdicts)
     if not verdicts[net]:
         _on_xla.update(found)
-        counts.update(onednn=0, xla=len(found), network="xla", alone=faster)
+        counts.update(onednn=0, xla=len(found), network="xla", alone=faster,
+                      layers=_by_backend(found, layers, lambda k: False))
     return counts
+
+
+def _by_backend(found, layers, on_onednn) -> dict:
+    """{"onednn": [layer, ...], "xla": [...]}: which layers' convolutions run where."""
+    out = {"onednn": set(), "xla": set()}
+    for k in found:
+        out["onednn" if on_onednn(k) else "xla"].update(layers.get(k, ()))
+    return {b: sorted(v) for b, v in out.items()}
 
 
 def _say(what: str) -> None:
