@@ -168,11 +168,13 @@ def _seeds_table(saved: dict) -> list[str]:
 
 
 def _caption(saved: dict) -> str:
-    when = sorted({(e["date"], e["commit"]) for e in saved["files"].values()})
-    machines = sorted({e["machine"] for e in saved["files"].values()})
+    groups: dict[tuple, list[str]] = {}
+    for file, e in sorted(saved["files"].items()):
+        groups.setdefault((e["date"], e["commit"], e["machine"]), []).append(e["name"])
+    where = "; ".join(f"{', '.join(names)} on {d} (commit {c}), {m}"
+                      for (d, c, m), names in groups.items())
     return ("Written by `tools/results_table.py` from `archspec check --full --json` runs "
-            f"(one per seed) on {', '.join(f'{d} (commit {c})' for d, c in when)}; "
-            f"{'; '.join(machines)}; no GPU, other jobs beside the runs. Time is check's "
+            f"(one per seed): {where}; no GPU, other jobs beside the runs. Time is check's "
             "seconds for the file: loading, compiling, training and the test evaluation. The "
             "test result is of the checkpoint the run scores (the best on the val split, else "
             "the latest).")
