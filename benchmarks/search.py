@@ -1,5 +1,5 @@
-"""Grid, random, TPE and TPE + ASHA on the digits LeNet: how many training steps each search
-spends and the best validation accuracy it finds, with 3 seeds. The target: TPE + ASHA
+"""Grid, random, TPE and TPE + ASHA on the digits LeNet or the MNIST-1D CNN: how many training
+steps each search spends and the best validation accuracy it finds, with 3 seeds. The target: TPE + ASHA
 reaches the best grid point's validation accuracy (within 0.5 points) in at most 40% of the
 grid's training steps.
 
@@ -7,6 +7,7 @@ grid's training steps.
     .venv/bin/python benchmarks/search.py --seeds 1 --epochs 3  # a quick look
     .venv/bin/python benchmarks/search.py --lrs 0.0003,0.001,0.003,0.01 --batches 32,128 \
         --trials 4,4,8 --name search_grid8                     # the smaller grid
+    .venv/bin/python benchmarks/search.py --task mnist1d --name search_mnist1d
 
 Every search is the real command, `archspec sweep FILE --worker` (one worker, so trials run
 one after the other and "steps to the target" counts the steps spent before the first trial
@@ -31,34 +32,44 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, save, versions  # noqa: E402
 
-EXPERIMENT = ROOT / "experiments" / "digits_lenet.yaml"
-LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
-BATCHES = [32, 64, 128]
+# task: (experiment, the grid's learning rates, its batch sizes, epochs). MNIST-1D's 400
+# validation series make one series 0.25 points (digits: 180, 0.56), and its longer runs give
+# ASHA rungs at epochs 1, 3, 9 and 27.
+TASKS = {"digits": (ROOT / "experiments" / "digits_lenet.yaml",
+                    [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03], [32, 64, 128], 5),
+         "mnist1d": (ROOT / "recipes" / "mnist1d_cnn.yaml",
+                     [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1], [50, 100, 200], 30)}
 TRIALS = (6, 6, 10)   # random, tpe, tpe+asha
 
 
-def searches(lrs: list, batches: list, trials: tuple) -> dict:
+def searches(lrs: list, batches: list, trials: tuple, min_epochs: list[int]) -> dict:
     """name -> sweep keys (besides experiment, set and seed). The samplers draw from the
     grid's ranges: the learning rate on a log scale, the batch size among its values."""
     sampled = {"optimizer.lr": {"loguniform": [lrs[0], lrs[-1]]},
                "batch_size": {"choice": batches}}
-    return {"grid": {"grid": {"optimizer.lr": lrs, "batch_size": batches}},
+    plan = {"grid": {"grid": {"optimizer.lr": lrs, "batch_size": batches}},
             "random": {"search": "random", "trials": trials[0], "random": sampled},
             "tpe": {"search": "tpe", "trials": trials[1], "random": sampled},
             "tpe+asha": {"search": "tpe", "trials": trials[2], "random": sampled,
                          "pruner": {"name": "asha", "min_trials": 3}}}
+    for m in min_epochs:   # ASHA's first rung later: nothing pruned before epoch m
+        plan[f"tpe+asha from {m}"] = {**plan["tpe+asha"],
+                                      "pruner": {"name": "asha", "min_trials": 3, "min_epochs": m}}
+    return plan
 
 
-def sweep_file(folder: Path, name: str, keys: dict, seed: int, epochs: int) -> Path:
-    data = {"name": name, "experiment": str(EXPERIMENT), "set": {"epochs": epochs, "seed": seed},
+def sweep_file(folder: Path, name: str, keys: dict, seed: int, epochs: int,
+               experiment: Path) -> Path:
+    data = {"name": name, "experiment": str(experiment), "set": {"epochs": epochs, "seed": seed},
             "seed": seed, **keys}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-def run_search(folder: Path, name: str, keys: dict, seed: int, epochs: int) -> dict:
-    file = sweep_file(folder, name, keys, seed, epochs)
+def run_search(folder: Path, name: str, keys: dict, seed: int, epochs: int,
+               experiment: Path) -> dict:
+    file = sweep_file(folder, name, keys, seed, epochs, experiment)
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "archspec", "sweep", str(file), "--worker",
                         "--output", str(folder / "runs")], capture_output=True, text=True,
@@ -80,7 +91,8 @@ def read_study(sweep_folder: Path) -> dict:
     for t in sorted(study.get_trials(), key=lambda t: t.number):
         records = [json.loads(line) for line in
                    (sweep_folder / t.user_attrs["run"] / "metrics.jsonl").read_text().splitlines()]
-        steps = max(r["step"] for r in records if r["split"] == "train")
+        # a run stopped mid-epoch (collapsed, pruned) has its last step only in its summary
+        steps = max(r["step"] for r in records if r["split"] in ("train", "summary"))
         best = max((v for r in records if r["split"] == "val" for k, v in r.items()
                     if k.startswith("accuracy_")), default=None)
         trials.append({"number": t.number, "state": t.state.name, "params": t.params,
@@ -104,17 +116,24 @@ def steps_to(trials: list, target: float) -> int | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--lrs", default=",".join(map(str, LRS)), help="the grid's learning rates")
-    ap.add_argument("--batches", default=",".join(map(str, BATCHES)))
+    ap.add_argument("--task", choices=list(TASKS), default="digits")
+    ap.add_argument("--epochs", type=int, help="default: the task's")
+    ap.add_argument("--lrs", help="the grid's learning rates (default: the task's)")
+    ap.add_argument("--batches", help="the grid's batch sizes (default: the task's)")
     ap.add_argument("--trials", default=",".join(map(str, TRIALS)), help="random,tpe,tpe+asha")
+    ap.add_argument("--asha-min-epochs", type=int, nargs="*", default=[],
+                    help="also TPE + ASHA with `min_epochs` M (no pruning before epoch M)")
     ap.add_argument("--name", default="search", help="results/NAME.json")
     ap.add_argument("--work", help="keep the sweeps in this folder (default: a temporary one); "
                                    "run again with it to finish an interrupted benchmark (the "
                                    "finished studies are read, a killed worker's trial resumed)")
     args = ap.parse_args()
-    lrs, batches = [float(v) for v in args.lrs.split(",")], [int(v) for v in args.batches.split(",")]
-    plan = searches(lrs, batches, tuple(int(v) for v in args.trials.split(",")))
+    experiment, lrs, batches, epochs = TASKS[args.task]
+    lrs = [float(v) for v in args.lrs.split(",")] if args.lrs else lrs
+    batches = [int(v) for v in args.batches.split(",")] if args.batches else batches
+    epochs = args.epochs or epochs
+    plan = searches(lrs, batches, tuple(int(v) for v in args.trials.split(",")),
+                    args.asha_min_epochs)
     rows = []
     with tempfile.TemporaryDirectory(prefix="archspec-search-") as tmp:
         tmp = args.work or tmp
@@ -124,7 +143,9 @@ def main() -> None:
             for name, keys in plan.items():
                 folder = Path(tmp) / f"seed{seed}"
                 folder.mkdir(exist_ok=True)
-                out[name] = run_search(folder, name.replace("+", "_"), keys, seed, args.epochs)
+                out[name] = run_search(folder, name.replace("+", "_").replace(" ", "_"), keys,
+                                       seed, epochs,
+                                       experiment)
                 print(f"seed {seed} {name}: {out[name]['steps']} steps, best val "
                       f"{out[name]['best_val']:.4f}, {out[name]['pruned']} pruned, "
                       f"{out[name]['seconds']:.0f} s", flush=True)
@@ -132,7 +153,7 @@ def main() -> None:
             for name, res in out.items():
                 res["steps_to_target"] = steps_to(res["trials"], target)
                 rows.append({"seed": seed, "search": name, **res})
-    path = save(args.name, {"epochs": args.epochs, "searches": plan,
+    path = save(args.name, {"task": args.task, "epochs": epochs, "searches": plan,
                             "versions": versions("jax", "optuna"), "rows": rows})
     print(table(rows))
     print(f"wrote {path}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -51,29 +52,36 @@ def hand_cmd(workload: str, cache: Path, out: Path) -> tuple[list[str], dict]:
 SIDES = {"archspec": archspec_cmd, "hand": hand_cmd}
 
 
-def timed(cmd: list[str], env: dict) -> float:
+def timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """Wall seconds, and the CPU seconds (user + system, all threads) the process used: beside
+    another busy process, a run waits for its CPU time rather than its wall time on idle cores."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env}, capture_output=True,
                           text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def measure(workload: str, cache_mode: str, rounds: int, scratch: Path) -> dict:
-    times = {side: [] for side in SIDES}
+    times, cpu = {side: [] for side in SIDES}, {side: [] for side in SIDES}
     for r in range(-1 if cache_mode == "warm" else 0, rounds):
         for side, make in SIDES.items():
             folder = scratch / f"{workload}-{side}-{cache_mode}"
             cache = folder / ("cache" if cache_mode == "warm" else f"cache{r}")
             cmd, env = make(workload, cache, folder / f"runs{r}")
-            seconds = timed(cmd, env)
+            seconds, cpu_seconds = timed(cmd, env)
             if r >= 0:  # round -1 fills the warm cache
                 times[side].append(seconds)
-            print(f"  {workload} {cache_mode} round {r}: {side} {seconds:.2f} s", flush=True)
+                cpu[side].append(cpu_seconds)
+            print(f"  {workload} {cache_mode} round {r}: {side} {seconds:.2f} s "
+                  f"({cpu_seconds:.2f} s of CPU)", flush=True)
     return {side: {"median": statistics.median(t), "min": min(t), "max": max(t),
-                   "runs": [round(s, 2) for s in t]} for side, t in times.items()}
+                   "runs": [round(s, 2) for s in t], "cpu_median": statistics.median(cpu[side]),
+                   "cpu_runs": [round(s, 2) for s in cpu[side]]} for side, t in times.items()}
 
 
 def main():
@@ -100,12 +108,13 @@ def main():
         for p in busy:
             p.kill()
     print(f"\n| workload | cache | load | archspec median (min–max) | hand median (min–max) "
-          f"| ratio |\n| --- | --- | --- | --- | --- | --- |")
+          f"| ratio | CPU seconds: archspec, hand |\n| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         a, h = row["archspec"], row["hand"]
         print(f"| {row['workload']} | {row['cache']} | {row['load']} | {a['median']:.1f} s "
               f"({a['min']:.1f}–{a['max']:.1f}) | {h['median']:.1f} s ({h['min']:.1f}–"
-              f"{h['max']:.1f}) | {row['ratio']:.2f}× |")
+              f"{h['max']:.1f}) | {row['ratio']:.2f}× | {a['cpu_median']:.1f}, "
+              f"{h['cpu_median']:.1f} |")
     if args.json:
         args.json.write_text(json.dumps({"cpus": os.cpu_count(), "rounds": args.rounds,
                                          "rows": rows}, indent=2) + "\n")

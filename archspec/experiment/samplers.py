@@ -95,19 +95,21 @@ def make_pruner(search, metric: str):
         return None
     import optuna.pruners as p
 
-    inner = {"median": lambda: p.MedianPruner(n_startup_trials=0,
+    first = search.min_epochs   # epochs are reported from 1: ASHA's rungs are first * 3**k
+    inner = {"median": lambda: p.MedianPruner(n_startup_trials=0, n_warmup_steps=first,
                                               n_min_trials=search.min_trials),
-             "asha": lambda: p.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
-             "hyperband": lambda: p.HyperbandPruner(min_resource=1, reduction_factor=3)}
-    return Guarded(inner[search.pruner](), search.pruner, search.min_trials, metric)
+             "asha": lambda: p.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3),
+             "hyperband": lambda: p.HyperbandPruner(min_resource=first, reduction_factor=3)}
+    return Guarded(inner[search.pruner](), search.pruner, search.min_trials, metric, first)
 
 
 class Guarded(BasePruner):
-    """A pruner that waits until `min_trials` other trials have reached an epoch before it
-    prunes there, and says why it pruned (`reason`)."""
+    """A pruner that waits until `min_trials` other trials have reached an epoch, and the
+    epoch is `min_epochs` or later, before it prunes there; it says why it pruned (`reason`)."""
 
-    def __init__(self, inner, name: str, min_trials: int, metric: str):
+    def __init__(self, inner, name: str, min_trials: int, metric: str, min_epochs: int = 1):
         self.inner, self.name, self.min_trials, self.metric = inner, name, min_trials, metric
+        self.min_epochs = min_epochs
         self.reason: str | None = None
 
     def prune(self, study, trial) -> bool:
@@ -119,7 +121,8 @@ class Guarded(BasePruner):
                   if t.number != trial.number and step in t.intermediate_values
                   and math.isfinite(t.intermediate_values[step])]
         # the inner pruner always runs: ASHA records each trial's rungs as it goes
-        if not self.inner.prune(study, trial) or len(others) < self.min_trials:
+        if (not self.inner.prune(study, trial) or len(others) < self.min_trials
+                or step < self.min_epochs):
             return False
         mine, ranked = trial.intermediate_values[step], sorted(others)
         best = ranked[0] if self.metric.startswith("val.loss") else ranked[-1]

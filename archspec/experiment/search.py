@@ -5,7 +5,8 @@ distributions of `random:`, with their conditions (`when:`).
     search: tpe            # grid (every combination; the default) | random | tpe | cmaes | qmc
     trials: 20             # trials in all, shared by every worker (not with grid)
     metric: val.accuracy   # the default; val.loss without a classifier head
-    pruner: asha           # none | median | asha | hyperband, or {name: asha, min_trials: 4}
+    pruner: asha           # none | median | asha | hyperband, or
+                           # {name: asha, min_trials: 4, min_epochs: 3}
     random:
       optimizer.lr: {loguniform: [1.0e-4, 1.0e-1]}
       optimizer.name: {choice: [adam, momentum]}
@@ -42,6 +43,7 @@ class Search:
     direction: str | None = None   # None: from the metric
     pruner: str = "none"
     min_trials: int = DEFAULT_MIN_TRIALS   # trials that reached an epoch before one is pruned
+    min_epochs: int = 1    # no trial is pruned before this epoch (ASHA's first rung)
 
     @property
     def enumerated(self) -> bool:
@@ -83,8 +85,8 @@ def check_search(root, at, errors: ErrorCollector) -> Search:
             errors.add(f"{metric} is to {natural}", at("direction"), "direction",
                        expected=f"direction: {natural}", found=f"direction: {direction}",
                        hint="remove `direction`: it follows from the metric")
-    pruner, min_trials = _pruner(root, at, errors)
-    return Search(kind, trials, metric, direction, pruner, min_trials)
+    pruner, min_trials, min_epochs = _pruner(root, at, errors)
+    return Search(kind, trials, metric, direction, pruner, min_trials, min_epochs)
 
 
 def _word(root, key, choices, at, errors):
@@ -112,30 +114,42 @@ def _metric(root, at, errors):
     return None
 
 
-def _pruner(root, at, errors) -> tuple[str, int]:
+_PRUNER_KEYS = ("name", "min_trials", "min_epochs")
+_PRUNER_COUNTS = {  # key: (default, what it counts)
+    "min_trials": (DEFAULT_MIN_TRIALS, "trials that must have reached an epoch before one is "
+                   "pruned there"),
+    "min_epochs": (1, "the first epoch at which a trial may be pruned: raise it where early "
+                   "epochs do not predict the end (a long warm-up, a schedule that decays late)")}
+
+
+def _pruner(root, at, errors) -> tuple[str, int, int]:
     value = root.get("pruner")
     if value is None:
-        return "none", DEFAULT_MIN_TRIALS
+        return "none", DEFAULT_MIN_TRIALS, 1
     node, name = (value, value.get("name")) if isinstance(value, dict) else ({}, value)
     if isinstance(value, dict):
         for key in value:
-            if key not in ("name", "min_trials"):
+            if key not in _PRUNER_KEYS:
                 errors.add(f"unknown key '{key}' in `pruner`", value.key_pos.get(key, at("pruner"))
                            if hasattr(value, "key_pos") else at("pruner"), f"pruner.{key}",
-                           expected="name, min_trials", found=repr(key),
-                           hint=did_you_mean(str(key), ("name", "min_trials")))
+                           expected=", ".join(_PRUNER_KEYS), found=repr(key),
+                           hint=did_you_mean(str(key), _PRUNER_KEYS))
     if name not in PRUNERS:
         errors.add(f"unknown pruner {name!r}", at("pruner"), "pruner",
                    expected="one of: " + ", ".join(PRUNERS), found=repr(name),
                    hint=did_you_mean(str(name), PRUNERS))
         name = "none"
-    min_trials = node.get("min_trials", DEFAULT_MIN_TRIALS)
-    if not isinstance(min_trials, int) or isinstance(min_trials, bool) or min_trials < 1:
-        errors.add("`min_trials` is a positive integer", at("pruner"), "pruner.min_trials",
-                   found=repr(min_trials),
-                   hint="trials that must have reached an epoch before one is pruned there")
-        min_trials = DEFAULT_MIN_TRIALS
-    return name, min_trials
+    return (name, *(_count(node, key, at, errors) for key in _PRUNER_COUNTS))
+
+
+def _count(node, key, at, errors) -> int:
+    default, what = _PRUNER_COUNTS[key]
+    value = node.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        errors.add(f"`{key}` is a positive integer", at("pruner"), f"pruner.{key}",
+                   found=repr(value), hint=what)
+        return default
+    return value
 
 
 def check_distribution(spec, pos, where, errors: ErrorCollector) -> None:

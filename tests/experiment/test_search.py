@@ -45,6 +45,9 @@ def errors_of(file) -> str:
     ("search: tpe\ntrials: 4\npruner: {name: median, min_trails: 2}\n"
      "random: {optimizer.lr: {uniform: [0.1, 0.2]}}\n", (4, 24),
      ["unknown key 'min_trails' in `pruner`", "did you mean 'min_trials'?"]),
+    ("search: tpe\ntrials: 4\npruner: {name: asha, min_epochs: 0}\n"
+     "random: {optimizer.lr: {uniform: [0.1, 0.2]}}\n", (4, 9),
+     ["`min_epochs` is a positive integer", "the first epoch at which a trial may be pruned"]),
     ("search: tpe\ntrials: 4\ndirection: maximise\nrandom: {optimizer.lr: {uniform: [0.1, 0.2]}}\n",
      (4, 12), ["unknown direction 'maximise'", "did you mean 'maximize'?"]),
     ("search: tpe\ntrials: 4\nmetric: val.acuracy\nrandom: {optimizer.lr: {uniform: [0.1, 0.2]}}\n",

@@ -249,15 +249,15 @@ def test_sqlite_on_a_network_file_system_is_refused(tmp_path, monkeypatch):
         st.place_of("mysql://u@h/db", tmp_path)
 
 
-def test_guarded_pruner_waits_for_min_trials_and_says_why():
+def test_guarded_pruner_waits_for_min_trials_and_min_epochs_and_says_why():
     import optuna
 
     from archspec.experiment.search import Search
     from archspec.experiment.study import make_pruner
 
-    def study_with(min_trials):
-        pruner = make_pruner(Search("random", 8, pruner="median", min_trials=min_trials),
-                             "val.accuracy")
+    def study_with(min_trials, min_epochs=1):
+        pruner = make_pruner(Search("random", 8, pruner="median", min_trials=min_trials,
+                                    min_epochs=min_epochs), "val.accuracy")
         study = optuna.create_study(direction="maximize", pruner=pruner)
         for v in (0.9, 0.92, 0.94):
             t = study.ask()
@@ -269,7 +269,32 @@ def test_guarded_pruner_waits_for_min_trials_and_says_why():
 
     pruner, bad = study_with(4)
     assert not bad.should_prune() and pruner.reason is None      # 3 others at epoch 1 < 4
+    pruner, bad = study_with(3, min_epochs=2)
+    assert not bad.should_prune() and pruner.reason is None      # epoch 1 < min_epochs 2
     pruner, bad = study_with(3)
     assert bad.should_prune()
     assert pruner.reason == ("median at epoch 1: val.accuracy 0.1 against 3 other trials "
                              "there (median 0.92, best 0.94)")
+
+
+def test_asha_with_min_epochs_has_its_first_rung_there():
+    import optuna
+
+    from archspec.experiment.search import Search
+    from archspec.experiment.study import make_pruner
+
+    pruner = make_pruner(Search("random", 8, pruner="asha", min_trials=2, min_epochs=3),
+                         "val.accuracy")
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for v in (0.9, 0.92, 0.94):
+        t = study.ask()
+        for epoch in (1, 2, 3):
+            t.report(v, epoch)
+            assert not t.should_prune()
+        study.tell(t, v)
+    bad = study.ask()
+    for epoch in (1, 2):    # far below the others, but before the first rung
+        bad.report(0.1, epoch)
+        assert not bad.should_prune()
+    bad.report(0.1, 3)
+    assert bad.should_prune() and pruner.reason.startswith("asha at epoch 3:")
