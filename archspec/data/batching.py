@@ -36,6 +36,15 @@ def batches(split: Split, batch_size: int, *, shuffle: bool, seed: int, epoch: i
         yield _gather(split, order, batch_size, b)
 
 
+def batch_indices(n: int, batch_size: int, *, seed: int, epoch: int,
+                  start: int = 0) -> Iterator[np.ndarray]:
+    """The example indices of each batch `batches(split of n, shuffle=True)` yields, from
+    batch `start` on: for a split whose examples are gathered elsewhere (on the devices)."""
+    order = _order(seed, epoch, n)
+    for b in range(start, steps_per_epoch(n, batch_size, False)):
+        yield order[b * batch_size:(b + 1) * batch_size]
+
+
 class Stream:
     """The train split's batches, epoch after epoch, for one run.
 

@@ -1,7 +1,9 @@
 """One epoch of training, several steps per dispatch.
 
-Batches are grouped into chunks of k (step.make_multi_step runs a chunk as one `lax.scan`),
-stacked and copied to the device on the prefetch thread. The host reads each chunk's
+Batches are grouped into chunks of k (step.make_multi_step runs a chunk as one `lax.scan`).
+A small in-memory train split stays on the devices (engine/resident.py) and a chunk travels
+as its examples' indices; otherwise batches are gathered, stacked and copied to the device on
+the prefetch thread. The host reads each chunk's
 metrics and health one dispatch behind, so it never waits on the device except where a
 checkpoint is written: the monitor still sees every step, only later.
 """
@@ -14,8 +16,9 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from archspec.data import Stream, prefetch
-from archspec.engine.step import chunk_sharding, pad_batch, put_batch, shardings
+from archspec.data import Stream, batch_indices, prefetch
+from archspec.engine.resident import ResidentSplit
+from archspec.engine.step import chunk_sharding, pad_batch, pad_indices, put_batch, shardings
 
 AUTO_MAX = 16  # steps per dispatch that `auto` chooses for a cheap model
 # A step below this many FLOPs (forward and backward) costs less device time than the
@@ -50,7 +53,7 @@ class Chunk:
 
 def chunks(padded: Iterator, k: int, first: int, step: int, every: int | None,
            total: int) -> Iterator[Chunk]:
-    """Group (x, y, w, real) batches, the first being batch `first` of the epoch and step
+    """Group (*arrays, real) batches ((x, y, w), or (indices, w) on a resident split), the first being batch `first` of the epoch and step
     `step` done before it. A chunk also ends where a checkpoint is due (a multiple of
     `every`) and at `total`, so saves and the end of training fall on chunk boundaries."""
     group, b = [], first - 1
@@ -69,12 +72,12 @@ def chunks(padded: Iterator, k: int, first: int, step: int, every: int | None,
 def _stack(group: list, k: int, last: int) -> Chunk:
     pad = k - len(group)
     arrays = []
-    for i in range(3):
+    for i in range(len(group[0]) - 1):
         parts = [g[i] for g in group]
         parts += [np.zeros_like(parts[0])] * pad
         arrays.append(np.stack(parts))
     valid = np.array([True] * len(group) + [False] * pad)
-    return Chunk((*arrays, valid), [g[3] for g in group], last)
+    return Chunk((*arrays, valid), [g[-1] for g in group], last)
 
 
 @dataclass
@@ -98,16 +101,23 @@ class EpochRunner:
         self.stream = Stream(setup.dataset.train, exp.batch_size, seed=exp.seed,
                              epochs=-(-setup.total_steps // setup.steps_per_epoch),
                              workers=exp.data.workers)
+        self.resident = ResidentSplit.of(setup.dataset.train, self.repl, self.data_sh)
 
     def close(self) -> None:
         self.stream.close()
 
     def batches(self, epoch: int, skip: int, step: int) -> Iterator[Chunk]:
-        exp = self.setup.exp
-        it = self.stream.epoch(epoch, skip)
-        padded = ((*pad_batch(x, y, exp.batch_size), len(x)) for x, y in it)
+        exp, bs = self.setup.exp, self.setup.exp.batch_size
+        if self.resident is not None:  # the same batches as the stream's, by index
+            idx = batch_indices(len(self.setup.dataset.train), bs, seed=exp.seed,
+                                epoch=epoch, start=skip)
+            padded = ((*pad_indices(i, bs), len(i)) for i in idx)
+        else:
+            padded = ((*pad_batch(x, y, bs), len(x)) for x, y in self.stream.epoch(epoch, skip))
         grouped = chunks(padded, self.k, skip, step, exp.checkpoint.every_steps,
                          self.setup.total_steps)
+        if self.resident is not None:  # placing a chunk is a gather dispatched, no thread
+            return (Chunk(self.resident.place(*c.arrays), c.reals, c.last) for c in grouped)
         return prefetch(grouped, 2, put=self._put)
 
     def _put(self, chunk: Chunk) -> Chunk:

@@ -255,6 +255,13 @@ def fetch(tree):
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
+def pad_indices(idx: np.ndarray, size: int):
+    """A partial batch's example indices padded to `size` as pad_batch pads its examples,
+    and their weights."""
+    padded, _, w = pad_batch(idx, idx, size)
+    return padded, w
+
+
 def pad_batch(x, y, size: int):
     """Pad a partial batch to `size` by repeating its first examples with weight 0."""
     n = len(x)
