@@ -47,7 +47,8 @@ TASKS = {"digits": (ROOT / "experiments" / "digits_lenet.yaml",
 TRIALS = (6, 6, 10)   # random, tpe, tpe+asha
 
 
-def searches(lrs: list, batches: list, trials: tuple, min_epochs: list[int]) -> dict:
+def searches(lrs: list, batches: list, trials: tuple, min_epochs: list[int],
+             hyperband: bool = False) -> dict:
     """name -> sweep keys (besides experiment, set and seed). The samplers draw from the
     grid's ranges: the learning rate on a log scale, the batch size among its values."""
     sampled = {"optimizer.lr": {"loguniform": [lrs[0], lrs[-1]]},
@@ -57,6 +58,9 @@ def searches(lrs: list, batches: list, trials: tuple, min_epochs: list[int]) -> 
             "tpe": {"search": "tpe", "trials": trials[1], "random": sampled},
             "tpe+asha": {"search": "tpe", "trials": trials[2], "random": sampled,
                          "pruner": {"name": "asha", "min_trials": 3}}}
+    if hyperband:   # brackets that start at several epochs: not every trial judged at epoch 1
+        plan["tpe+hyperband"] = {**plan["tpe+asha"],
+                                 "pruner": {"name": "hyperband", "min_trials": 3}}
     for m in min_epochs:   # ASHA's first rung later: nothing pruned before epoch m
         plan[f"tpe+asha from {m}"] = {**plan["tpe+asha"],
                                       "pruner": {"name": "asha", "min_trials": 3, "min_epochs": m}}
@@ -154,6 +158,7 @@ def main() -> None:
     ap.add_argument("--trials", default=",".join(map(str, TRIALS)), help="random,tpe,tpe+asha")
     ap.add_argument("--asha-min-epochs", type=int, nargs="*", default=[],
                     help="also TPE + ASHA with `min_epochs` M (no pruning before epoch M)")
+    ap.add_argument("--hyperband", action="store_true", help="also TPE + Hyperband")
     ap.add_argument("--name", default="search", help="results/NAME.json")
     ap.add_argument("--work", help="keep the sweeps in this folder (default: a temporary one); "
                                    "run again with it to finish an interrupted benchmark (the "
@@ -168,7 +173,7 @@ def main() -> None:
     batches = [int(v) for v in args.batches.split(",")] if args.batches else batches
     epochs = args.epochs or epochs
     plan = searches(lrs, batches, tuple(int(v) for v in args.trials.split(",")),
-                    args.asha_min_epochs)
+                    args.asha_min_epochs, args.hyperband)
     rows = []
     with tempfile.TemporaryDirectory(prefix="archspec-search-") as tmp:
         tmp = args.work or tmp
