@@ -12,5 +12,5 @@ from .normalize import PIXELS, apply_normalization, normalization_terms, to_netw
 from .prefetch import prefetch
 
 __all__ = ["PIXELS", "DataConfig", "DataError", "Dataset", "Split", "Stream",
-           "apply_normalization", "batch_indices", "batches", "load_dataset", "normalization_terms", "prefetch",
-           "steps_per_epoch", "to_network"]
+           "apply_normalization", "batch_indices", "batches", "load_dataset",
+           "normalization_terms", "prefetch", "steps_per_epoch", "to_network"]

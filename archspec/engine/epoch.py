@@ -2,10 +2,10 @@
 
 Batches are grouped into chunks of k (step.make_multi_step runs a chunk as one `lax.scan`).
 A small in-memory train split stays on the devices (engine/resident.py) and a chunk travels
-as its examples' indices; otherwise batches are gathered, stacked and copied to the device on
-the prefetch thread. The host reads each chunk's
-metrics and health one dispatch behind, so it never waits on the device except where a
-checkpoint is written: the monitor still sees every step, only later.
+as its examples' indices; otherwise batches are gathered, stacked and copied to the device
+on the prefetch thread. The host reads each chunk's metrics and health one dispatch behind,
+so it never waits on the device except where a checkpoint is written: the monitor still
+sees every step, only later.
 """
 from __future__ import annotations
 
@@ -53,9 +53,10 @@ class Chunk:
 
 def chunks(padded: Iterator, k: int, first: int, step: int, every: int | None,
            total: int) -> Iterator[Chunk]:
-    """Group (*arrays, real) batches ((x, y, w), or (indices, w) on a resident split), the first being batch `first` of the epoch and step
-    `step` done before it. A chunk also ends where a checkpoint is due (a multiple of
-    `every`) and at `total`, so saves and the end of training fall on chunk boundaries."""
+    """Group (*arrays, real) batches ((x, y, w), or (indices, w) on a resident split), the
+    first being batch `first` of the epoch and step `step` done before it. A chunk also ends
+    where a checkpoint is due (a multiple of `every`) and at `total`, so saves and the end of
+    training fall on chunk boundaries."""
     group, b = [], first - 1
     for b, item in enumerate(padded, start=first):
         group.append(item)
