@@ -17,8 +17,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..fmt import BYTES_PER_VALUE, prod
+from .passes import tracked
 
 MEMORY_BUDGET = 1 << 30  # bytes of decoded float32 examples kept in memory ("auto" mode)
+STATS_PASS = "normalisation statistics"  # what the progress of that pass is called
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def mean_std_streaming(x: LazyExamples) -> tuple[np.ndarray, np.ndarray]:
     with Chan et al.'s update: float64 and no E[x^2] - E[x]^2 cancellation, so it agrees
     with the two-pass in-memory result to rounding."""
     count, mean, m2 = 0, None, None
-    for chunk in x.chunks():
+    for chunk in tracked(x.chunks(), STATS_PASS, len(x), len):
         rows = chunk.reshape(-1, chunk.shape[-1]).astype(np.float64)
         n, mu = len(rows), rows.mean(0)
         ss = ((rows - mu) ** 2).sum(0)
@@ -102,7 +104,7 @@ def mean_std_streaming(x: LazyExamples) -> tuple[np.ndarray, np.ndarray]:
 
 def min_max_streaming(x: LazyExamples) -> tuple[np.ndarray, np.ndarray]:
     lo = hi = None
-    for chunk in x.chunks():
+    for chunk in tracked(x.chunks(), STATS_PASS, len(x), len):
         rows = chunk.reshape(-1, chunk.shape[-1])
         lo = rows.min(0) if lo is None else np.minimum(lo, rows.min(0))
         hi = rows.max(0) if hi is None else np.maximum(hi, rows.max(0))

@@ -29,6 +29,7 @@ from ..files import require_folder
 from ..images import image_header, is_sixteen_bit, open_image
 from ..lazy import MEMORY_BUDGET, LazyExamples, decoded_bytes
 from ..options import SourceOptions
+from ..passes import tracked
 from ..seeding import rng_for
 from ..shaping import RESIZE_HINT
 from ..values import check_values
@@ -106,7 +107,7 @@ def _index(files, size, options: Options, resize: bool) -> LazyExamples:
 def _check_headers(files, size, mode, resize: bool) -> dict:
     """(W, H), channels and units of every image, all alike; else a DataError."""
     first = None
-    for path, _ in files:
+    for path, _ in tracked(files, "checking image headers", len(files)):
         channels, units, wh = _peek(path, mode)
         size = size or wh
         first = first or (path, channels, units)
