@@ -42,7 +42,7 @@ def batch_indices(n: int, batch_size: int, *, seed: int, epoch: int,
     batch `start` on: for a split whose examples are gathered elsewhere (on the devices)."""
     order = _order(seed, epoch, n)
     for b in range(start, steps_per_epoch(n, batch_size, False)):
-        yield order[b * batch_size:(b + 1) * batch_size]
+        yield order[_span(b, batch_size, n)]
 
 
 class Stream:
@@ -94,11 +94,16 @@ def _order(seed: int, epoch: int, n: int) -> np.ndarray:
     return rng_for(seed, "batches", epoch).permutation(n)
 
 
+def _span(b: int, batch_size: int, n: int) -> slice:
+    """The positions in an epoch's order of batch b's examples."""
+    return slice(b * batch_size, min((b + 1) * batch_size, n))
+
+
 def _gather(split: Split, order, batch_size: int, b: int):
-    lo, hi = b * batch_size, min((b + 1) * batch_size, len(split.y))
+    span = _span(b, batch_size, len(split.y))
     if order is None:
-        return split.x[lo:hi], split.y[lo:hi]
-    idx = order[lo:hi]
+        return split.x[span], split.y[span]
+    idx = order[span]
     return split.x[idx], split.y[idx]
 
 

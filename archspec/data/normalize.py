@@ -15,7 +15,7 @@ import numpy as np
 from archspec import __version__
 
 from .cache import cached_arrays, listing
-from .lazy import is_lazy, mean_std_streaming, min_max_streaming
+from .lazy import STATS_PASS, is_lazy, mean_std_streaming, min_max_streaming
 
 PIXELS = np.dtype(np.uint8)  # the dtype of a batch still in raw pixels (see to_network)
 _CHUNK = 1 << 16  # rows per pass, so float64 sums never copy a whole image set
@@ -50,7 +50,7 @@ def _streamed_stats(x, kind: str) -> tuple[np.ndarray, np.ndarray]:
     the files' listing and every step that makes an example of a file (a file changed,
     added or removed, or another size or mode, is a new pass)."""
     def one_pass():
-        sys.stderr.write(f"normalisation statistics: decoding {len(x):,} training examples "
+        sys.stderr.write(f"{STATS_PASS}: decoding {len(x):,} training examples "
                          "once (kept for later runs)...\n")
         a, b = (min_max_streaming if kind == "minmax" else mean_std_streaming)(x)
         return {"a": a, "b": b}

@@ -16,7 +16,7 @@ def tracked(items: Iterable, what: str, total: int, count: Callable = lambda ite
             quiet_s: float = 2.0, every_s: float | None = None) -> Iterator:
     """Yield `items`, reporting how many of `total` examples (`count(item)` each) are done."""
     stream = stream or sys.stderr
-    live = stream.isatty() if hasattr(stream, "isatty") else False
+    live = stream.isatty()
     every_s = every_s if every_s is not None else (0.5 if live else 10.0)
     start = clock()
     last, done, said = start, 0, False

@@ -76,10 +76,17 @@ class KeptSplit:
     def batches(self, split, bs: int, data_sh):
         if self.placed is None:
             fed = _fed(split, bs, data_sh)
-            if is_lazy(split.x) or split.x.nbytes > self.LIMIT:
+            if not stays_on_device(split):
                 return fed
             self.placed = list(fed)
         return self.placed
+
+
+def stays_on_device(split) -> bool:
+    """Whether a split is kept on the devices rather than read and copied again each time
+    (the val split, engine/resident.py's train split): in memory, and its examples and labels
+    at most KeptSplit.LIMIT bytes."""
+    return not is_lazy(split.x) and split.x.nbytes + split.y.nbytes <= KeptSplit.LIMIT
 
 
 def _per_pixel_heads(setup) -> list:

@@ -1,6 +1,6 @@
 """A training split that stays on the devices for the whole run.
 
-A small in-memory split (at most KeptSplit.LIMIT bytes, one process) is copied to the
+A small in-memory split (measure.stays_on_device, one process) is copied to the
 devices once. Each chunk then travels as its batches' example indices, and one compiled
 gather picks the examples there. Without it, a prefetch thread started at every epoch
 gathers, pads, stacks and copies every batch on the host: on a small network that host
@@ -12,8 +12,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from archspec.data.lazy import is_lazy
-from archspec.engine.measure import KeptSplit
+from archspec.engine.measure import stays_on_device
 
 
 class ResidentSplit:
@@ -30,9 +29,7 @@ class ResidentSplit:
     def of(cls, split, repl, data_sh) -> ResidentSplit | None:
         """A resident copy of `split`, or None where it is streamed, too large, or the run
         spans several processes (each feeds its own slice of every batch)."""
-        if is_lazy(split.x) or jax.process_count() > 1:
-            return None
-        if split.x.nbytes + np.asarray(split.y).nbytes > KeptSplit.LIMIT:
+        if jax.process_count() > 1 or not stays_on_device(split):
             return None
         return cls(split, repl, data_sh)
 

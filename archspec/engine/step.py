@@ -255,19 +255,24 @@ def fetch(tree):
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
+def _padding(n: int, size: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """Which of a partial batch's n examples fill each of `size` slots (its first ones
+    again, None when it is full), and the slots' weights (0 for the repeats)."""
+    w = np.ones(size, np.float32)
+    if n == size:
+        return None, w
+    w[n:] = 0.0
+    return np.arange(size) % n, w
+
+
 def pad_indices(idx: np.ndarray, size: int):
     """A partial batch's example indices padded to `size` as pad_batch pads its examples,
     and their weights."""
-    padded, _, w = pad_batch(idx, idx, size)
-    return padded, w
+    fill, w = _padding(len(idx), size)
+    return (idx if fill is None else idx[fill]), w
 
 
 def pad_batch(x, y, size: int):
     """Pad a partial batch to `size` by repeating its first examples with weight 0."""
-    n = len(x)
-    w = np.ones(size, np.float32)
-    if n == size:
-        return x, y, w
-    idx = np.arange(size) % n
-    w[n:] = 0.0
-    return x[idx], y[idx], w
+    fill, w = _padding(len(x), size)
+    return (x, y, w) if fill is None else (x[fill], y[fill], w)
