@@ -95,11 +95,14 @@ def make_pruner(search, metric: str):
         return None
     import optuna.pruners as p
 
-    first = search.min_epochs   # epochs are reported from 1: ASHA's rungs are first * 3**k
+    # epochs are reported from 1: ASHA's rungs are first * factor**k
+    first, factor = search.min_epochs, search.reduction_factor
     inner = {"median": lambda: p.MedianPruner(n_startup_trials=0, n_warmup_steps=first,
                                               n_min_trials=search.min_trials),
-             "asha": lambda: p.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3),
-             "hyperband": lambda: p.HyperbandPruner(min_resource=first, reduction_factor=3)}
+             "asha": lambda: p.SuccessiveHalvingPruner(min_resource=first,
+                                                       reduction_factor=factor),
+             "hyperband": lambda: p.HyperbandPruner(min_resource=first,
+                                                    reduction_factor=factor)}
     return Guarded(inner[search.pruner](), search.pruner, search.min_trials, metric, first)
 
 

@@ -6,7 +6,7 @@ distributions of `random:`, with their conditions (`when:`).
     trials: 20             # trials in all, shared by every worker (not with grid)
     metric: val.accuracy   # the default; val.loss without a classifier head
     pruner: asha           # none | median | asha | hyperband, or
-                           # {name: asha, min_trials: 4, min_epochs: 3}
+                           # {name: asha, min_trials: 4, min_epochs: 3, reduction_factor: 3}
     random:
       optimizer.lr: {loguniform: [1.0e-4, 1.0e-1]}
       optimizer.name: {choice: [adam, momentum]}
@@ -44,6 +44,7 @@ class Search:
     pruner: str = "none"
     min_trials: int = DEFAULT_MIN_TRIALS   # trials that reached an epoch before one is pruned
     min_epochs: int = 1    # no trial is pruned before this epoch (ASHA's first rung)
+    reduction_factor: int = 3   # ASHA and Hyperband keep the best 1/reduction_factor at a rung
 
     @property
     def enumerated(self) -> bool:
@@ -85,8 +86,7 @@ def check_search(root, at, errors: ErrorCollector) -> Search:
             errors.add(f"{metric} is to {natural}", at("direction"), "direction",
                        expected=f"direction: {natural}", found=f"direction: {direction}",
                        hint="remove `direction`: it follows from the metric")
-    pruner, min_trials, min_epochs = _pruner(root, at, errors)
-    return Search(kind, trials, metric, direction, pruner, min_trials, min_epochs)
+    return Search(kind, trials, metric, direction, *_pruner(root, at, errors))
 
 
 def _word(root, key, choices, at, errors):
@@ -114,18 +114,21 @@ def _metric(root, at, errors):
     return None
 
 
-_PRUNER_KEYS = ("name", "min_trials", "min_epochs")
-_PRUNER_COUNTS = {  # key: (default, what it counts)
-    "min_trials": (DEFAULT_MIN_TRIALS, "trials that must have reached an epoch before one is "
-                   "pruned there"),
-    "min_epochs": (1, "the first epoch at which a trial may be pruned: raise it where early "
-                   "epochs do not predict the end (a long warm-up, a schedule that decays late)")}
+_PRUNER_COUNTS = {  # key: (default, least value, what it counts)
+    "min_trials": (DEFAULT_MIN_TRIALS, 1, "trials that must have reached an epoch before one "
+                   "is pruned there"),
+    "min_epochs": (1, 1, "the first epoch at which a trial may be pruned: raise it where early "
+                   "epochs do not predict the end (a long warm-up, a schedule that decays late)"),
+    "reduction_factor": (3, 2, "ASHA and Hyperband keep the best 1/reduction_factor of the "
+                         "trials at each rung, and the rungs are that factor apart")}
+_PRUNER_KEYS = ("name", *_PRUNER_COUNTS)
+_RUNGS = ("asha", "hyperband")   # the pruners with rungs, which reduction_factor spaces
 
 
-def _pruner(root, at, errors) -> tuple[str, int, int]:
+def _pruner(root, at, errors) -> tuple:
     value = root.get("pruner")
     if value is None:
-        return "none", DEFAULT_MIN_TRIALS, 1
+        return ("none", *(default for default, _, _ in _PRUNER_COUNTS.values()))
     node, name = (value, value.get("name")) if isinstance(value, dict) else ({}, value)
     if isinstance(value, dict):
         for key in value:
@@ -139,14 +142,19 @@ def _pruner(root, at, errors) -> tuple[str, int, int]:
                    expected="one of: " + ", ".join(PRUNERS), found=repr(name),
                    hint=did_you_mean(str(name), PRUNERS))
         name = "none"
+    if "reduction_factor" in node and name not in _RUNGS:
+        errors.add(f"`reduction_factor` spaces the rungs of {' and '.join(_RUNGS)}",
+                   at("pruner"), "pruner.reduction_factor", expected="name: asha or hyperband",
+                   found=f"name: {name}", hint="remove `reduction_factor`, or use asha")
     return (name, *(_count(node, key, at, errors) for key in _PRUNER_COUNTS))
 
 
 def _count(node, key, at, errors) -> int:
-    default, what = _PRUNER_COUNTS[key]
+    default, least, what = _PRUNER_COUNTS[key]
     value = node.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        errors.add(f"`{key}` is a positive integer", at("pruner"), f"pruner.{key}",
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        errors.add(f"`{key}` is an integer of at least {least}" if least > 1 else
+                   f"`{key}` is a positive integer", at("pruner"), f"pruner.{key}",
                    found=repr(value), hint=what)
         return default
     return value

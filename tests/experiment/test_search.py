@@ -48,6 +48,12 @@ def errors_of(file) -> str:
     ("search: tpe\ntrials: 4\npruner: {name: asha, min_epochs: 0}\n"
      "random: {optimizer.lr: {uniform: [0.1, 0.2]}}\n", (4, 9),
      ["`min_epochs` is a positive integer", "the first epoch at which a trial may be pruned"]),
+    ("search: tpe\ntrials: 4\npruner: {name: asha, reduction_factor: 1}\n"
+     "random: {optimizer.lr: {uniform: [0.1, 0.2]}}\n", (4, 9),
+     ["`reduction_factor` is an integer of at least 2", "keep the best 1/reduction_factor"]),
+    ("search: tpe\ntrials: 4\npruner: {name: median, reduction_factor: 2}\n"
+     "random: {optimizer.lr: {uniform: [0.1, 0.2]}}\n", (4, 9),
+     ["`reduction_factor` spaces the rungs of asha and hyperband", "name: median"]),
     ("search: tpe\ntrials: 4\ndirection: maximise\nrandom: {optimizer.lr: {uniform: [0.1, 0.2]}}\n",
      (4, 12), ["unknown direction 'maximise'", "did you mean 'maximize'?"]),
     ("search: tpe\ntrials: 4\nmetric: val.acuracy\nrandom: {optimizer.lr: {uniform: [0.1, 0.2]}}\n",

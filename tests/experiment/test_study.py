@@ -298,3 +298,25 @@ def test_asha_with_min_epochs_has_its_first_rung_there():
         assert not bad.should_prune()
     bad.report(0.1, 3)
     assert bad.should_prune() and pruner.reason.startswith("asha at epoch 3:")
+
+
+@pytest.mark.parametrize("factor, pruned", [(3, True), (2, False)])
+def test_asha_reduction_factor_sets_the_share_kept_at_a_rung(factor, pruned):
+    """Six trials at epoch 1, the newest third best: keeping the best third (two) prunes it,
+    keeping the best half (three) does not."""
+    import optuna
+
+    from archspec.experiment.search import Search
+    from archspec.experiment.study import make_pruner
+
+    pruner = make_pruner(Search("random", 8, pruner="asha", min_trials=2,
+                                reduction_factor=factor), "val.accuracy")
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for v in (0.95, 0.92, 0.4, 0.3, 0.2):
+        t = study.ask()
+        t.report(v, 1)
+        t.should_prune()    # ASHA records a trial's rung when it is asked
+        study.tell(t, v)
+    third = study.ask()
+    third.report(0.9, 1)
+    assert third.should_prune() is pruned
