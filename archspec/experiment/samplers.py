@@ -4,7 +4,9 @@
   workers started together draw different points and a rerun draws the same ones.
 - `search: grid` gives trial n the sweep's point n (no two workers ever get the same one).
 - The pruner compares a trial with the others at the same epoch, and only once
-  `min_trials` others have reached it; why a trial was pruned is kept with it."""
+  `min_trials` others have reached it; why a trial was pruned is kept with it.
+- ASHA's and Hyperband's last rung is the end of the run: a trial is not pruned at a rung
+  whose next rung lies past its last epoch (Optuna's pruners do not know a run's length)."""
 from __future__ import annotations
 
 import hashlib
@@ -103,16 +105,24 @@ def make_pruner(search, metric: str):
                                                        reduction_factor=factor),
              "hyperband": lambda: p.HyperbandPruner(min_resource=first,
                                                     reduction_factor=factor)}
-    return Guarded(inner[search.pruner](), search.pruner, search.min_trials, metric, first)
+    return Guarded(inner[search.pruner](), search.pruner, search.min_trials, metric, first,
+                   factor if search.pruner in ("asha", "hyperband") else None)
+
+
+EPOCHS = "epochs"   # the trial's attribute: its run's number of epochs
 
 
 class Guarded(BasePruner):
     """A pruner that waits until `min_trials` other trials have reached an epoch, and the
-    epoch is `min_epochs` or later, before it prunes there; it says why it pruned (`reason`)."""
+    epoch is `min_epochs` or later, before it prunes there; it says why it pruned (`reason`).
+    With rungs `reduction_factor` apart, it does not prune at a rung from which the next is
+    past the trial's last epoch: that trial is as good as finished (ASHA's top rung is the
+    whole run), and stopping it would save little and lose its last epochs."""
 
-    def __init__(self, inner, name: str, min_trials: int, metric: str, min_epochs: int = 1):
+    def __init__(self, inner, name: str, min_trials: int, metric: str, min_epochs: int = 1,
+                 reduction_factor: int | None = None):
         self.inner, self.name, self.min_trials, self.metric = inner, name, min_trials, metric
-        self.min_epochs = min_epochs
+        self.min_epochs, self.reduction_factor = min_epochs, reduction_factor
         self.reason: str | None = None
 
     def prune(self, study, trial) -> bool:
@@ -125,7 +135,7 @@ class Guarded(BasePruner):
                   and math.isfinite(t.intermediate_values[step])]
         # the inner pruner always runs: ASHA records each trial's rungs as it goes
         if (not self.inner.prune(study, trial) or len(others) < self.min_trials
-                or step < self.min_epochs):
+                or step < self.min_epochs or self._last_rung(trial, step)):
             return False
         mine, ranked = trial.intermediate_values[step], sorted(others)
         best = ranked[0] if self.metric.startswith("val.loss") else ranked[-1]
@@ -133,6 +143,10 @@ class Guarded(BasePruner):
                        f"{len(others)} other trials there (median {_median(ranked):.6g}, "
                        f"best {best:.6g})")
         return True
+
+    def _last_rung(self, trial, step: int) -> bool:
+        epochs = trial.user_attrs.get(EPOCHS)
+        return bool(self.reduction_factor and epochs and step * self.reduction_factor > epochs)
 
 
 def _median(ranked: list[float]) -> float:
@@ -147,5 +161,5 @@ def encode(value):
         json.dumps(value, sort_keys=True)
 
 
-__all__ = ["make_sampler", "make_pruner", "PerTrial", "PointsSampler", "Guarded",
+__all__ = ["make_sampler", "make_pruner", "PerTrial", "PointsSampler", "Guarded", "EPOCHS",
            "derive_seed", "encode", "startup_trials"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from archspec.errors import ArchspecError
 from archspec.experiment import search as _search
-from archspec.experiment.samplers import encode, make_pruner, make_sampler
+from archspec.experiment.samplers import EPOCHS, encode, make_pruner, make_sampler
 from archspec.experiment.storage import Place, locks_for, open_storage
 
 ATTR = "archspec"   # the study's user attribute describing the sweep
@@ -212,11 +212,15 @@ def reporter_of(h: Handle, c: Claim):
     import optuna
 
     trial = optuna.trial.Trial(h.study, c.trial_id)
+    told = []
 
-    def on_epoch(epoch: int, val: dict) -> str | None:
+    def on_epoch(epoch: int, epochs: int, val: dict) -> str | None:
         value = metric_value(val, h.metric)
         if value is None:
             return None
+        if not told:   # the pruner's rungs end where the run ends
+            trial.set_user_attr(EPOCHS, epochs)
+            told.append(epochs)
         trial.report(value, epoch)
         if h.pruner is None or not trial.should_prune():
             return None

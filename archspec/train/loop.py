@@ -26,7 +26,7 @@ from archspec.train.run import Epoch, Result, Run, main_accuracy
 from archspec.train.setup import Setup
 from archspec.train.stop import StopFlag
 
-OnEpoch = Callable[[int, dict], "str | None"]   # (epoch, val record) -> reason to stop
+OnEpoch = Callable[[int, int, dict], "str | None"]  # (epoch, epochs, val) -> reason to stop
 
 # How `archspec train` ends: 0 only when the run finished. 2 (bad input) and 1 (run-folder or
 # checkpoint problem) come from the errors raised before training.
@@ -120,7 +120,7 @@ def _attempt(setup: Setup, run_dir: Path, seed: int, attempt: int, resume: bool,
                 row = {"train": run.record_train(epoch, monitor.epoch_summary())}
                 if (val := run.validate(state, epoch, position)) is not None:
                     row["val"] = val
-                    result.pruned = _verdict(on_epoch, index + 1, val)
+                    result.pruned = _verdict(on_epoch, index + 1, setup.epochs, val)
                 run.checkpoint_if_due(state, step, position, stop.requested or bool(result.pruned))
                 result.history.append(row)
                 reporter.epoch_end(index + 1, setup.epochs, row)
@@ -155,12 +155,12 @@ def _machinery(setup: Setup, reporter: Reporter) -> tuple[Monitor, EpochRunner]:
     return monitor, EpochRunner(setup, step, monitor, reporter, _chunk_size(setup))
 
 
-def _verdict(on_epoch: OnEpoch | None, epoch: int, val: dict) -> str | None:
+def _verdict(on_epoch: OnEpoch | None, epoch: int, epochs: int, val: dict) -> str | None:
     """The caller's reason to stop after this validation, if any: process 0 asks (a trial
     hears one report per epoch), and every process stops with it."""
     if on_epoch is None:
         return None
-    why = on_epoch(epoch, val) if jax.process_index() == 0 else None
+    why = on_epoch(epoch, epochs, val) if jax.process_index() == 0 else None
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 

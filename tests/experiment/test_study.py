@@ -320,3 +320,31 @@ def test_asha_reduction_factor_sets_the_share_kept_at_a_rung(factor, pruned):
     third = study.ask()
     third.report(0.9, 1)
     assert third.should_prune() is pruned
+
+
+@pytest.mark.parametrize("epochs, pruned", [(30, False), (81, True)])
+def test_asha_does_not_prune_at_a_rung_whose_next_is_past_the_last_epoch(epochs, pruned):
+    """Rungs at 1, 3, 9, 27: a trial ahead at 1, 3 and 9 and behind at 27 goes on to its end
+    in a 30-epoch run (the next rung, 81, is past it), and is pruned in an 81-epoch run."""
+    import optuna
+
+    from archspec.experiment.samplers import EPOCHS
+    from archspec.experiment.search import Search
+    from archspec.experiment.study import make_pruner
+
+    pruner = make_pruner(Search("random", 8, pruner="asha", min_trials=2), "val.accuracy")
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for v in (0.5, 0.6, 0.7):
+        t = study.ask()
+        for epoch in range(1, 28):
+            t.report(v, epoch)
+            t.should_prune()
+        study.tell(t, v)
+    late = study.ask()
+    late.set_user_attr(EPOCHS, epochs)
+    for epoch in range(1, 27):
+        late.report(0.9, epoch)
+        assert not late.should_prune()
+    late.report(0.1, 27)
+    assert late.should_prune() is pruned
+    assert (pruner.reason or "").startswith("asha at epoch 27") is pruned

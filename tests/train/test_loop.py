@@ -219,7 +219,8 @@ def test_on_epoch_prunes_with_a_final_checkpoint(tmp_path):
 
     heard = []
 
-    def on_epoch(epoch, val):
+    def on_epoch(epoch, epochs, val):
+        assert epochs == 4
         heard.append((epoch, {k: float(v) for k, v in val.items()}))
         return "too slow at epoch 2" if epoch == 2 else None
 

@@ -136,6 +136,7 @@ def test_asha_prunes_a_clearly_bad_trial(tmp_path):
     trials = study_of(out / "asha").get_trials()
     states = {t.params["optimizer.lr"]: t.state.name for t in trials}
     assert states[10.0] == "PRUNED" and len(trials) == 4, states
+    assert {t.user_attrs["epochs"] for t in trials} == {3}   # the last rung is the run's end
     bad = next(t for t in trials if t.params["optimizer.lr"] == 10.0)
     why = bad.user_attrs["pruned_because"]
     assert why.startswith("asha at epoch 1: val.accuracy") and "against 3 other trials" in why
