@@ -71,19 +71,6 @@ TASKS = {"digits": Task(ROOT / "experiments" / "digits_lenet.yaml",
 TRIALS = (6, 6, 10)   # random, tpe, tpe+asha
 
 
-def searches(grid: dict, trials: tuple, also: list[str]) -> dict:
-    """name -> sweep keys (besides experiment, set and seed). The samplers draw from the
-    grid's ranges: the batch size among its values, the others on a log scale."""
-    sampled = {k: {"choice": v} if k == "batch_size" else {"loguniform": [min(v), max(v)]}
-               for k, v in grid.items()}
-    plan = {"grid": {"grid": grid},
-            "random": {"search": "random", "trials": trials[0], "random": sampled},
-            "tpe": {"search": "tpe", "trials": trials[1], "random": sampled},
-            "tpe+asha": {"search": "tpe", "trials": trials[2], "random": sampled,
-                         "pruner": ASHA}}
-    return {**plan, **{name: {**plan["tpe+asha"], **VARIANTS[name]} for name in also}}
-
-
 ASHA = {"name": "asha", "min_trials": 3}
 # TPE + ASHA with one thing changed (`--also NAME`): the pruner's keys, or the trials
 VARIANTS = {
@@ -98,6 +85,19 @@ VARIANTS = {
     "tpe+asha (20)": {"trials": 20},
     "tpe+asha rf 2 (20)": {"trials": 20, "pruner": {**ASHA, "reduction_factor": 2}},
 }
+
+
+def searches(grid: dict, trials: tuple, also: list[str]) -> dict:
+    """name -> sweep keys (besides experiment, set and seed). The samplers draw from the
+    grid's ranges: the batch size among its values, the others on a log scale."""
+    sampled = {k: {"choice": v} if k == "batch_size" else {"loguniform": [min(v), max(v)]}
+               for k, v in grid.items()}
+    plan = {"grid": {"grid": grid},
+            "random": {"search": "random", "trials": trials[0], "random": sampled},
+            "tpe": {"search": "tpe", "trials": trials[1], "random": sampled},
+            "tpe+asha": {"search": "tpe", "trials": trials[2], "random": sampled,
+                         "pruner": ASHA}}
+    return {**plan, **{name: {**plan["tpe+asha"], **VARIANTS[name]} for name in also}}
 
 
 def folder_name(search: str) -> str:

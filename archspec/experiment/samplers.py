@@ -106,7 +106,7 @@ def make_pruner(search, metric: str):
              "hyperband": lambda: p.HyperbandPruner(min_resource=first,
                                                     reduction_factor=factor)}
     return Guarded(inner[search.pruner](), search.pruner, search.min_trials, metric, first,
-                   factor if search.pruner in ("asha", "hyperband") else None)
+                   search.rung_factor)
 
 
 EPOCHS = "epochs"   # the trial's attribute: its run's number of epochs

@@ -26,6 +26,7 @@ from archspec.errors import ErrorCollector, did_you_mean
 
 SEARCHES = ("grid", "random", "tpe", "cmaes", "qmc")
 PRUNERS = ("none", "median", "asha", "hyperband")
+RUNGS = ("asha", "hyperband")   # the pruners with rungs, which reduction_factor spaces
 DIRECTIONS = ("maximize", "minimize")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
 METRICS = ("val.accuracy", "val.loss", "val.mean_iou")
@@ -45,6 +46,11 @@ class Search:
     min_trials: int = DEFAULT_MIN_TRIALS   # trials that reached an epoch before one is pruned
     min_epochs: int = 1    # no trial is pruned before this epoch (ASHA's first rung)
     reduction_factor: int = 3   # ASHA and Hyperband keep the best 1/reduction_factor at a rung
+
+    @property
+    def rung_factor(self) -> int | None:
+        """How far apart the pruner's rungs are; None for a pruner without rungs."""
+        return self.reduction_factor if self.pruner in RUNGS else None
 
     @property
     def enumerated(self) -> bool:
@@ -122,7 +128,6 @@ _PRUNER_COUNTS = {  # key: (default, least value, what it counts)
     "reduction_factor": (3, 2, "ASHA and Hyperband keep the best 1/reduction_factor of the "
                          "trials at each rung, and the rungs are that factor apart")}
 _PRUNER_KEYS = ("name", *_PRUNER_COUNTS)
-_RUNGS = ("asha", "hyperband")   # the pruners with rungs, which reduction_factor spaces
 
 
 def _pruner(root, at, errors) -> tuple:
@@ -142,8 +147,8 @@ def _pruner(root, at, errors) -> tuple:
                    expected="one of: " + ", ".join(PRUNERS), found=repr(name),
                    hint=did_you_mean(str(name), PRUNERS))
         name = "none"
-    if "reduction_factor" in node and name not in _RUNGS:
-        errors.add(f"`reduction_factor` spaces the rungs of {' and '.join(_RUNGS)}",
+    if "reduction_factor" in node and name not in RUNGS:
+        errors.add(f"`reduction_factor` spaces the rungs of {' and '.join(RUNGS)}",
                    at("pruner"), "pruner.reduction_factor", expected="name: asha or hyperband",
                    found=f"name: {name}", hint="remove `reduction_factor`, or use asha")
     return (name, *(_count(node, key, at, errors) for key in _PRUNER_COUNTS))

@@ -277,15 +277,20 @@ def test_guarded_pruner_waits_for_min_trials_and_min_epochs_and_says_why():
                              "there (median 0.92, best 0.94)")
 
 
-def test_asha_with_min_epochs_has_its_first_rung_there():
+def _asha_study(**search):
+    """A maximising in-memory study with archspec's ASHA pruner (min_trials 2), and it."""
     import optuna
 
     from archspec.experiment.search import Search
     from archspec.experiment.study import make_pruner
 
-    pruner = make_pruner(Search("random", 8, pruner="asha", min_trials=2, min_epochs=3),
+    pruner = make_pruner(Search("random", 8, pruner="asha", min_trials=2, **search),
                          "val.accuracy")
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    return optuna.create_study(direction="maximize", pruner=pruner), pruner
+
+
+def test_asha_with_min_epochs_has_its_first_rung_there():
+    study, pruner = _asha_study(min_epochs=3)
     for v in (0.9, 0.92, 0.94):
         t = study.ask()
         for epoch in (1, 2, 3):
@@ -304,14 +309,7 @@ def test_asha_with_min_epochs_has_its_first_rung_there():
 def test_asha_reduction_factor_sets_the_share_kept_at_a_rung(factor, pruned):
     """Six trials at epoch 1, the newest third best: keeping the best third (two) prunes it,
     keeping the best half (three) does not."""
-    import optuna
-
-    from archspec.experiment.search import Search
-    from archspec.experiment.study import make_pruner
-
-    pruner = make_pruner(Search("random", 8, pruner="asha", min_trials=2,
-                                reduction_factor=factor), "val.accuracy")
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study, _ = _asha_study(reduction_factor=factor)
     for v in (0.95, 0.92, 0.4, 0.3, 0.2):
         t = study.ask()
         t.report(v, 1)
@@ -326,14 +324,9 @@ def test_asha_reduction_factor_sets_the_share_kept_at_a_rung(factor, pruned):
 def test_asha_does_not_prune_at_a_rung_whose_next_is_past_the_last_epoch(epochs, pruned):
     """Rungs at 1, 3, 9, 27: a trial ahead at 1, 3 and 9 and behind at 27 goes on to its end
     in a 30-epoch run (the next rung, 81, is past it), and is pruned in an 81-epoch run."""
-    import optuna
-
     from archspec.experiment.samplers import EPOCHS
-    from archspec.experiment.search import Search
-    from archspec.experiment.study import make_pruner
 
-    pruner = make_pruner(Search("random", 8, pruner="asha", min_trials=2), "val.accuracy")
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study, pruner = _asha_study()
     for v in (0.5, 0.6, 0.7):
         t = study.ask()
         for epoch in range(1, 28):
